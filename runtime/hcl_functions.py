@@ -63,7 +63,7 @@ def _int(v: Any, what: str = "number") -> int:
     return n
 
 
-def _set(values: list[Any]) -> list[Any]:
+def to_set(values: list[Any]) -> list[Any]:
     """A cty set: unique, strings in lexical order and numbers in numeric order."""
     out: list[Any] = []
     for v in values:
@@ -283,7 +283,8 @@ def _regex_replace(s: Any, pattern: Any, new: Any) -> str:
 
 
 def _title(s: Any) -> str:
-    return re.sub(r"(^|\s)(\S)", lambda m: m.group(1) + m.group(2).upper(), to_string(s))
+    """Go's strings.Title: each letter after a separator (neither a letter, a digit nor "_") in upper case."""
+    return re.sub(r"(?<!\w)(\w)", lambda m: m.group(1).upper(), to_string(s))
 
 
 def _flatten(v: Any) -> list[Any]:
@@ -359,6 +360,10 @@ def _chunklist(v: Any, size: Any) -> list[list[Any]]:
     return [items[i:i + n] for i in range(0, len(items), n)]
 
 
+def _setintersection(first: Any, *others: Any) -> list[Any]:
+    return to_set([x for x in _list(first) if all(any(equal(x, y) for y in _list(o)) for o in others)])
+
+
 def _setproduct(*lists: Any) -> list[list[Any]]:
     out: list[list[Any]] = [[]]
     for lst in lists:
@@ -423,7 +428,7 @@ def _convert_type(v: Any, kind: str) -> Any:
     if base in ("list", "tuple"):
         return list(v.values()) if isinstance(v, dict) else _list(v)
     if base == "set":
-        return _set(_list(v))
+        return to_set(_list(v))
     if base in ("map", "object"):
         return _map(v)
     if base == "any":
@@ -559,10 +564,9 @@ def functions(base_dir: str | None) -> dict[str, Callable[..., Any]]:
         "reverse": lambda v: list(reversed(_list(v))),
         "replace": _replace,
         "regex_replace": _regex_replace,
-        "setintersection": lambda *ls: _set([x for x in _list(ls[0]) if all(any(equal(x, y) for y in _list(o))
-                                                                         for o in ls[1:])]),
+        "setintersection": _setintersection,
         "setproduct": _setproduct,
-        "setunion": lambda *ls: _set([x for lst in ls for x in _list(lst)]),
+        "setunion": lambda *ls: to_set([x for lst in ls for x in _list(lst)]),
         "sha256": _hash("sha256"),
         "sha512": _hash("sha512"),
         "signum": lambda x: (to_number(x) > 0) - (to_number(x) < 0),
@@ -612,8 +616,7 @@ def _require_v4(net: Any) -> Any:
 def _length(v: Any) -> int:
     if isinstance(v, (list, dict)):
         return len(v)
-    if isinstance(v, str):
-        return _strlen(v)
+    # cty's length takes collections only (a string's is strlen's), unlike Terraform's.
     raise HclExprError(f"collection must be a list, a map or a tuple, not {type_name(v)}")
 
 

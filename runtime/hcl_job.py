@@ -907,13 +907,61 @@ def _convert(value: Any, kind: str, where: str) -> Any:
             return value == "true"
     elif base in ("list", "set", "tuple"):
         if isinstance(value, list):
-            return value
+            inner = _type_arguments(kind)
+            if base == "tuple":
+                return _convert_tuple(value, inner, kind, where)
+            items = [_convert(v, inner, f"{where}[{i}]") for i, v in enumerate(value)] if inner else value
+            return hcl_functions.to_set(items) if base == "set" else items
     elif base in ("map", "object"):
         if isinstance(value, dict):
-            return value
+            inner = _type_arguments(kind)
+            if base == "object":
+                return _convert_object(value, inner, kind, where)
+            return {k: _convert(v, inner, f"{where}.{k}") for k, v in value.items()} if inner else value
     else:
         raise HclJobError(f"{where}: type {kind!r} is not supported by this agent")
     raise HclJobError(f"{where}: {value!r} is not a valid {kind}")
+
+
+def _type_arguments(kind: str) -> str:
+    """``list(map(string))`` -> ``map(string)``: the element type written inside the parentheses."""
+    open_at = kind.find("(")
+    return kind[open_at + 1:kind.rfind(")")].strip() if open_at >= 0 else ""
+
+
+def _split_top(text: str) -> list[str]:
+    """Comma-separated parts of a type list, commas inside brackets left alone."""
+    parts, depth, start = [], 0, 0
+    for i, c in enumerate(text):
+        depth += c in "([{"
+        depth -= c in ")]}"
+        if c == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    return [p for p in parts if p]
+
+
+def _convert_tuple(value: list[Any], inner: str, kind: str, where: str) -> list[Any]:
+    types = _split_top(inner.strip().removeprefix("[").removesuffix("]"))
+    if len(types) != len(value):
+        raise HclJobError(f"{where}: {value!r} is not a valid {kind} (a tuple of {len(types)} elements)")
+    return [_convert(v, t, f"{where}[{i}]") for i, (v, t) in enumerate(zip(value, types, strict=True))]
+
+
+def _convert_object(value: dict[str, Any], inner: str, kind: str, where: str) -> dict[str, Any]:
+    if not inner:
+        return value
+    attrs = {}
+    for part in _split_top(inner.strip().removeprefix("{").removesuffix("}").replace("\n", ",")):
+        name, sep, attr_type = part.partition("=") if "=" in part else part.partition(":")
+        if not sep:
+            raise HclJobError(f"{where}: type {kind!r} is not supported by this agent")
+        attrs[name.strip().strip('"')] = attr_type.strip()
+    missing = sorted(set(attrs) - set(value))
+    if missing:
+        raise HclJobError(f'{where}: {value!r} is not a valid {kind} (attribute "{missing[0]}" is required)')
+    return {k: _convert(value[k], t, f"{where}.{k}") for k, t in attrs.items()}
 
 
 def _typed(raw: str, vtype: Any, where: str) -> Any:

@@ -42,7 +42,7 @@ def test_operators_and_conditionals_follow_hcl_precedence_and_types(expr: str, e
     ('[for s in ["a", "", "c"] : upper(s) if s != ""]', ["A", "C"]),
     ('[for i, s in ["a", "b"] : "${i}=${s}"]', ["0=a", "1=b"]),
     ("{for k, v in {b = 1, a = 2} : k => v * 10}", {"a": 20, "b": 10}),
-    ('{for s in ["a", "bb", "cc"] : length(s) => s...}', {"1": ["a"], "2": ["bb", "cc"]}),
+    ('{for s in ["a", "bb", "cc"] : strlen(s) => s...}', {"1": ["a"], "2": ["bb", "cc"]}),
     ("[for k, v in {b = 1, a = 2} : k]", ["a", "b"]),  # maps are walked in key order, as cty does
     ("[{n = 1}, {n = 2}][*].n", [1, 2]), ('{n = "x"}[*].n', ["x"]), ("[[1, 2], [3]][0][1]", 2),
     ('{a = {b = [5]}}.a.b[0]', 5), ('{a = {b = [5]}}["a"]["b"]', [5]), ("[1, 2, 3].1", 2),
@@ -117,7 +117,8 @@ def test_unknown_functions_are_refused_by_name_with_where() -> None:
     ('join("-", ["a"], ["b"])', "a-b"), ('lower("AB")', "ab"), ('replace("a.b.c", ".", "/")', "a/b/c"),
     ('replace("a1b22", "/[0-9]+/", "#")', "a#b#"), ('regex_replace("abc123", "[0-9]+", "-")', "abc-"),
     ('split(",", "a,b")', ["a", "b"]), ('strrev("abc")', "cba"), ('substr("hello", 1, 3)', "ell"),
-    ('title("hello world")', "Hello World"), ('trim("?!a?", "?!")', "a"), ('trimprefix("ab", "a")', "b"),
+    ('title("hello world-wide")', "Hello World-Wide"), ('trim("?!a?", "?!")', "a"),
+    ('trimprefix("ab", "a")', "b"),
     ('trimsuffix("ab", "b")', "a"), ('trimspace("  a \\n")', "a"), ('upper("abc")', "ABC"),
     ('strlen("héllo")', 5),
     # collections
@@ -334,6 +335,37 @@ job "job-webserver" {
         job = parse_hcl_job(text, var_args={"env": env})
         assert job["Datacenters"] == dcs and job["TaskGroups"][0]["Count"] == count
         assert job["TaskGroups"][0]["Tasks"][0]["Config"]["args"] == ["-text", f"Hello from {env}"]
+
+
+def test_variables_are_converted_to_their_declared_types_element_by_element() -> None:
+    pre = '''
+variable "a" {
+  type    = list(string)
+  default = [1, true, "x"]
+}
+variable "b" {
+  type    = map(number)
+  default = { x = "3" }
+}
+variable "c" {
+  type    = object({name = string, ports = list(number)})
+  default = { name = 1, ports = ["80"], extra = 1 }
+}
+variable "d" {
+  type    = set(string)
+  default = ["b", "a", "b"]
+}
+variable "e" {
+  type    = tuple([string, number])
+  default = [1, "2"]
+}
+'''
+    assert value("[var.a, var.b, var.c, var.d, var.e]", pre=pre) == [
+        ["1", "true", "x"], {"x": 3}, {"name": "1", "ports": [80]}, ["a", "b"], ["1", 2]]
+    with pytest.raises(HclJobError, match=r'variable "c" default: .* \(attribute "ports" is required\)'):
+        value("var.c", pre=pre.replace(', ports = ["80"]', ""))
+    with pytest.raises(HclJobError, match=r'variable "b" default.x: .* is not a valid number'):
+        value("var.b", pre=pre.replace('x = "3"', 'x = "three"'))
 
 
 VALIDATED = '''
