@@ -6,13 +6,14 @@
 directory, and only when a directory is given -- as Nomad's CLI allows them
 and its job-parse API does not ("filesystem function disabled").  Those of
 Nomad's functions this agent does not implement (``bcrypt``, ``rsadecrypt``,
-``formatdate``, ``timeadd``, ``yamldecode``) are refused with their name.
+``yamldecode``) are refused with their name.
 """
 
 from __future__ import annotations
 
 import base64
 import csv
+import datetime
 import glob
 import hashlib
 import io
@@ -41,7 +42,8 @@ from runtime.hcl_expr import (
 # exhaust memory).
 MAX_RANGE_ELEMENTS = 1024
 
-_UNIMPLEMENTED = ("bcrypt", "rsadecrypt", "formatdate", "timeadd", "yamldecode")
+# bcrypt and rsadecrypt need crypto this agent does not carry; yamldecode a YAML parser.
+_UNIMPLEMENTED = ("bcrypt", "rsadecrypt", "yamldecode")
 
 
 def _list(v: Any, what: str = "list") -> list[Any]:
@@ -436,6 +438,70 @@ def _convert_type(v: Any, kind: str) -> Any:
     raise HclExprError(f"unknown type {kind!r}")
 
 
+def _timestamp(text: Any) -> datetime.datetime:
+    raw = to_string(text)
+    try:
+        ts = datetime.datetime.fromisoformat(raw)
+    except ValueError:
+        ts = None
+    if ts is None or ts.tzinfo is None or "T" not in raw.upper():
+        raise HclExprError(f'not a valid RFC3339 timestamp: {raw!r}')
+    return ts
+
+
+def _rfc3339(ts: datetime.datetime) -> str:
+    offset = ts.utcoffset() or datetime.timedelta(0)
+    text = ts.strftime("%Y-%m-%dT%H:%M:%S")
+    if ts.microsecond:
+        text += f".{ts.microsecond:06d}".rstrip("0")
+    if not offset:
+        return text + "Z"
+    minutes = int(offset.total_seconds()) // 60
+    sign = "+" if minutes >= 0 else "-"
+    return f"{text}{sign}{abs(minutes) // 60:02d}:{abs(minutes) % 60:02d}"
+
+
+def _timeadd(timestamp: Any, duration: Any) -> str:
+    from runtime.config import parse_duration
+
+    try:
+        seconds = parse_duration(to_string(duration))
+    except ValueError as e:
+        raise HclExprError(str(e)) from None
+    return _rfc3339(_timestamp(timestamp) + datetime.timedelta(seconds=seconds))
+
+
+_DATE_VERB = re.compile(r"'(?:[^']|'')*'|([A-Za-z])\1*|[^A-Za-z']+")
+
+
+def _formatdate(spec: Any, timestamp: Any) -> str:
+    """cty's formatdate: YYYY YY MMMM MMM MM M DD D EEEE EEE hh h HH H AA aa mm m ss s ZZZZZ ZZZZ ZZZ Z,
+    'quoted' literals."""
+    ts, out = _timestamp(timestamp), []
+    offset = int((ts.utcoffset() or datetime.timedelta(0)).total_seconds()) // 60
+    sign, hours, mins = "+" if offset >= 0 else "-", abs(offset) // 60, abs(offset) % 60
+    hour12, pm = ts.hour % 12 or 12, ts.hour >= 12
+    colon, plain = f"{sign}{hours:02d}:{mins:02d}", f"{sign}{hours:02d}{mins:02d}"
+    verbs = {"YYYY": f"{ts.year:04d}", "YY": f"{ts.year % 100:02d}", "MMMM": ts.strftime("%B"),
+             "MMM": ts.strftime("%b"), "MM": f"{ts.month:02d}", "M": str(ts.month), "DD": f"{ts.day:02d}",
+             "D": str(ts.day), "EEEE": ts.strftime("%A"), "EEE": ts.strftime("%a"), "hh": f"{ts.hour:02d}",
+             "h": str(ts.hour), "HH": f"{hour12:02d}", "H": str(hour12), "AA": "PM" if pm else "AM",
+             "aa": "pm" if pm else "am", "mm": f"{ts.minute:02d}", "m": str(ts.minute),
+             "ss": f"{ts.second:02d}", "s": str(ts.second), "ZZZZZ": colon, "ZZZZ": plain,
+             "ZZZ": "UTC" if not offset else plain, "Z": "Z" if not offset else colon}
+    for m in _DATE_VERB.finditer(to_string(spec)):
+        tok = m.group(0)
+        if tok.startswith("'"):
+            out.append(tok[1:-1].replace("''", "'"))
+        elif m.group(1):
+            if tok not in verbs:
+                raise HclExprError(f"invalid date format verb {tok!r}")
+            out.append(verbs[tok])
+        else:
+            out.append(tok)
+    return "".join(out)
+
+
 def _file_functions(base_dir: str | None) -> dict[str, Callable[..., Any]]:
     def disabled(*_args: Any) -> Any:
         raise HclExprError("filesystem function disabled")
@@ -544,6 +610,7 @@ def functions(base_dir: str | None) -> dict[str, Callable[..., Any]]:
         "flatten": _flatten,
         "floor": lambda x: math.floor(to_number(x)),
         "format": _format,
+        "formatdate": _formatdate,
         "formatlist": _formatlist,
         "indent": _indent,
         "index": _index,
@@ -576,6 +643,7 @@ def functions(base_dir: str | None) -> dict[str, Callable[..., Any]]:
         "strlen": _strlen,
         "strrev": lambda s: to_string(s)[::-1],
         "substr": _substr,
+        "timeadd": _timeadd,
         "title": _title,
         "trim": lambda s, chars: to_string(s).strip(to_string(chars)),
         "trimprefix": lambda s, p: to_string(s).removeprefix(to_string(p)),

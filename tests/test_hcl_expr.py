@@ -142,6 +142,11 @@ def test_unknown_functions_are_refused_by_name_with_where() -> None:
      '{"a":"\\u003c\\u0026\\u003e","b":[1,"x",null,true]}'),
     ('jsondecode("{\\"a\\": [1, 2.5]}")', {"a": [1, 2.5]}), ('urlencode("a b&c")', "a+b%26c"),
     ('yamlencode({foo = [1, 2], bar = "baz"})', '"bar": "baz"\n"foo":\n- 1\n- 2\n'),
+    # dates
+    ('timeadd("2017-11-22T00:00:00Z", "10m")', "2017-11-22T00:10:00Z"),
+    ('timeadd("2017-11-22T00:00:00+01:00", "-1h30m")', "2017-11-21T22:30:00+01:00"),
+    ('formatdate("DD MMM YYYY hh:mm ZZZ", "2018-01-02T23:12:01Z")', "02 Jan 2018 23:12 UTC"),
+    ("formatdate(\"MMM D, YYYY 'at' H:mm AA\", \"2018-01-02T23:12:01Z\")", "Jan 2, 2018 at 11:12 PM"),
     # hashes, uuids, networks, conversion, errors
     ('md5("x")', "9dd4e461268c8034f5c8564e155c67a6"),
     ('sha1("x")', "11f6ad8ec52a2984abaafd7c3b516503785c2072"),
