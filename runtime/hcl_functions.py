@@ -5,8 +5,8 @@
 ``basename``, ``dirname``, ``pathexpand``) read relative to the job file's
 directory, and only when a directory is given -- as Nomad's CLI allows them
 and its job-parse API does not ("filesystem function disabled").  Those of
-Nomad's functions this agent does not implement (``bcrypt``, ``rsadecrypt``,
-``yamldecode``) are refused with their name.
+Nomad's functions this agent does not implement (``bcrypt``, ``yamldecode``)
+are refused with their name.
 """
 
 from __future__ import annotations
@@ -42,8 +42,8 @@ from runtime.hcl_expr import (
 # exhaust memory).
 MAX_RANGE_ELEMENTS = 1024
 
-# bcrypt and rsadecrypt need crypto this agent does not carry; yamldecode a YAML parser.
-_UNIMPLEMENTED = ("bcrypt", "rsadecrypt", "yamldecode")
+# bcrypt needs a hash this agent does not carry (and gives a new salt each parse); yamldecode a YAML parser.
+_UNIMPLEMENTED = ("bcrypt", "yamldecode")
 
 
 def _list(v: Any, what: str = "list") -> list[Any]:
@@ -502,6 +502,27 @@ def _formatdate(spec: Any, timestamp: Any) -> str:
     return "".join(out)
 
 
+def _rsadecrypt(ciphertext: Any, private_key: Any) -> str:
+    """go-cty-funcs' rsadecrypt: base64 ciphertext, PKCS #1 v1.5, decrypted with a PEM RSA private key."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    try:
+        data = base64.b64decode(to_string(ciphertext), validate=True)
+    except ValueError:
+        raise HclExprError("failed to decode input: not valid base64") from None
+    try:
+        key = serialization.load_pem_private_key(to_string(private_key).encode(), password=None)
+    except (ValueError, TypeError) as e:
+        raise HclExprError(f"failed to parse key: {e}") from None
+    if not isinstance(key, rsa.RSAPrivateKey):
+        raise HclExprError("failed to parse key: not an RSA private key")
+    try:
+        return key.decrypt(data, padding.PKCS1v15()).decode("utf-8")
+    except ValueError:
+        raise HclExprError("failed to decrypt: the ciphertext does not match the key") from None
+
+
 def _file_functions(base_dir: str | None) -> dict[str, Callable[..., Any]]:
     def disabled(*_args: Any) -> Any:
         raise HclExprError("filesystem function disabled")
@@ -629,6 +650,7 @@ def functions(base_dir: str | None) -> dict[str, Callable[..., Any]]:
         "pow": lambda x, y: norm_number(math.pow(to_number(x), to_number(y))),
         "range": _range,
         "reverse": lambda v: list(reversed(_list(v))),
+        "rsadecrypt": _rsadecrypt,
         "replace": _replace,
         "regex_replace": _regex_replace,
         "setintersection": _setintersection,

@@ -829,6 +829,16 @@ def _resolve(value: Any, scope: _Scope, where: str, names: dict[str, Any] | None
     return _evaluate(value, scope, where, names)
 
 
+def _drop_nulls(value: Any) -> Any:
+    """The job's blocks without their null attributes: an attribute set to null (``region = var.r != ""
+    ? var.r : null``) is one not set, as Nomad decodes it."""
+    if isinstance(value, list):
+        return [_drop_nulls(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
+    return value
+
+
 def _is_labelled(value: Any) -> bool:
     """Whether a list item is a labelled block as python-hcl2 gives it: {label: {body}}."""
     return isinstance(value, dict) and len(value) == 1 and isinstance(next(iter(value.values())), dict)
@@ -1117,7 +1127,7 @@ def parse_hcl_job(text: str, *, var_files: Sequence[str] = (), var_args: Mapping
     scope = _Scope(_variables(doc, var_files, var_args or {}, env or {}), locals_raw, base_dir)
     for name in locals_raw:  # Nomad evaluates every local, used or not
         scope.lookup("local", name)
-    doc = {"job": _resolve(doc.get("job", []), scope, "job")}
+    doc = {"job": _drop_nulls(_resolve(doc.get("job", []), scope, "job"))}
     jobs = _blocks(doc.get("job", []), "job")
     if len(jobs) != 1:
         raise HclJobError(f"a job file holds exactly one job block, found {len(jobs)}")

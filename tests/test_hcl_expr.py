@@ -79,6 +79,12 @@ def test_heredocs_inside_expressions_and_whole_numbers() -> None:
     assert got == [1, 2.5, 1000] and isinstance(got[0], int)  # cty has one number type: 1.0 is 1
 
 
+def test_an_attribute_set_to_null_is_not_set() -> None:
+    job = parse_hcl_job('variable "r" { default = "" }\njob "x" {\n region = var.r != "" ? var.r : null\n'
+                        ' group "g" {\n  count = null\n }\n}\n')
+    assert "Region" not in job and "Count" not in job["TaskGroups"][0]
+
+
 # Nomad's TestParse_UndefinedVariables: names that are not variables stay as their ${...} text for the client.
 @pytest.mark.parametrize("text", [
     "plain", "foo-${BAR}", "foo-${attr.network.dev-us-east1-relay-vpc.external-ip.0}", '${env["BLAH"]}',
@@ -161,6 +167,22 @@ def test_unknown_functions_are_refused_by_name_with_where() -> None:
 ])
 def test_nomads_functions(expr: str, expected: object) -> None:
     assert value(expr) == expected
+
+
+def test_rsadecrypt_reads_what_the_public_key_encrypted() -> None:
+    import base64
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import padding, rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.TraditionalOpenSSL,
+                            serialization.NoEncryption()).decode()
+    secret = base64.b64encode(key.public_key().encrypt(b"s3cret", padding.PKCS1v15())).decode()
+    pre = f'locals {{\n key = <<EOT\n{pem}EOT\n}}\n'
+    assert value(f'rsadecrypt("{secret}", local.key)', pre=pre) == "s3cret"
+    with pytest.raises(HclJobError, match="failed to parse key"):
+        value(f'rsadecrypt("{secret}", "nope")')
 
 
 def test_a_failing_function_says_which_and_why() -> None:
