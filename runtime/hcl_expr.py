@@ -538,7 +538,7 @@ class Context:
     iterators and ``for`` variables in scope, and the functions."""
 
     lookup: Callable[[str, str], Any]
-    functions: dict[str, Callable[..., Any]]
+    functions: dict[str, Callable[..., Any]] | None  # None: no calls at all (a variable's value, as Nomad's)
     names: dict[str, Any] = field(default_factory=dict)
 
     def with_names(self, **names: Any) -> Context:
@@ -821,6 +821,8 @@ def _splat(node: tuple, ctx: Context) -> Any:
 
 def _call(node: tuple, ctx: Context) -> Any:
     _, name, args, expand = node
+    if ctx.functions is None:
+        raise HclExprError("Function calls not allowed; Functions may not be called here.")
     if name in ("try", "can"):
         return _try(name, args, ctx)
     fn = ctx.functions.get(name)

@@ -987,7 +987,7 @@ def _typed(raw: str, vtype: Any, where: str) -> Any:
         raise HclJobError(f"{where}: {raw!r} is not a valid {kind}") from None
     if set(doc) != {"v"}:
         raise HclJobError(f"{where}: {raw!r} is not a valid {kind}")
-    return _convert(doc["v"], kind, where)
+    return _convert(_constant(doc["v"], where), kind, where)
 
 
 def _variables(doc: dict[str, Any], var_files: Sequence[str], var_args: Mapping[str, str],
@@ -1037,11 +1037,12 @@ def _variables(doc: dict[str, Any], var_files: Sequence[str], var_args: Mapping[
 
 
 def _constant(value: Any, where: str) -> Any:
-    """A variable's default: a constant, as Nomad has it (no variables, locals or function calls)."""
+    """A variable's value as the file, a variable file or -var writes it: a constant, as Nomad has it (no
+    variables, locals or function calls)."""
     def refuse(kind: str, name: str) -> Any:
         raise hcl_expr.HclExprError(f"Variables not allowed; Variables may not be used here ({kind}.{name}).")
 
-    ctx = hcl_expr.Context(refuse, {})
+    ctx = hcl_expr.Context(refuse, None)
     try:
         return _walk_strings(value, lambda s: hcl_expr.evaluate_text(s, ctx))
     except hcl_expr.HclExprError as e:

@@ -395,6 +395,17 @@ variable "e" {
         value("var.b", pre=pre.replace('x = "3"', 'x = "three"'))
 
 
+def test_variable_values_are_constants_without_variables_or_function_calls() -> None:
+    pre = 'variable "l" {\n type = list(string)\n default = ["a"]\n}\n'
+    assert value("var.l", pre=pre, var_args={"l": '["a", "b"]'}) == ["a", "b"]
+    for where, kwargs in (("-var l", {"var_args": {"l": '["a", upper("b")]'}}),
+                          ("variable file: l", {"var_files": ['l = [lower("A")]\n']}),
+                          ('variable "l" default', {})):
+        text = pre if kwargs else pre.replace('["a"]', '[upper("a")]')
+        with pytest.raises(HclJobError, match=f"{where}: Function calls not allowed"):
+            value("var.l", pre=text, **kwargs)
+
+
 VALIDATED = '''
 variable "port" {
   type    = number
