@@ -38,6 +38,7 @@ class HclExprError(ValueError):
 MAX_NESTING = 64
 
 _IDENT = re.compile(r"[A-Za-z_][A-Za-z0-9_-]*")
+_DIGITS = re.compile(r"[0-9]+")
 _NUMBER = re.compile(r"[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 _OPS = ("...", "==", "!=", "<=", ">=", "&&", "||", "=>", "<", ">", "+", "-", "*", "/", "%", "!", "?", ":",
         "(", ")", "[", "]", "{", "}", ",", ".", "=")
@@ -122,7 +123,8 @@ def _tokens(src: str) -> list[_Tok]:
             out.append(_Tok("str", src[i + 1:end - 1], i))
             i = end
         elif c.isdigit():
-            m = _NUMBER.match(src, i)
+            after_dot = bool(out) and out[-1].kind == "op" and out[-1].text == "."
+            m = (_DIGITS if after_dot else _NUMBER).match(src, i)
             assert m is not None
             out.append(_Tok("num", m.group(0), i))
             i = m.end()
@@ -573,15 +575,13 @@ def to_number(v: Any, what: str = "number") -> int | float:
         raise HclExprError(f"Unsuitable value type; {what} required, not {type_name(v)}")
     if isinstance(v, (int, float)):
         return v
-    try:
-        return _number(v.strip()) if re.fullmatch(r"-?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?", v.strip()) else \
-            _fail(v)
-    except HclExprError:
-        raise HclExprError(f"Unsuitable value type; a number is required, not the string {v!r}") from None
+    text = v.strip()
+    if _NUMBER_TEXT.fullmatch(text):
+        return _number(text)
+    raise HclExprError(f"Unsuitable value type; a number is required, not the string {v!r}")
 
 
-def _fail(v: Any) -> Any:
-    raise HclExprError(str(v))
+_NUMBER_TEXT = re.compile(r"[-+]?[0-9]+(\.[0-9]+)?([eE][+-]?[0-9]+)?")
 
 
 def number_text(v: int | float) -> str:

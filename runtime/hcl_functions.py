@@ -178,15 +178,14 @@ def _format(fmt: Any, *args: Any) -> str:
             raise HclExprError(f"not enough arguments for %{v} at offset {m.start()}")
         arg = args[arg_i]
         arg_i += 1
-        spec = (flags or "").replace("#", "") + (width or "") + (f".{prec}" if prec else "")
         if v in "sq":
             s = to_string(arg)
             if v == "q":
                 s = json.dumps(s, ensure_ascii=False)
             elif prec:
                 s = s[:int(prec)]
-            out.append(format(s, (flags or "").replace("-", "<").replace("0", "") + (width or "")
-                              if flags and "-" in flags else ">" + (width or "") if width else ""))
+            pad = int(width) if width and width != "*" else 0
+            out.append(s.ljust(pad) if flags and "-" in flags else s.rjust(pad))
         elif v == "v":
             out.append(_json_encode(arg) if isinstance(arg, (list, dict)) else to_string(arg)
                        if arg is not None else "null")
@@ -202,7 +201,6 @@ def _format(fmt: Any, *args: Any) -> str:
             out.append(format(float(to_number(arg)), _py_spec(flags, width, digits) + v))
         else:
             raise HclExprError(f"unsupported format verb %{v}")
-        del spec
     return "".join(out)
 
 
