@@ -46,6 +46,7 @@ def test_operators_and_conditionals_follow_hcl_precedence_and_types(expr: str, e
     ("[for k, v in {b = 1, a = 2} : k]", ["a", "b"]),  # maps are walked in key order, as cty does
     ("[{n = 1}, {n = 2}][*].n", [1, 2]), ('{n = "x"}[*].n', ["x"]), ("[[1, 2], [3]][0][1]", 2),
     ('{a = {b = [5]}}.a.b[0]', 5), ('{a = {b = [5]}}["a"]["b"]', [5]), ("[1, 2, 3].1", 2),
+    ("[[1, [2, 3]]].0.1.1", 3),  # legacy index steps: .0.1 is two of them, not the number 0.1
 ])
 def test_for_expressions_splats_and_indexing(expr: str, expected: object) -> None:
     assert value(expr) == expected
@@ -117,6 +118,7 @@ def test_unknown_functions_are_refused_by_name_with_where() -> None:
     ("abs(-2.5)", 2.5), ("ceil(1.2)", 2), ("floor(1.7)", 1), ("log(8, 2)", 3), ("max(1, 5, 3)", 5),
     ("min([4, 2]...)", 2), ('parseint("ff", 16)', 255), ("pow(2, 10)", 1024), ("signum(-3)", -1),
     # strings
+    ('format("[%5s|%-5s|%.2s]", "a", "b", "cde")', "[    a|b    |cd]"),
     ('chomp("x\\n\\n")', "x"), ('format("%s=%03d %.2f %q %t %v", "a", 7, 1.5, "q", true, [1])',
                                'a=007 1.50 "q" true [1]'),
     ('formatlist("%s-%s", ["a", "b"], "x")', ["a-x", "b-x"]), ('indent(2, "a\\nb")', "a\n  b"),
