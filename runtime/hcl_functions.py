@@ -5,8 +5,8 @@
 ``basename``, ``dirname``, ``pathexpand``) read relative to the job file's
 directory, and only when a directory is given -- as Nomad's CLI allows them
 and its job-parse API does not ("filesystem function disabled").  Those of
-Nomad's functions this agent does not implement (``bcrypt``, ``yamldecode``)
-are refused with their name.
+Nomad's functions this agent does not implement (``bcrypt``) are refused
+with their name; ``yamldecode`` reads the YAML runtime.hcl_yaml covers.
 """
 
 from __future__ import annotations
@@ -37,13 +37,14 @@ from runtime.hcl_expr import (
     to_string,
     type_name,
 )
+from runtime.hcl_yaml import yamldecode
 
 # cty's range() refuses to build more elements than this (stdlib.RangeFunc's limit, so a typo cannot
 # exhaust memory).
 MAX_RANGE_ELEMENTS = 1024
 
-# bcrypt needs a hash this agent does not carry (and gives a new salt each parse); yamldecode a YAML parser.
-_UNIMPLEMENTED = ("bcrypt", "yamldecode")
+# bcrypt needs a hash this agent does not carry (and gives a new salt each parse).
+_UNIMPLEMENTED = ("bcrypt",)
 
 
 def _list(v: Any, what: str = "list") -> list[Any]:
@@ -674,6 +675,7 @@ def functions(base_dir: str | None) -> dict[str, Callable[..., Any]]:
         "uuidv4": lambda: str(uuid.uuid4()),
         "uuidv5": _uuidv5,
         "values": lambda m: [_map(m)[k] for k in sorted(_map(m))],
+        "yamldecode": lambda s: yamldecode(to_string(s)),
         "yamlencode": _yaml_encode,
         "zipmap": lambda ks, vs: _zipmap(ks, vs),
         "md5": _hash("md5"),

@@ -816,7 +816,9 @@ def _resolve(value: Any, scope: _Scope, where: str, names: dict[str, Any] | None
             key = k
             if k.startswith("${") and k.endswith("}"):
                 key = hcl_expr.to_string(_evaluate(k, scope, f"{where}.{k}", names))
-            out[key] = _resolve(v, scope, f"{where}.{key}", names)
+            resolved = _resolve(v, scope, f"{where}.{key}", names)
+            if resolved is not None:  # an attribute set to null is one not set, as Nomad decodes it
+                out[key] = resolved
         if "dynamic" in value and _is_dynamic(value["dynamic"]):
             for block_type, generated in _dynamic(value["dynamic"], scope, f"{where}.dynamic", names):
                 existing = out.get(block_type, [])
@@ -827,16 +829,6 @@ def _resolve(value: Any, scope: _Scope, where: str, names: dict[str, Any] | None
     if not isinstance(value, str) or not hcl_expr.has_expression(value):
         return value
     return _evaluate(value, scope, where, names)
-
-
-def _drop_nulls(value: Any) -> Any:
-    """The job's blocks without their null attributes: an attribute set to null (``region = var.r != ""
-    ? var.r : null``) is one not set, as Nomad decodes it."""
-    if isinstance(value, list):
-        return [_drop_nulls(v) for v in value]
-    if isinstance(value, dict):
-        return {k: _drop_nulls(v) for k, v in value.items() if v is not None}
-    return value
 
 
 def _is_labelled(value: Any) -> bool:
@@ -1128,7 +1120,7 @@ def parse_hcl_job(text: str, *, var_files: Sequence[str] = (), var_args: Mapping
     scope = _Scope(_variables(doc, var_files, var_args or {}, env or {}), locals_raw, base_dir)
     for name in locals_raw:  # Nomad evaluates every local, used or not
         scope.lookup("local", name)
-    doc = {"job": _drop_nulls(_resolve(doc.get("job", []), scope, "job"))}
+    doc = {"job": _resolve(doc.get("job", []), scope, "job")}
     jobs = _blocks(doc.get("job", []), "job")
     if len(jobs) != 1:
         raise HclJobError(f"a job file holds exactly one job block, found {len(jobs)}")

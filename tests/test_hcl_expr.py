@@ -171,6 +171,46 @@ def test_nomads_functions(expr: str, expected: object) -> None:
     assert value(expr) == expected
 
 
+def test_yamldecode_reads_configuration_yaml(tmp_path: Path) -> None:
+    (tmp_path / "app.yaml").write_text('''
+# the app's settings
+name: web
+count: 3
+ratio: 0.5
+enabled: true
+empty:
+tags: [a, b, "c d"]
+meta: {x: 1, y: two}
+servers:
+- host: a.example
+  port: 1
+- host: b.example
+  port: 2
+nested:
+  deep:
+    key: "quoted: yes"
+    other: 'it''s'
+script: |
+  line one
+  line two
+folded: >-
+  a
+  b
+url: http://x.y/z
+''')
+    got = value('yamldecode(file("app.yaml"))', base_dir=str(tmp_path))
+    assert got == {"name": "web", "count": 3, "ratio": 0.5, "enabled": True, "empty": None,
+                   "tags": ["a", "b", "c d"], "meta": {"x": 1, "y": "two"},
+                   "servers": [{"host": "a.example", "port": 1}, {"host": "b.example", "port": 2}],
+                   "nested": {"deep": {"key": "quoted: yes", "other": "it's"}},
+                   "script": "line one\nline two\n", "folded": "a b", "url": "http://x.y/z"}
+    assert value('yamldecode("- - 1\\n  - 2\\n- 3")') == [[1, 2], 3]
+    with pytest.raises(HclJobError, match="anchors, aliases and tags are not supported"):
+        value('yamldecode("a: &x 1")')
+    with pytest.raises(HclJobError, match="several YAML documents"):
+        value('yamldecode("a: 1\\n---\\nb: 2")')
+
+
 def test_rsadecrypt_reads_what_the_public_key_encrypted() -> None:
     import base64
 
