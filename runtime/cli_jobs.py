@@ -243,7 +243,10 @@ def load_job_submission(path: str, flags: dict[str, Any] | None = None) -> tuple
                 why = getattr(e, "strerror", None) or e
                 raise CliError(f"Error reading variable file {vf}: {why}") from None
         try:
-            job = parse_hcl_job(raw.decode(), var_files=var_files, var_args=var_args, env=os.environ)
+            # file("x") and the other file functions read beside the job file, as Nomad's CLI has them.
+            base_dir = os.getcwd() if path == "-" else os.path.dirname(os.path.abspath(path))
+            job = parse_hcl_job(raw.decode(), var_files=var_files, var_args=var_args, env=os.environ,
+                                base_dir=base_dir)
         except (UnicodeDecodeError, HclJobError) as e:
             raise CliError(f"Error parsing job file from {path}: {e}") from None
         return job, {"Source": raw.decode(), "Format": "hcl2", "VariableFlags": var_args,
