@@ -964,6 +964,9 @@ def _job_plan(req: Request, api: Api, job_id: str) -> Any:
     if plan.get("Refused"):
         raise CodedError(400, plan["Refused"])  # as registering the job is refused
     plan["FailedTGAllocs"] = failed_tg_allocs_out(plan.get("FailedTGAllocs"))
+    annotations = plan.get("Annotations") or {}
+    if annotations.get("PreemptedAllocs"):
+        annotations["PreemptedAllocs"] = [alloc_stub(a) for a in annotations["PreemptedAllocs"]]
     for updates in ((plan.get("Annotations") or {}).get("DesiredTGUpdates") or {}).values():
         # Nomad's DesiredUpdates counts these too; the dry run here counts Disconnect and Reconnect.
         for k in ("Disconnect", "Reconnect", "RescheduleNow", "RescheduleLater"):

@@ -258,7 +258,10 @@ def load_job_submission(path: str, flags: dict[str, Any] | None = None) -> tuple
                 why = getattr(e, "strerror", None) or e
                 raise CliError(f"Error reading variable file {vf}: {why}") from None
         try:
-            job = parse_hcl_job(raw.decode(), var_files=var_files, var_args=var_args, env=os.environ)
+            # file("x") and the other file functions read beside the job file, as Nomad's CLI has them.
+            base_dir = os.getcwd() if path == "-" else os.path.dirname(os.path.abspath(path))
+            job = parse_hcl_job(raw.decode(), var_files=var_files, var_args=var_args, env=os.environ,
+                                base_dir=base_dir)
         except (UnicodeDecodeError, HclJobError) as e:
             raise CliError(f"Error parsing job file from {path}: {e}") from None
         return job, {"Source": raw.decode(), "Format": "hcl2", "VariableFlags": var_args,
@@ -2291,6 +2294,30 @@ def format_job_diff(d: dict[str, Any], verbose: bool) -> str:
     return out.strip()
 
 
+# Nomad's preemptionDisplayThreshold: up to this many preempted allocations (or jobs) are listed one a
+# row; more are summed by job (or by job type).
+PREEMPTION_DISPLAY_THRESHOLD = 10
+
+
+def plan_preemptions(preempted: list[dict[str, Any]]) -> str:
+    """Nomad's JobPlanCommand.addPreemptions table: each allocation the plan would preempt, or, when there
+    are many, their counts by job, or by job type."""
+    if len(preempted) < PREEMPTION_DISPLAY_THRESHOLD:
+        return table([["Alloc ID", "Job ID", "Task Group"]]
+                     + [[a.get("ID", ""), a.get("JobID", ""), a.get("TaskGroup", "")] for a in preempted])
+    by_type: dict[str, dict[tuple[str, str], int]] = {}
+    for a in preempted:
+        key = (a.get("JobID", ""), a.get("Namespace", "default"))
+        counts = by_type.setdefault(a.get("JobType", ""), {})
+        counts[key] = counts.get(key, 0) + 1
+    if sum(len(c) for c in by_type.values()) < PREEMPTION_DISPLAY_THRESHOLD:
+        return table([["Job ID", "Namespace", "Job Type", "Preemptions"]]
+                     + [[job, ns, kind, str(n)] for kind, counts in sorted(by_type.items())
+                        for (job, ns), n in sorted(counts.items())])
+    return table([["Job Type", "Preemptions"]]
+                 + [[kind, str(sum(counts.values()))] for kind, counts in sorted(by_type.items())])
+
+
 def job_plan(addr: str, args: list[str]) -> tuple[str, int]:
     """``nomad job plan [-diff=false] [-verbose] <path>``: a dry run; exit 1 when allocations would be created
     or destroyed, 0 when nothing would change (Nomad's codes).  The job's structured diff is printed first
@@ -2336,8 +2363,12 @@ def job_plan(addr: str, args: list[str]) -> tuple[str, int]:
             out += [f"    * {line}" for line in alloc_metrics(m)]
     if got.get("Warnings"):
         out += ["", job_warnings(got).rstrip("\n")]
+    out.append("")
+    preempted = (got.get("Annotations") or {}).get("PreemptedAllocs") or []
+    if preempted:  # Nomad's addPreemptions: its table runs straight into the index help
+        out += ["Preemptions:", "", *plan_preemptions(preempted).split("\n")]
     index = got.get("JobModifyIndex", 0)
-    out += ["", f"Job Modify Index: {index}", "To submit the job with version verification run:", "",
+    out += [f"Job Modify Index: {index}", "To submit the job with version verification run:", "",
             f"nomad job run -check-index {index} {path}", "",
             "When running the job with the check-index flag, the job will only be run if the",
             "job modify index given matches the server-side version. If the index has",

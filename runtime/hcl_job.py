@@ -50,7 +50,9 @@ fields this agent's scheduler and client run, with Nomad's jobspec names:
   ["value"] }``), which the job's validation then holds to Nomad's rules.
 
 Input variables, as Nomad's HCL2 jobspec: ``variable "name" { type,
-default, description, sensitive }`` blocks and ``locals { ... }``, referred to
+default, description, sensitive, validation { condition, error_message } }``
+blocks (or ``variables { name = default }``) and ``locals { ... }`` (which
+may refer to each other), referred to
 as ``var.name`` / ``local.name`` (whole values, ``"${var.name}"`` inside a
 string, ``.key`` and ``[n]`` into a map or list).  Values come, each over the
 one before, from the defaults, ``NOMAD_VAR_<name>`` environment variables,
@@ -58,8 +60,17 @@ variable files (``-var-file``, HCL ``name = value`` lines) and ``-var
 name=value``; a ``-var`` string is read as the variable's declared type
 (``number``, ``bool``, ``list(...)``, ...; a string when it has none).  A
 declared variable with no value is an error, as is a reference to one not
-declared or a ``-var`` for one not declared.  Function calls and other
-expressions (``upper(var.x)``, ``var.a + 1``) are refused, not left as text.
+declared or a ``-var`` for one not declared.  A validation rule's condition
+may refer only to its own variable; a false one fails with its message as
+Nomad words it ("Invalid value for cmd variable; ...").
+
+Every value may be an HCL2 expression, evaluated by runtime.hcl_expr as
+Nomad's jobspec2 does: operators, ``a ? b : c``, ``for`` expressions,
+splats, templates with ``%{ if }`` / ``%{ for }`` directives, and the
+functions of Nomad's table (runtime.hcl_functions; one this agent does not
+implement is refused by name, never left as text).  ``dynamic "type" {
+for_each, iterator, labels, content }`` blocks are expanded (nested ones
+too), each after the static blocks of its type.
 
 Durations (``"30s"``, ``"1h30m"``) become nanoseconds as in the JSON form.
 Anything else -- a check's Consul-only attributes
@@ -70,8 +81,10 @@ attributes (``access_mode``, ``attachment_mode``, ``mount_options``,
 misspelt attribute -- is refused with its
 path, never dropped: a job that runs without what its file asked for
 would be worse than no job.
-Interpolations such as ``${attr.kernel.name}`` stay as text, as Nomad's
-constraint targets take them.
+Names that are not variables, locals or iterators -- Nomad's runtime
+interpolations such as ``${attr.kernel.name}``, ``${NOMAD_ALLOC_DIR}``,
+``${env["HOME"]}`` -- stay as their own text, as Nomad's parser leaves them
+for the client.
 """
 
 from __future__ import annotations
@@ -80,6 +93,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from runtime import hcl_expr, hcl_functions
 from runtime.config import parse_duration
 
 
@@ -735,32 +749,32 @@ def _heredocs(value: Any) -> Any:
     return body
 
 
-# ${var.name...} / ${local.name...}, with .key and [n] steps into maps and lists.
 _NAME = r"[A-Za-z_][A-Za-z0-9_-]*"
-_REF = re.compile(r"(?<!\$)\$\{\s*(var|local)\.(" + _NAME + r")((?:\.[A-Za-z_][A-Za-z0-9_-]*|\[\d+\])*)\s*\}")
-_INTERP = re.compile(r"(?<!\$)\$\{([^{}]*)\}")
-_STEP = re.compile(r"\.([A-Za-z_][A-Za-z0-9_-]*)|\[(\d+)\]")
 
 
 class _Scope:
-    """Variable values and locals (resolved on first use, cycles refused)."""
+    """Variable values and locals (resolved on first use, cycles refused), and the functions."""
 
-    def __init__(self, variables: dict[str, Any], locals_raw: dict[str, Any]) -> None:
+    def __init__(self, variables: dict[str, Any], locals_raw: dict[str, Any], base_dir: str | None) -> None:
         self.variables = variables
         self.locals_raw = locals_raw
         self.locals: dict[str, Any] = {}
         self._resolving: list[str] = []
+        self.functions = hcl_functions.functions(base_dir)
 
-    def get(self, kind: str, name: str, where: str) -> Any:
+    def context(self, names: dict[str, Any] | None = None) -> hcl_expr.Context:
+        return hcl_expr.Context(self.lookup, self.functions, names or {})
+
+    def lookup(self, kind: str, name: str) -> Any:
         if kind == "var":
             if name not in self.variables:
-                raise HclJobError(f'{where}: reference to undeclared variable "var.{name}" '
-                                  f'(declare it: variable "{name}" {{ ... }})')
+                raise hcl_expr.HclExprError(f'reference to undeclared variable "var.{name}" '
+                                            f'(declare it: variable "{name}" {{ ... }})')
             return self.variables[name]
         if name in self.locals:
             return self.locals[name]
         if name not in self.locals_raw:
-            raise HclJobError(f'{where}: reference to undeclared local value "local.{name}"')
+            raise hcl_expr.HclExprError(f'reference to undeclared local value "local.{name}"')
         if name in self._resolving:
             cycle = " -> ".join([*self._resolving, name])
             raise HclJobError(f"locals refer to each other in a cycle: {cycle}")
@@ -773,49 +787,92 @@ class _Scope:
         return value
 
 
-def _lookup(m: re.Match[str], scope: _Scope, where: str) -> Any:
-    value = scope.get(m.group(1), m.group(2), where)
-    path = f"{m.group(1)}.{m.group(2)}"
-    for key, idx in _STEP.findall(m.group(3) or ""):
-        if key:
-            if not isinstance(value, dict) or key not in value:
-                raise HclJobError(f"{where}: {path} has no key {key!r}")
-            value, path = value[key], f"{path}.{key}"
-        else:
-            if not isinstance(value, list) or int(idx) >= len(value):
-                raise HclJobError(f"{where}: {path} has no element [{idx}]")
-            value, path = value[int(idx)], f"{path}[{idx}]"
-    return value
+def _evaluate(text: str, scope: _Scope, where: str, names: dict[str, Any]) -> Any:
+    try:
+        return hcl_expr.evaluate_text(text, scope.context(names))
+    except hcl_expr.HclExprError as e:
+        raise HclJobError(f"{where}: {e}") from None
 
 
-def _resolve(value: Any, scope: _Scope, where: str) -> Any:
-    """*value* with every var./local. reference replaced; other ${...} (Nomad's runtime ones) stay."""
+def _resolve(value: Any, scope: _Scope, where: str, names: dict[str, Any] | None = None) -> Any:
+    """*value* with its expressions and templates evaluated and its ``dynamic`` blocks expanded; Nomad's
+    runtime ``${attr.x}``, ``${NOMAD_*}``, ... stay as text (see runtime.hcl_expr)."""
+    names = names or {}
     if isinstance(value, list):
-        return [_resolve(v, scope, f"{where}[{i}]") for i, v in enumerate(value)]
+        out_list = []
+        for i, v in enumerate(value):
+            if _is_labelled(v):  # group "web" {...}: the path says job['x'].group['web'], as the mapper's
+                (label, body), = v.items()
+                out_list.append({label: _resolve(body, scope, f"{where}[{label!r}]", names)})
+            else:
+                at = where if len(value) == 1 and isinstance(v, dict) else f"{where}[{i}]"
+                out_list.append(_resolve(v, scope, at, names))
+        return out_list
     if isinstance(value, dict):
-        return {k: _resolve(v, scope, f"{where}.{k}") for k, v in value.items()}
-    if not isinstance(value, str) or "${" not in value:
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            if k == "dynamic" and _is_dynamic(v):
+                continue
+            key = k
+            if k.startswith("${") and k.endswith("}"):
+                key = hcl_expr.to_string(_evaluate(k, scope, f"{where}.{k}", names))
+            resolved = _resolve(v, scope, f"{where}.{key}", names)
+            if resolved is not None:  # an attribute set to null is one not set, as Nomad decodes it
+                out[key] = resolved
+        if "dynamic" in value and _is_dynamic(value["dynamic"]):
+            for block_type, generated in _dynamic(value["dynamic"], scope, f"{where}.dynamic", names):
+                existing = out.get(block_type, [])
+                out[block_type] = [*(existing if isinstance(existing, list) else [existing]), *generated]
+        return out
+    if isinstance(value, float):
+        return hcl_expr.norm_number(value)  # cty has one number type: 1.0 is 1 in the JSON job, as Nomad's
+    if not isinstance(value, str) or not hcl_expr.has_expression(value):
         return value
-    for inner in _INTERP.findall(value):
-        if "(" in inner or (re.search(r"\b(var|local)\.", inner) and not _REF.fullmatch("${" + inner + "}")):
-            raise HclJobError(f"{where}: the expression ${{{inner.strip()}}} is not supported by this agent "
-                              "(only var.<name> and local.<name> references, and Nomad's runtime ${...})")
-    whole = _REF.fullmatch(value)
-    if whole:
-        return _lookup(whole, scope, where)
-    if "${" not in value.replace("$${", ""):
-        return value.replace("$${", "${")  # HCL's escape: a literal ${ (Nomad's runtime ${...} then)
-
-    def text(m: re.Match[str]) -> str:
-        v = _lookup(m, scope, where)
-        if isinstance(v, (list, dict)):
-            raise HclJobError(f"{where}: {m.group(0)} is a {type(v).__name__}: it cannot go in a string")
-        return ("true" if v else "false") if isinstance(v, bool) else str(v)
-
-    return _REF.sub(text, value).replace("$${", "${")
+    return _evaluate(value, scope, where, names)
 
 
-_VAR_FIELDS = {"type", "default", "description", "sensitive", "nullable"}
+def _is_labelled(value: Any) -> bool:
+    """Whether a list item is a labelled block as python-hcl2 gives it: {label: {body}}."""
+    return isinstance(value, dict) and len(value) == 1 and isinstance(next(iter(value.values())), dict)
+
+
+def _is_dynamic(value: Any) -> bool:
+    """Whether a ``dynamic`` key is HCL's dynamic blocks (not, say, a meta key of that name)."""
+    return isinstance(value, list) and all(_is_labelled(b) for b in value)
+
+
+def _dynamic(value: Any, scope: _Scope, where: str, names: dict[str, Any]) -> list[tuple[str, list[Any]]]:
+    """``dynamic "type" { for_each, iterator, labels, content { ... } }`` blocks: for each element, the
+    content with the iterator (``<iterator>.key`` and ``.value``, the iterator named after the block
+    type unless set) in scope, labelled by ``labels``.  Expanded blocks follow the type's static ones."""
+    out = []
+    for block_type, body in _blocks(value, where):
+        at = f"{where}[{block_type!r}]"
+        _check(body, {"for_each", "iterator", "labels", "content"}, at)
+        if "for_each" not in body or "content" not in body:
+            raise HclJobError(f'{at}: a dynamic block needs "for_each" and a "content" block')
+        iterator = str(body.get("iterator", block_type)).removeprefix("${").removesuffix("}").strip()
+        if not re.fullmatch(_NAME, iterator):
+            raise HclJobError(f"{at}: iterator must be a name, not {iterator!r}")
+        for_each = _resolve(body["for_each"], scope, f"{at}.for_each", names)
+        try:
+            pairs = hcl_expr.iterate(for_each)
+        except hcl_expr.HclExprError as e:
+            raise HclJobError(f"{at}.for_each: {e}") from None
+        generated: list[Any] = []
+        for key, item in pairs:
+            inner = {**names, iterator: {"key": key, "value": item}}
+            content = _resolve(_body(body["content"], f"{at}.content"), scope, f"{at}.content", inner)
+            labels = _resolve(body.get("labels", []), scope, f"{at}.labels", inner)
+            labels = labels if isinstance(labels, list) else [labels]
+            for label in reversed(labels):
+                content = {hcl_expr.to_string(label): content}
+            generated.append(content)
+        out.append((block_type, generated))
+    return out
+
+
+_VAR_FIELDS = {"type", "default", "description", "sensitive", "nullable", "validation"}
 
 
 def _kind(vtype: Any) -> str:
@@ -852,13 +909,61 @@ def _convert(value: Any, kind: str, where: str) -> Any:
             return value == "true"
     elif base in ("list", "set", "tuple"):
         if isinstance(value, list):
-            return value
+            inner = _type_arguments(kind)
+            if base == "tuple":
+                return _convert_tuple(value, inner, kind, where)
+            items = [_convert(v, inner, f"{where}[{i}]") for i, v in enumerate(value)] if inner else value
+            return hcl_functions.to_set(items) if base == "set" else items
     elif base in ("map", "object"):
         if isinstance(value, dict):
-            return value
+            inner = _type_arguments(kind)
+            if base == "object":
+                return _convert_object(value, inner, kind, where)
+            return {k: _convert(v, inner, f"{where}.{k}") for k, v in value.items()} if inner else value
     else:
         raise HclJobError(f"{where}: type {kind!r} is not supported by this agent")
     raise HclJobError(f"{where}: {value!r} is not a valid {kind}")
+
+
+def _type_arguments(kind: str) -> str:
+    """``list(map(string))`` -> ``map(string)``: the element type written inside the parentheses."""
+    open_at = kind.find("(")
+    return kind[open_at + 1:kind.rfind(")")].strip() if open_at >= 0 else ""
+
+
+def _split_top(text: str) -> list[str]:
+    """Comma-separated parts of a type list, commas inside brackets left alone."""
+    parts, depth, start = [], 0, 0
+    for i, c in enumerate(text):
+        depth += c in "([{"
+        depth -= c in ")]}"
+        if c == "," and depth == 0:
+            parts.append(text[start:i].strip())
+            start = i + 1
+    parts.append(text[start:].strip())
+    return [p for p in parts if p]
+
+
+def _convert_tuple(value: list[Any], inner: str, kind: str, where: str) -> list[Any]:
+    types = _split_top(inner.strip().removeprefix("[").removesuffix("]"))
+    if len(types) != len(value):
+        raise HclJobError(f"{where}: {value!r} is not a valid {kind} (a tuple of {len(types)} elements)")
+    return [_convert(v, t, f"{where}[{i}]") for i, (v, t) in enumerate(zip(value, types, strict=True))]
+
+
+def _convert_object(value: dict[str, Any], inner: str, kind: str, where: str) -> dict[str, Any]:
+    if not inner:
+        return value
+    attrs = {}
+    for part in _split_top(inner.strip().removeprefix("{").removesuffix("}").replace("\n", ",")):
+        name, sep, attr_type = part.partition("=") if "=" in part else part.partition(":")
+        if not sep:
+            raise HclJobError(f"{where}: type {kind!r} is not supported by this agent")
+        attrs[name.strip().strip('"')] = attr_type.strip()
+    missing = sorted(set(attrs) - set(value))
+    if missing:
+        raise HclJobError(f'{where}: {value!r} is not a valid {kind} (attribute "{missing[0]}" is required)')
+    return {k: _convert(value[k], t, f"{where}.{k}") for k, t in attrs.items()}
 
 
 def _typed(raw: str, vtype: Any, where: str) -> Any:
@@ -874,50 +979,137 @@ def _typed(raw: str, vtype: Any, where: str) -> Any:
         raise HclJobError(f"{where}: {raw!r} is not a valid {kind}") from None
     if set(doc) != {"v"}:
         raise HclJobError(f"{where}: {raw!r} is not a valid {kind}")
-    return _convert(doc["v"], kind, where)
+    return _convert(_constant(doc["v"], where), kind, where)
 
 
 def _variables(doc: dict[str, Any], var_files: Sequence[str], var_args: Mapping[str, str],
                env: Mapping[str, str]) -> dict[str, Any]:
     declared: dict[str, dict[str, Any]] = {}
+    blocks = doc.get("variables", [])
+    for block in blocks if isinstance(blocks, list) else [blocks]:  # variables { name = default, ... }
+        for name, default in _body(block, "variables").items():
+            if name in declared:
+                raise HclJobError(f'variable "{name}" is declared twice')
+            declared[name] = {"default": default}
     for name, body in _blocks(doc.get("variable", []), "variable"):
         _check(body, _VAR_FIELDS, f"variable[{name!r}]")
         if name in declared:
             raise HclJobError(f'variable "{name}" is declared twice')
         declared[name] = body
+    rules = {name: _validation_rules(name, body.get("validation", [])) for name, body in declared.items()}
     values: dict[str, Any] = {}
+    origins: dict[str, str] = {}  # where each value came from, in Nomad's words (its validation errors say)
     for name, body in declared.items():
         if "default" in body:
-            if _REF.search(str(body["default"])):
-                raise HclJobError(f'variable "{name}": a default cannot refer to variables or locals')
-            values[name] = _convert(body["default"], _kind(body.get("type")), f'variable "{name}" default')
+            default = _constant(body["default"], f'variable "{name}" default')
+            values[name] = _convert(default, _kind(body.get("type")), f'variable "{name}" default')
+            origins[name] = "default"
     for name, body in declared.items():
         if f"NOMAD_VAR_{name}" in env:
             values[name] = _typed(env[f"NOMAD_VAR_{name}"], body.get("type"), f"NOMAD_VAR_{name}")
+            origins[name] = "env"
     for text in var_files:
         for name, value in _load(text, "variable file").items():
             if name in declared:  # Nomad warns of the others and goes on
+                value = _constant(value, f"variable file: {name}")
                 values[name] = _convert(value, _kind(declared[name].get("type")), f"variable file: {name}")
+                origins[name] = "varfile"
     for name, raw in var_args.items():
         if name not in declared:
             raise HclJobError(f'-var "{name}": no variable of that name is declared in the job file')
         values[name] = _typed(raw, declared[name].get("type"), f"-var {name}")
+        origins[name] = "cmd"
     missing = sorted(set(declared) - set(values))
     if missing:
         raise HclJobError(f"required variable{'s' if len(missing) > 1 else ''} not set: {', '.join(missing)} "
                           "(give -var name=value, -var-file or NOMAD_VAR_<name>)")
+    for name in declared:
+        _validate(name, rules[name], values[name], origins[name])
     return values
 
 
+def _constant(value: Any, where: str) -> Any:
+    """A variable's value as the file, a variable file or -var writes it: a constant, as Nomad has it (no
+    variables, locals or function calls)."""
+    def refuse(kind: str, name: str) -> Any:
+        raise hcl_expr.HclExprError(f"Variables not allowed; Variables may not be used here ({kind}.{name}).")
+
+    ctx = hcl_expr.Context(refuse, None)
+    try:
+        return _walk_strings(value, lambda s: hcl_expr.evaluate_text(s, ctx))
+    except hcl_expr.HclExprError as e:
+        raise HclJobError(f"{where}: {e}") from None
+
+
+def _walk_strings(value: Any, fn: Any) -> Any:
+    if isinstance(value, list):
+        return [_walk_strings(v, fn) for v in value]
+    if isinstance(value, dict):
+        return {k: _walk_strings(v, fn) for k, v in value.items()}
+    return fn(value) if isinstance(value, str) else value
+
+
+def _validation_rules(name: str, blocks: Any) -> list[tuple[Any, str]]:
+    """A variable's ``validation { condition, error_message }`` blocks as (condition, message), checked as
+    Nomad declares them: both required, a message not blank, a condition referring to ``var.<name>``
+    and nothing else."""
+    rules = []
+    for i, block in enumerate(blocks if isinstance(blocks, list) else [blocks]):
+        at = f'variable "{name}" validation[{i}]'
+        if not isinstance(block, dict):
+            raise HclJobError(f"{at}: expected a block")
+        _check(block, {"condition", "error_message"}, at)
+        for key in ("condition", "error_message"):
+            if key not in block:
+                raise HclJobError(f'{at}: Missing required argument; The argument "{key}" is required, '
+                                  "but no definition was found.")
+        message = block["error_message"]
+        if not isinstance(message, str) or not message.strip():
+            raise HclJobError(f"{at}: Invalid validation error message; An empty or blank string is not a "
+                              "valid nor useful error message.")
+        condition = block["condition"]
+        refs = re.findall(r"\b(var|local)\.(" + _NAME + ")", str(condition))
+        if any(ref != ("var", name) for ref in refs):
+            raise HclJobError(f"{at}: Invalid reference in variable validation; The condition for variable "
+                              f'"{name}" can only refer to the variable itself, using var.{name}.')
+        if not refs:
+            raise HclJobError(f"{at}: Invalid variable validation condition; The condition for variable "
+                              f'"{name}" must refer to var.{name} in order to test incoming values.')
+        rules.append((condition, message))
+    return rules
+
+
+def _validate(name: str, rules: list[tuple[Any, str]], value: Any, origin: str) -> None:
+    """Each rule's condition on the variable's value (Nomad's functions, no file ones); a false one fails
+    with its message, worded as Nomad's: "Invalid value for <origin> variable"."""
+    ctx = hcl_expr.Context(lambda kind, ref: value, hcl_functions.functions(None))
+    for i, (condition, message) in enumerate(rules):
+        try:
+            result = hcl_expr.evaluate_text(condition, ctx) if isinstance(condition, str) else condition
+            if result is None:
+                raise hcl_expr.HclExprError("Validation condition expression must return either true or "
+                                            "false, not null.")
+            ok = hcl_expr.to_bool(result)
+        except hcl_expr.HclExprError as e:
+            raise HclJobError(f'variable "{name}" validation[{i}]: Invalid variable validation result; {e}') \
+                from None
+        if not ok:
+            raise HclJobError(f"Invalid value for {origin} variable; {message}\n\nThis was checked by the "
+                              f'validation rule in variable "{name}".')
+
+
 def parse_hcl_job(text: str, *, var_files: Sequence[str] = (), var_args: Mapping[str, str] | None = None,
-                  env: Mapping[str, str] | None = None) -> dict[str, Any]:
+                  env: Mapping[str, str] | None = None, base_dir: str | None = None) -> dict[str, Any]:
     """The JSON job (the API's field names) a Nomad HCL job file describes; HclJobError otherwise.
 
     *var_files* are the contents of variable files, *var_args* the ``-var``
     values and *env* the environment ``NOMAD_VAR_<name>`` is read from.
+    *base_dir* is the job file's directory, which ``file("x")`` and the other
+    file functions read relative to; None refuses them (Nomad's job-parse
+    API does so: "filesystem function disabled").
     """
     doc = _load(text, "file")
-    _check(doc, {"job", "variable", "locals"}, "file")
+    _check(doc, {"job", "variable", "variables", "locals"}, "file")
     locals_raw: dict[str, Any] = {}
     blocks = doc.get("locals", [])
     for block in blocks if isinstance(blocks, list) else [blocks]:
@@ -925,7 +1117,9 @@ def parse_hcl_job(text: str, *, var_files: Sequence[str] = (), var_args: Mapping
             if name in locals_raw:
                 raise HclJobError(f"local value {name!r} is defined twice")
             locals_raw[name] = value
-    scope = _Scope(_variables(doc, var_files, var_args or {}, env or {}), locals_raw)
+    scope = _Scope(_variables(doc, var_files, var_args or {}, env or {}), locals_raw, base_dir)
+    for name in locals_raw:  # Nomad evaluates every local, used or not
+        scope.lookup("local", name)
     doc = {"job": _resolve(doc.get("job", []), scope, "job")}
     jobs = _blocks(doc.get("job", []), "job")
     if len(jobs) != 1:

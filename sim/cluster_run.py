@@ -31,6 +31,10 @@ Cluster fault verbs (on top of the Raft scenario verbs in ``sim.scenarios``):
   N, with a service whose http check fails for its task's first 3 s, so each
   replacement waits for its check.
 * ``drain C DEADLINE_S`` -- drain a client's node with a deadline.
+* ``preempt CPU_MHZ`` -- register the system job ``ops`` at priority 90 asking for
+  CPU_MHZ on every node: the system scheduler evicts the service jobs'
+  allocations where they leave too little room (Nomad's preemption).
+* ``release`` -- stop ``ops`` (the liveness phase does, if it still runs).
 """
 
 from __future__ import annotations
@@ -57,6 +61,11 @@ LIVENESS_BOUND_S = 400.0
 # heartbeat grace absorbs.  The checkers allow the skew it accumulates.
 MAX_DRIFT = 0.001
 JOBS = (("web", 6, 400), ("api", 3, 300))  # (job, initial count, CPU MHz per allocation)
+# The ``preempt`` verb's system job: at a priority this far above the jobs above (Nomad's default 50,
+# preemptible from 10 below), asking for most of each node's CPU, so placing it evicts their
+# allocations (the system scheduler preempts by default); ``release`` stops it.
+OPS_JOB, OPS_PRIORITY = "ops", 90
+OPS_CPU_CHOICES = (6000, 9000)  # MHz of a simulated client's 9,600: some evictions, or nearly all
 SEC = 1_000_000_000  # Nomad's durations are nanoseconds
 
 Step = tuple[Any, ...]
@@ -76,6 +85,10 @@ CLUSTER_SCENARIOS: dict[str, list[Step]] = {
     "rolling-update-under-faults": [(20, "update", "web", 1), (35, "crash", "@leader"), (45, "restart", "@crashed"),
                                     (50, "crash_client", "c0002"), (70, "restart_client", "c0002"),
                                     (90, "update", "web", 2)],
+    # A high-priority system job evicts the service jobs' allocations (replaced where room is left,
+    # else blocked), across a client's restart and a leader crash; released, they are placed again.
+    "preemption": [(20, "preempt", 9000), (30, "crash_client", "c0001"), (40, "crash", "@leader"),
+                   (50, "restart", "@crashed"), (60, "restart_client", "c0001"), (90, "release")],
 }
 
 
@@ -98,7 +111,7 @@ CLUSTER_VERBS: dict[str, int] = {
     **{v: n for v, n in RAFT_VERBS.items()
        if v in ("crash", "restart", "heal", "loss", "duplicate", "reorder", "delay", "drift")},
     "crash_client": 1, "restart_client": 1, "partition_clients": -1, "partition_servers": -1, "scale": 2,
-    "update": 2, "drain": 2,
+    "update": 2, "drain": 2, "preempt": 1, "release": 0,
 }
 
 
@@ -182,6 +195,16 @@ def generate_schedule(seed: int, duration_s: float, servers: tuple[str, ...],
         elif drained < 2:
             drained += 1
             steps.append((round(t, 2), "drain", rng.choice(clients), rng.choice((0, 20, 60))))
+    # Half the seeds place a high-priority system job for a while (a stream of its own: the steps
+    # above are what they were before preemption came).
+    prng = random.Random(f"{seed}:preempt")
+    if prng.random() < 0.5 and duration_s > 40.0:
+        start = round(prng.uniform(15.0, duration_s * 0.6), 2)
+        steps.append((start, "preempt", prng.choice(OPS_CPU_CHOICES)))
+        end = round(start + prng.uniform(10.0, 60.0), 2)
+        if end < duration_s:
+            steps.append((end, "release"))
+        steps.sort(key=lambda s: s[0])
     return steps
 
 
@@ -259,11 +282,17 @@ class ClusterScenarioRunner:
             net.configure(latency_min_s=float(args[0]), latency_max_s=float(args[1]))
         elif verb == "drift":
             set_clock_rate(c.sched.nodes[args[0]], c.sched.now, float(args[1]))
-        elif verb in ("scale", "drain", "update"):
+        elif verb in ("scale", "drain", "update", "preempt", "release"):
             if c.leader() is None:
                 return f"{verb} skipped: no leader"
             try:
-                if verb == "scale":
+                if verb == "preempt":
+                    ops = sim_job(OPS_JOB, count=1, cpu=int(args[0]), mem=128, job_type="system")
+                    ops["Priority"] = OPS_PRIORITY
+                    c.register(ops)
+                elif verb == "release":
+                    c.stop_job(OPS_JOB)
+                elif verb == "scale":
                     cpu = next(cpu for j, _, cpu in JOBS if j == args[0])
                     c.register(sim_job(args[0], count=int(args[1]), cpu=cpu))
                 elif verb == "update":
@@ -376,6 +405,12 @@ def run_cluster_seed(seed: int, *, duration_s: float = 120.0, servers: int = 3, 
         problems = ["not checked"]
         while c.sched.now < deadline:
             step_run(2.0)
+            ops = c.checker.replica.tables["jobs"].get(OPS_JOB)
+            if ops is not None and not ops.get("Stop"):
+                # The operator's high-priority job goes too (the jobs it evicted get their room back),
+                # or the service jobs could not all run again; asked until the servers have it.
+                note(runner.apply("release"))
+                continue
             problems = _liveness_problems(c)
             if not problems:
                 break

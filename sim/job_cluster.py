@@ -33,6 +33,7 @@ from actors.client.node import ClientNode
 from actors.raft.peer import RaftPeer
 from actors.scheduler.broker import BROKER, BrokerConfig, EvalBroker
 from actors.scheduler.drainer import DRAINER, DrainerConfig, NodeDrainer
+from actors.scheduler import preemption
 from actors.scheduler.job import canonical_job
 from actors.scheduler.scheduler import STOP_UPDATE, TERMINAL_CLIENT, live, node_capacity
 from actors.server import ENDPOINT, HEARTBEATS, NODE_GC, RAFT
@@ -83,6 +84,7 @@ class JobCluster(ClientCluster):
         self.overcommits: list[str] = []
         self.rollout_violations: list[str] = []
         self.service_violations: list[str] = []
+        self.preemption_violations: list[str] = []
         self._tracked: _Tracked | None = None  # what the checks keep between slices
         self.decoder = SharedDecoder(self.jcfg.shared_decodes) if self.jcfg.shared_decodes else None
         super().__init__(seed, self.jcfg.base)
@@ -139,6 +141,7 @@ class JobCluster(ClientCluster):
         try:
             nodes |= t.update_allocs(allocs)
             self._check_nodes(state.tables, t, sorted(nodes))
+            self._check_preemptions(state.tables, allocs)
             self._check_rollouts(state.tables, t)
             self._check_services(state.tables, t, allocs | t.update_regs(regs))
             ok = True
@@ -160,6 +163,37 @@ class JobCluster(ClientCluster):
                 msg = (f"t={self.sched.now:.1f}: node {nid} over-committed: cpu {cpu}/{cap[0]} "
                        f"mem {mem}/{cap[1]} disk {disk}/{cap[2]} allocations {count}/{most or '-'}")
                 self.overcommits.append(msg)
+                raise AssertionError(msg)
+
+    def _check_preemptions(self, tables: dict[str, Any], alloc_ids: set[str]) -> None:
+        """An allocation is evicted only for a placement of another job on its node whose priority is
+        at least PRIORITY_DELTA above its own, and that placement names it (Nomad's Preemptor rules)."""
+        allocs = tables["allocs"]
+        for aid in sorted(alloc_ids):
+            a = allocs.get(aid)
+            by = a.get("PreemptedByAllocation") if a is not None else None
+            if not by:
+                continue
+            p = allocs.get(by)
+            if p is None:
+                continue  # collected since (a stopped job's allocations are)
+            mine, theirs = preemption.alloc_priority(a), preemption.alloc_priority(p)
+            if a.get("DesiredStatus") != "evict":
+                wrong = "not evicted"
+            elif p.get("NodeID") != a.get("NodeID"):
+                wrong = "by an allocation on another node"
+            elif (p.get("JobID"), p.get("Namespace")) == (a.get("JobID"), a.get("Namespace")):
+                wrong = "by its own job"
+            elif mine is None or theirs is None or theirs - mine < preemption.PRIORITY_DELTA:
+                wrong = f"by priority {theirs} over {mine}"
+            elif aid not in (p.get("PreemptedAllocations") or ()):
+                wrong = "without the placement naming it"
+            else:
+                wrong = ""
+            if wrong:
+                msg = (f"t={self.sched.now:.1f}: allocation {aid[:8]} of {a.get('JobID')} preempted {wrong} "
+                       f"({by[:8]} of {p.get('JobID')})")
+                self.preemption_violations.append(msg)
                 raise AssertionError(msg)
 
     def _check_services(self, tables: dict[str, Any], t: _Tracked, alloc_ids: set[str]) -> None:

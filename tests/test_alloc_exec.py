@@ -509,8 +509,11 @@ def test_exec_enters_an_exec_tasks_chroot_pid_namespace_and_cgroup_as_its_user(d
 
 @needs_exec
 def test_exec_into_an_exec_task_with_a_terminal_and_a_bare_command_name(dev, exec_alloc) -> None:
-    ws, sock = _open(dev.http_port, exec_alloc, ["sh", "-c", "tty -s && echo is-a-tty; stty size; cat"],
-                     tty=True)
+    # The size is sent once the session is open, so the command may start before it lands (Nomad's
+    # CLI does the same): wait for it (at most ~5 s) rather than race it.
+    script = ('tty -s && echo is-a-tty; i=0; while [ "$(stty size)" = "0 0" ] && [ $i -lt 100 ]; '
+              'do sleep 0.05; i=$((i+1)); done; stty size; cat')
+    ws, sock = _open(dev.http_port, exec_alloc, ["sh", "-c", script], tty=True)
     with sock:
         ws.send_text(json.dumps({"tty_size": {"height": 20, "width": 70}}))
         _stdin(ws, b"typed\n", close=True)

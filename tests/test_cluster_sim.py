@@ -103,3 +103,46 @@ def test_region_cut_keeps_raft_per_region_and_the_pool_heals(seed: int) -> None:
     r = run_region_seed(seed, cut_s=90.0)
     assert r.ok, r.error
     assert any("cut the WAN" in f for f in r.faults) and "heal" in r.faults[-1]
+
+
+def test_the_preemption_scenario_evicts_and_every_job_runs_again_once_released(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A priority-90 system job asking for most of each node evicts the service jobs' allocations (the
+    checker holds each eviction to Nomad's rules); released, they all run again in the liveness phase."""
+    import sim.job_cluster as job_cluster
+    seen: dict[str, int] = {}
+    close = job_cluster.JobCluster.close
+
+    def counting_close(self: job_cluster.JobCluster) -> None:
+        allocs = self.checker.replica.tables["allocs"].values()
+        seen["evicted"] = sum(1 for a in allocs if a.get("PreemptedByAllocation"))
+        seen["ops"] = sum(1 for a in allocs if a["JobID"] == cluster_run.OPS_JOB)
+        close(self)
+    monkeypatch.setattr(job_cluster.JobCluster, "close", counting_close)
+    r = run_cluster_seed(11, scenario="preemption", clients=5)
+    assert r.ok, f"{r.error}\nreplay: {r.replay()}"
+    assert seen["evicted"] >= 3 and seen["ops"] >= 5, seen
+    assert any(f.endswith("preempt 9000") for f in r.faults) and any("release" in f for f in r.faults)
+
+
+def test_the_preemption_checker_refuses_an_eviction_nomads_rules_forbid() -> None:
+    import types
+
+    from sim.job_cluster import JobCluster
+
+    def alloc(aid: str, job: str, prio: int, node: str = "n1", **kw: object) -> dict:
+        return {"ID": aid, "JobID": job, "Namespace": "default", "NodeID": node, "Job": {"Priority": prio},
+                **kw}
+    base = {"low": alloc("low", "web", 50, DesiredStatus="evict", PreemptedByAllocation="high"),
+            "high": alloc("high", "ops", 90, PreemptedAllocations=["low"])}
+    fake = types.SimpleNamespace(sched=types.SimpleNamespace(now=1.0), preemption_violations=[])
+    JobCluster._check_preemptions(fake, {"allocs": base}, {"low", "high"})  # Nomad's rules: fine
+    named = {"PreemptedAllocations": ["low"]}
+    for change, why in [({"high": alloc("high", "ops", 55, **named)}, "by priority 55 over 50"),
+                        ({"high": alloc("high", "ops", 90, "n2", **named)}, "another node"),
+                        ({"high": alloc("high", "web", 90, **named)}, "by its own job"),
+                        ({"high": alloc("high", "ops", 90)}, "without the placement naming it"),
+                        ({"low": {**base["low"], "DesiredStatus": "run"}}, "not evicted")]:
+        with pytest.raises(AssertionError, match=why):
+            JobCluster._check_preemptions(fake, {"allocs": {**base, **change}}, {"low"})
+    assert len(fake.preemption_violations) == 5

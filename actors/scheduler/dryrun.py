@@ -64,7 +64,7 @@ def plan_job(state: Any, job: dict[str, Any], diff: bool, now: float = 0.0) -> d
                         state.node_usage, ready_by_dc=state.ready_nodes_by_dc,
                         failed_canaries=failed_canaries)
     updates = _updates(candidate, job_allocs, plan, failed_canaries)
-    return {"Annotations": {"DesiredTGUpdates": updates, "PreemptedAllocs": None},
+    return {"Annotations": {"DesiredTGUpdates": updates, "PreemptedAllocs": _preempted(state, plan, updates)},
             "FailedTGAllocs": plan["Failed"] or None,
             "JobModifyIndex": old["JobModifyIndex"] if old is not None else 0,
             "CreatedEvals": None,
@@ -73,6 +73,29 @@ def plan_job(state: Any, job: dict[str, Any], diff: bool, now: float = 0.0) -> d
             "Warnings": warnings_text(
                 memory_max_warnings(job, sched_cfg.memory_oversubscription(state.tables))
                 + disconnect_warnings(job))}
+
+
+def _preempted(state: Any, plan: dict[str, Any], updates: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """Nomad's PlanAnnotations.PreemptedAllocs: the allocations the plan would evict (their records less
+    the job, but its type, for the API's AllocListStub), each counted in its preemptor's group's
+    ``Preemptions``."""
+    entries = plan.get("Preempt") or ()
+    if not entries:
+        return None
+    placed_group = {p["ID"]: p["TaskGroup"] for p in plan["Place"]}
+    allocs = state.tables["allocs"]
+    out = []
+    for e in entries:
+        a = allocs.get(e["ID"])
+        if a is None:
+            continue
+        group = placed_group.get(e.get("By", ""))
+        if group in updates:
+            updates[group]["Preemptions"] += 1
+        stub = {k: v for k, v in a.items() if k != "Job"}
+        stub["Job"] = {"Type": (a.get("Job") or {}).get("Type", "")}
+        out.append(stub)
+    return out
 
 
 def _next_launch(job: dict[str, Any], now: float) -> str:

@@ -67,6 +67,7 @@ from random import Random
 from typing import Any
 
 from actors.scheduler import disconnect as disc
+from actors.scheduler import preemption
 from actors.scheduler.job import (
     RESCHEDULE_DEFAULTS,
     constraint_ok,
@@ -664,6 +665,115 @@ class _Placer:
         self.job_allocs: list[dict[str, Any]] = []
         self._prop_sets: dict[str, tuple[_PropertySet, ...]] = {}
         self.last_ports: list[dict[str, Any]] = []  # the ports select() assigned with its node
+        # The job type's PreemptionConfig flag, and the allocations select()'s placement preempts.
+        self.preempt_enabled = sched_cfg.preemption_enabled(tables, job.get("Type", "service"))
+        self.last_preempted: list[dict[str, Any]] = []
+
+    def preemption_for(self, node_id: str, cap: tuple[int, ...],
+                       need: tuple[int, int, int]) -> list[dict[str, Any]] | None:
+        """The allocations to evict so *need* fits on *node_id* (see preemption.preempt_for_group), or
+        None: the node's live allocations of other jobs not yet preempted are the candidates."""
+        job = self.job
+        ns = job.get("Namespace", "default")
+        usage = self.usage
+        # Only allocations preemptible by priority at all are candidates (the common case, every job at
+        # the default priority, is then no sort and no search).
+        ceiling = int(job.get("Priority", 50)) - preemption.PRIORITY_DELTA
+        candidates = sorted((a for a in usage.node_allocs(node_id)
+                             if live(a) and (preemption.alloc_priority(a) or ceiling + 1) <= ceiling
+                             and a["ID"] not in usage.preempted
+                             and not (a.get("JobID") == job["ID"] and a.get("Namespace", "default") == ns)),
+                            key=operator.itemgetter("ID"))
+        if not candidates:
+            return None
+        used = usage[node_id]
+        free = tuple(cap[i] - used[i] for i in range(3))
+        counts: dict[tuple[str, str, str], int] = {}
+        for e in self.plan.get("Preempt", ()):
+            key = (e.get("Namespace", "default"), e["JobID"], e.get("TaskGroup", ""))
+            counts[key] = counts.get(key, 0) + 1
+        return preemption.preempt_for_group(need, free, candidates, int(job.get("Priority", 50)), counts)
+
+    def port_preemption(self, node_id: str, group: dict[str, Any]) -> list[dict[str, Any]]:
+        """The allocations holding the group's static ports on *node_id*, to evict (the reserved-port part
+        of Nomad's PreemptForNetwork): none when a port is held by one that may not be preempted (this
+        job's, or of a priority too close), as Nomad's filteredReservedPorts.  A holder on any of the
+        node's addresses counts."""
+        static, _ = group_ports(group)
+        if not static:
+            return []
+        wanted = {p["Value"] for p in static}
+        job, usage = self.job, self.usage
+        ceiling = int(job.get("Priority", 50)) - preemption.PRIORITY_DELTA
+        out = []
+        for a in sorted(usage.node_allocs(node_id), key=operator.itemgetter("ID")):
+            if not live(a) or a["ID"] in usage.preempted or a["ID"] in self.stopping \
+                    or not wanted.intersection(port for _, port in alloc_port_keys(a)):
+                continue
+            if key_of(a) == job_key_of(job) or (preemption.alloc_priority(a) or ceiling + 1) > ceiling:
+                return []
+            out.append(a)
+        return out
+
+    def preempt_option(self, node_id: str, group: dict[str, Any], need: tuple[int, int, int],
+                       cap: tuple[int, ...]) -> tuple[list[dict[str, Any]], tuple[int, ...]] | None:
+        """Nomad's BinPackIterator with eviction on a node the placement does not fit as it is: the
+        allocations holding its static ports (port_preemption), then those freeing the room it lacks
+        (preemption_for); with what the node would hold (its utilisation, the resource evictions still
+        in, as Nomad scores it).  None when evicting does not make it fit (ports included).  The usage
+        view is left as it was."""
+        net = self.port_preemption(node_id, group)
+        if net:
+            self.evict(node_id, net)
+        try:
+            used = self.usage[node_id]
+            after = tuple(used[i] + need[i] for i in range(3))
+            evicts: list[dict[str, Any]] = []
+            if exhausted(cap, after) is not None:
+                got = self.preemption_for(node_id, cap, need)
+                if got is None:
+                    return None
+                evicts = got
+            if not net and not evicts:
+                return None  # it fits, and its ports were the trouble: evicting nothing changes that
+            if self.info(group)[3]:
+                if evicts:
+                    self.evict(node_id, evicts)
+                ok = self.assign_ports(node_id, self.nodes[node_id], group, None) is not None
+                if evicts:
+                    self.evict(node_id, evicts, undo=True)
+                if not ok:
+                    return None
+            return net + evicts, after
+        finally:
+            if net:
+                self.evict(node_id, net, undo=True)
+
+    def evict(self, node_id: str, allocs: list[dict[str, Any]], undo: bool = False) -> None:
+        """Count *allocs* as preempted in the usage view: their room and ports are free (*undo*: not)."""
+        sign = -1 if undo else 1
+        u = self.usage[node_id]
+        ports = self.usage.ports.get(node_id)
+        for a in allocs:
+            for i, v in enumerate(alloc_usage(a)):
+                u[i] -= sign * v
+            self.usage.add_allocs(node_id, -sign)
+            if undo:
+                self.usage.preempted.discard(a["ID"])
+                if ports is not None:
+                    ports.update(alloc_port_keys(a))
+            else:
+                self.usage.preempted.add(a["ID"])
+                if ports is not None:
+                    ports.difference_update(alloc_port_keys(a))
+
+    def record_preemptions(self, placed: dict[str, Any], allocs: list[dict[str, Any]]) -> None:
+        """The plan evicts *allocs* for *placed* (Nomad's AppendPreemptedAlloc and the placement's
+        PreemptedAllocations)."""
+        placed["PreemptedAllocations"] = [a["ID"] for a in allocs]
+        self.plan.setdefault("Preempt", []).extend(
+            {"ID": a["ID"], "NodeID": a["NodeID"], "Namespace": a.get("Namespace", "default"),
+             "JobID": a["JobID"], "TaskGroup": a.get("TaskGroup", ""), "By": placed["ID"]} for a in allocs)
 
     def assign_ports(self, node_id: str, node: dict[str, Any], group: dict[str, Any],
                      metrics: dict[str, Any] | None) -> list[dict[str, Any]] | None:
@@ -982,12 +1092,14 @@ class _Placer:
 
     def select(self, group: dict[str, Any], metrics: dict[str, Any],
                penalized: frozenset[str] = frozenset(), prev: dict[str, Any] | None = None,
-               alloc_name: str = "", fresh: bool = False) -> str | None:
+               alloc_name: str = "", fresh: bool = False, preempt: bool = False) -> str | None:
         """The node to place one allocation of *group* on (None: none fits), scored as Nomad's stack;
         *penalized*: nodes a rescheduled allocation failed on (Nomad's NodeReschedulingPenalty);
         *prev*: the allocation it replaces, whose node is tried first when the group's ephemeral disk
         is sticky or migrates (Nomad's findPreferredNode); *alloc_name*: the allocation's name, whose
-        index a per_alloc host volume's source takes.
+        index a per_alloc host volume's source takes; *preempt*: a node without room is an option when
+        evicting lower-priority allocations makes it (Nomad's second Select with Preempt, whose
+        evictions are left in ``last_preempted``; no preferred node then).
 
         What the attempt saw is added to *metrics* (*fresh*: the attempt's own, reset for the fallback
         after the preferred node, as Nomad's Select does);
@@ -995,7 +1107,8 @@ class _Placer:
         placement, is left in ``last_metric`` (None when nothing was placed)."""
         need = self.info(group)[0]
         self.last_metric = None
-        preferred = self._preferred(group, prev)
+        self.last_preempted = []
+        preferred = self._preferred(group, prev) if not preempt else None
         m = metrics
         if preferred is not None:
             before = _counts(m)
@@ -1010,16 +1123,18 @@ class _Placer:
                 m.update(_new_metrics())
         before = _counts(m)  # Nomad's stack starts each Select with new metrics
         scored = []
-        best = self._select(group, m, penalized, alloc_name, need, scored)
+        best = self._select(group, m, penalized, alloc_name, need, scored, preempt)
         if best is not None:
             self.last_metric = self._placement_metric(m, before, scored)
         return best
 
     def _select(self, group: dict[str, Any], m: dict[str, Any], penalized: frozenset[str], alloc_name: str,
-                need: tuple[int, int, int], scored: list[tuple[Any, ...]]) -> str | None:
+                need: tuple[int, int, int], scored: list[tuple[Any, ...]],
+                preempt: bool = False) -> str | None:
         """Nomad's GenericStack.Select over the shuffled nodes, from the cursor, each node at most once:
         its feasibility and rank iterators, then the best of the first ``limit`` scored nodes (Nomad's
-        LimitIterator, MaxSkip included, and MaxScoreIterator)."""
+        LimitIterator, MaxSkip included, and MaxScoreIterator).  *preempt*: a node without room that
+        evictions would make room on is an option, scored also by Nomad's PreemptionScoringIterator."""
         distinct = self._distinct(group)
         props = self.props(group)
         affinities, spreads = self._prefs(group)
@@ -1046,6 +1161,7 @@ class _Placer:
         need0, need1, need2 = need
         cursor = self.cursor
         evaluated = 0  # added to m["NodesEvaluated"] at the end
+        preempting: dict[str, list[dict[str, Any]]] = {}  # node -> what placing there evicts
         for _ in range(n):
             node_id = swapped[cursor] if cursor < self._shuffled else self._node_at(cursor)
             cursor += 1
@@ -1091,17 +1207,30 @@ class _Placer:
             # exhausted(), inline
             dim = "cpu" if after0 > cap[0] else "memory" if after1 > cap[1] else "disk" if after2 > cap[2] \
                 else None
+            evicts = None
+            if preempt and (dim is not None or (has_ports and self.assign_ports(node_id, nodes[node_id],
+                                                                              group, None) is None)):
+                option = self.preempt_option(node_id, group, need, cap)
+                if option is None:
+                    if dim is None:  # its ports: counted as the check below does
+                        self.assign_ports(node_id, nodes[node_id], group, m)
+                        continue
+                else:
+                    evicts, (after0, after1, after2) = option
+                    preempting[node_id] = evicts
+                    dim = None
             if dim is not None:
                 m["NodesExhausted"] += 1
                 m["DimensionExhausted"][dim] = m["DimensionExhausted"].get(dim, 0) + 1
                 if nodes[node_id].get("NodeClass"):
                     _class_count(m, "ClassExhausted", nodes[node_id])
                 continue
-            if has_ports and self.assign_ports(node_id, nodes[node_id], group, m) is None:
+            if has_ports and evicts is None and self.assign_ports(node_id, nodes[node_id], group, m) is None:
                 continue
-            if preferences or node_id in penalized:
+            if preferences or node_id in penalized or evicts is not None:
                 score = self._score(node_id, nodes[node_id], group, cap, (after0, after1, after2), collisions,
-                                    penalized, affinities, spreads, scored)
+                                    penalized, affinities, spreads, scored,
+                                    preemption.preemption_score(evicts) if evicts is not None else None)
             else:  # the common cases inline (_score's, and fit_score's same arithmetic, without a call)
                 c0, c1 = cap[0], cap[1]
                 if c0 <= 0 or c1 <= 0:
@@ -1138,6 +1267,9 @@ class _Placer:
         m["NodesEvaluated"] += evaluated
         if best is None:
             return None
+        if best in preempting:
+            self.last_preempted = preempting[best]
+            self.evict(best, self.last_preempted)
         u = self.usage[best]
         for i, v in enumerate(need):
             u[i] += v
@@ -1154,11 +1286,13 @@ class _Placer:
     def _score(self, node_id: str, node: dict[str, Any], group: dict[str, Any], cap: tuple[int, ...],
                after: tuple[int, ...], collisions: int, penalized: frozenset[str],
                affinities: tuple[dict[str, Any], ...], spreads: tuple[dict[str, Any], ...],
-               scored: list[tuple[Any, ...]]) -> float:
+               scored: list[tuple[Any, ...]], preempting: float | None = None) -> float:
         """Nomad's rank iterators and ScoreNormalizationIterator: the mean of the bin-packing score, the
         job anti-affinity penalty (with allocations of the group on the node), the reschedule penalty
         (a node it failed on), the affinity score (with affinities) and the spread boost (when not 0).
-        Each node's scores are noted in *scored* for the placement's AllocMetric."""
+        Each node's scores are noted in *scored* for the placement's AllocMetric.  *preempting*: the
+        preemption score of an option that evicts (Nomad's PreemptionScoringIterator), one more part of
+        the mean (not kept in the metric's rows)."""
         binpack = fit_score(cap, after, self.spread)
         total, parts = binpack, 1
         anti: float = 0  # a score that does not apply is kept as the integer 0 (see _placement_metric)
@@ -1182,6 +1316,9 @@ class _Placer:
             if spread:
                 total += spread
                 parts += 1
+        if preempting is not None:
+            total += preempting
+            parts += 1
         final = total / parts
         scored.append((node_id, binpack or 0, anti, penalty, affinity, spread, final))
         return final
@@ -1405,6 +1542,12 @@ class _Usage(dict):  # type: ignore[type-arg]
         # and node ID -> the placements less the freed stops of the plans made with this view.
         self._alloc_counts: dict[str, int] = {}
         self._alloc_added: dict[str, int] = {}
+        # allocations the plans made with this view preempt: their room is free, and no later
+        # placement preempts them again
+        self.preempted: set[str] = set()
+
+    def node_allocs(self, node_id: str) -> Any:
+        return self._node_allocs(node_id)
 
     def allocs(self, node_id: str) -> int:
         """The live allocations *node_id* would hold with the plans made so far (Nomad's proposed allocs)."""
@@ -1421,8 +1564,10 @@ class _Usage(dict):  # type: ignore[type-arg]
         hold none."""
         got = self.ports.get(node_id)
         if got is None:
+            gone = self.preempted
             got = self.ports[node_id] = {v for a in self._node_allocs(node_id)
-                                         if live(a) and a["ID"] not in stopping for v in alloc_port_keys(a)}
+                                         if live(a) and a["ID"] not in stopping and a["ID"] not in gone
+                                         for v in alloc_port_keys(a)}
         return got
 
     def __missing__(self, node_id: str) -> list[int]:
@@ -1892,6 +2037,11 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                                          else ()), *(e.get("PrevNodeID", "") for e in _events(prev))})
             attempt = _new_metrics()
             node_id = placer.select(group, attempt, penalized, prev, name, fresh=True)
+            if node_id is None and placer.preempt_enabled:
+                # Nomad's selectNextOption: with the job type's preemption enabled, the stack runs again
+                # allowed to evict (its metrics are the attempt's).
+                attempt = _new_metrics()
+                node_id = placer.select(group, attempt, penalized, prev, name, fresh=True, preempt=True)
             if node_id is None:
                 failed += 1
                 if metrics is None:
@@ -1905,6 +2055,8 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             placed = _alloc(job, group, name, node_id, nodes[node_id], ev["ID"], seq, prev, placer.last_ports,
                             oversubscribe=placer.oversubscribe, need=placer.info(group)[0])
             placed["Metrics"] = placer.last_metric
+            if placer.last_preempted:
+                placer.record_preemptions(placed, placer.last_preempted)
             if prev is not None and prev["ID"] in delays and rp is not None:
                 placed["RescheduleTracker"] = _tracker(rp, prev, ev_now, delays[prev["ID"]])
             if dstate is not None:
@@ -2229,18 +2381,12 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
             failed += 1
             continue
         cap = placer.usage.capacity(node_id) if placer.usage.capacity is not None else node_capacity(node)
-        used = placer.usage[node_id]
         prev = replace_on.get(node_id)
-        dim = exhausted(cap, tuple(used[i] + need[i] for i in range(3)))
-        if dim is not None:
-            metrics["NodesExhausted"] += 1
-            metrics["DimensionExhausted"][dim] = metrics["DimensionExhausted"].get(dim, 0) + 1
+        fit = _fit_on_node(placer, node_id, node, group, need, cap, metrics)
+        if fit is None:
             failed += 1
             continue
-        ports = placer.assign_ports(node_id, node, group, metrics)
-        if ports is None:
-            failed += 1
-            continue
+        ports, evicts, util = fit
         if ports:
             placer.usage.used_ports(node_id, placer.stopping).update(
                 alloc_port_keys({"AllocatedPorts": ports}))
@@ -2251,8 +2397,11 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
         name = f"{job['ID']}.{group['Name']}[0]"
         placed = _alloc(job, group, name, node_id, node, plan["EvalID"], len(plan["Place"]) + 1, prev, ports,
                         oversubscribe=placer.oversubscribe)
-        # Nomad's system stack: the node alone is evaluated, and scored by bin-packing only.
-        binpack = fit_score(cap, used, placer.spread)
+        if evicts is not None:
+            placer.record_preemptions(placed, evicts)
+        # Nomad's system stack: the node alone is evaluated, and scored by bin-packing only (over what
+        # it holds with the evicted allocations, as Nomad's AllocsFit utilization).
+        binpack = fit_score(cap, util, placer.spread)
         in_pool, by_dc = placer.pool_counts()
         placed["Metrics"] = stored_metric(_SYSTEM, 1, 0, 0, in_pool, job.get("NodePool", ""), by_dc, None,
                                           [node_id, binpack or 0, binpack])
@@ -2407,6 +2556,43 @@ def _sysbatch_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, 
     _all_filtered(plan, group, metrics, placer, len(plan["Place"]) > placed_before, existing)
 
 
+def _fit_on_node(placer: _Placer, node_id: str, node: dict[str, Any], group: dict[str, Any],
+                 need: tuple[int, int, int], cap: tuple[int, ...], metrics: dict[str, Any],
+                 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None, tuple[int, ...]] | None:
+    """A system or sysbatch placement's room on its node (Nomad's system stack's BinPackIterator): the
+    ports assigned, the allocations it evicts (None: none; the usage view counts them evicted), and
+    what the node would hold (scored by bin-packing); None when it does not fit, counted in *metrics*.
+    With the job type's preemption enabled, a node lacking room or ports is tried with evictions."""
+    used = placer.usage[node_id]
+    util = tuple(used[i] + need[i] for i in range(3))
+    dim = exhausted(cap, util)
+    evicts = None
+    if dim is not None:
+        option = placer.preempt_option(node_id, group, need, cap) if placer.preempt_enabled else None
+        if option is None:
+            metrics["NodesExhausted"] += 1
+            metrics["DimensionExhausted"][dim] = metrics["DimensionExhausted"].get(dim, 0) + 1
+            return None
+        evicts, util = option
+        placer.evict(node_id, evicts)
+    # Its static ports held by others may be evicted too: a collision is counted only if they may not.
+    quiet = evicts is None and placer.preempt_enabled and bool(group_ports(group)[0])
+    ports = placer.assign_ports(node_id, node, group, None if quiet else metrics)
+    if ports is None and quiet:
+        option = placer.preempt_option(node_id, group, need, cap)
+        if option is not None:
+            evicts, util = option
+            placer.evict(node_id, evicts)
+            ports = placer.assign_ports(node_id, node, group, None)
+        else:
+            placer.assign_ports(node_id, node, group, metrics)  # counted as the port it lacks
+    if ports is None:
+        if evicts is not None:
+            placer.evict(node_id, evicts, undo=True)
+        return None
+    return ports, evicts, util
+
+
 def _place_on(plan: dict[str, Any], job: dict[str, Any], group: dict[str, Any], node_id: str,
               node: dict[str, Any], name: str, prev: dict[str, Any] | None, placer: _Placer,
               metrics: dict[str, Any], need: tuple[int, int, int]) -> bool | None:
@@ -2419,21 +2605,20 @@ def _place_on(plan: dict[str, Any], job: dict[str, Any], group: dict[str, Any], 
         return False
     cap = placer.usage.capacity(node_id) if placer.usage.capacity is not None else node_capacity(node)
     used = placer.usage[node_id]
-    dim = exhausted(cap, tuple(used[i] + need[i] for i in range(3)))
-    if dim is not None:
-        metrics["NodesExhausted"] += 1
-        metrics["DimensionExhausted"][dim] = metrics["DimensionExhausted"].get(dim, 0) + 1
+    fit = _fit_on_node(placer, node_id, node, group, need, cap, metrics)
+    if fit is None:
         return False
-    ports = placer.assign_ports(node_id, node, group, metrics)
-    if ports is None:
-        return False
+    ports, evicts, _ = fit
     if ports:
         placer.usage.used_ports(node_id, placer.stopping).update(alloc_port_keys({"AllocatedPorts": ports}))
     for i in range(3):
         used[i] += need[i]
     placer.usage.add_allocs(node_id, 1)
-    plan["Place"].append(_alloc(job, group, name, node_id, node, plan["EvalID"], len(plan["Place"]) + 1,
-                                prev, ports, oversubscribe=placer.oversubscribe))
+    placed = _alloc(job, group, name, node_id, node, plan["EvalID"], len(plan["Place"]) + 1,
+                    prev, ports, oversubscribe=placer.oversubscribe)
+    if evicts is not None:
+        placer.record_preemptions(placed, evicts)
+    plan["Place"].append(placed)
     return True
 
 

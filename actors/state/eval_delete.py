@@ -88,7 +88,7 @@ def op_delete(store: Any, index: int, cmd: dict[str, Any]) -> dict[str, Any]:
         ev = evals.pop(eid)
         for members in store.evals_by_status.values():
             members.discard(eid)
-        store._unindex_eval(eid, ev.get("JobID", ""))
+        store._unindex_eval(eid, key_of(ev))
     if gone:
         store._touch("evals", index)
     return {"ok": True, "index": index, "count": len(gone)}

@@ -24,8 +24,9 @@
   group's count when that is more); 0 -- as an operator leaves it -- means
   Nomad's default, 100.  Without affinities or spreads a placement scores
   log2 of the node count (at least 2; a batch job 2), as in Nomad.
-* ``PreemptionConfig`` is kept and answered as Nomad's is; this agent
-  preempts nothing.
+* ``PreemptionConfig``: which schedulers may evict lower-priority
+  allocations to place (:func:`preemption_enabled`; system by default, as
+  Nomad; see ``actors/scheduler/preemption.py``).
 
 Until an operator sets it, the record is Nomad's defaults at index 0.
 """
@@ -67,6 +68,21 @@ def current(tables: dict[str, dict[str, Any]]) -> dict[str, Any]:
 
 def memory_oversubscription(tables: dict[str, dict[str, Any]]) -> bool:
     return bool(current(tables).get("MemoryOversubscriptionEnabled"))
+
+
+# Which PreemptionConfig flag a job type's scheduler honours (Nomad's generic_sched selectNextOption and
+# NewSystemStack).
+_PREEMPTION_FLAG = {"service": "ServiceSchedulerEnabled", "batch": "BatchSchedulerEnabled",
+                    "system": "SystemSchedulerEnabled", "sysbatch": "SysBatchSchedulerEnabled"}
+
+
+def preemption_enabled(tables: dict[str, dict[str, Any]], job_type: str) -> bool:
+    """The scheduler of *job_type* may preempt (its PreemptionConfig flag; an unknown type may not)."""
+    flag = _PREEMPTION_FLAG.get(job_type)
+    if flag is None:
+        return False
+    pre = current(tables).get("PreemptionConfig") or DEFAULTS["PreemptionConfig"]
+    return bool(pre.get(flag, DEFAULTS["PreemptionConfig"][flag]))
 
 
 def algorithm(tables: dict[str, dict[str, Any]]) -> str:

@@ -28,6 +28,7 @@ from typing import Any
 
 import msgpack
 
+from actors.scheduler.preemption import PREEMPTED_DESC, TRIGGER_PREEMPTION
 from actors.state import (
     acl_ops,
     cluster_meta,
@@ -241,6 +242,21 @@ def _client_settings(job: Any, group: str) -> Any:
                     [(t.get("Name"), t.get("RestartPolicy"), t.get("Leader"), t.get("ShutdownDelay"))
                      for t in g.get("Tasks") or ()])
     return None
+
+
+def _preemptions_by_placement(plan: dict[str, Any], allocs: dict[str, Any],
+                              live: Callable[[dict[str, Any]], bool]) -> dict[str, list[dict[str, Any]]]:
+    """placement ID -> the allocations its plan preempts for it that are still live on its node (Nomad's
+    evaluateNodePlan drops those already terminal)."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    seen: set[str] = set()
+    for e in plan.get("Preempt") or ():
+        a = allocs.get(e.get("ID", ""))
+        if a is None or not live(a) or a["ID"] in seen or a.get("NodeID") != e.get("NodeID"):
+            continue
+        seen.add(a["ID"])
+        out.setdefault(e.get("By", ""), []).append(a)
+    return out
 
 
 def _reserved_taken(node: dict[str, Any], placement: dict[str, Any], reserved: frozenset[int]) -> bool:
@@ -1814,6 +1830,10 @@ class StateStore:
         job = self._plan_job(plan)
         remap = deployments.begin_plan(self, index, plan, now) if job is not None else {}
         placed_recs: list[dict[str, Any]] = []
+        # Plans that preempt (a "Preempt" list: entries written before preemption have none and apply as
+        # they did): each placement's evictions, still live, applied with it or not at all.
+        preempt = _preemptions_by_placement(plan, allocs, live) if plan.get("Preempt") else {}
+        evicted: list[dict[str, Any]] = []
         for p in plan["Place"]:
             node = nodes.get(p["NodeID"])
             u = used.setdefault(p["NodeID"], [0, 0, 0])
@@ -1821,6 +1841,11 @@ class StateStore:
             if job is None:  # the job changed what it runs, or went, after this plan was made
                 refused.append(p["ID"])
                 continue
+            evicts = preempt.get(p["ID"], ())
+            if evicts:
+                # Nomad's evaluateNodePlan: the node must fit the placement once its preemptions are out.
+                freed = [sum(alloc_usage(a)[k] for a in evicts) for k in range(3)]
+                c, m, d = c - freed[0], m - freed[1], d - freed[2]
             # A system job may place on an ineligible (not draining) ready node, as Nomad's does.
             system_ok = bool(job and job["Type"] == "system" and node is not None
                              and node.get("Status") == "ready" and not node.get("DrainStrategy"))
@@ -1836,7 +1861,7 @@ class StateStore:
                 count = alloc_counts.get(p["NodeID"])
                 if count is None:
                     count = sum(1 for a in self.node_allocs(p["NodeID"]) if live(a))
-                if max_allocs_exceeded(node, count + 1):
+                if max_allocs_exceeded(node, count + 1 - len(evicts)):
                     refused.append(p["ID"])
                     continue
             # Plans since rev 5 hold ports per address (HostIP); older ones apply as they did.
@@ -1849,13 +1874,19 @@ class StateStore:
                                                       if live(a) for v in port_keys(a)}
                     if rev < 5:
                         held |= node_reserved_ports(node)
-                if held.intersection(want) or len(set(want)) != len(want) or (
+                freed_ports = {v for a in evicts for v in port_keys(a)}
+                if held.difference(freed_ports).intersection(want) or len(set(want)) != len(want) or (
                         rev >= 5 and _reserved_taken(node, p, node_reserved_ports(node))):
                     refused.append(p["ID"])
                     continue
+                held.difference_update(freed_ports)
                 held.update(want)
+            elif evicts and p["NodeID"] in ports_held:
+                ports_held[p["NodeID"]].difference_update(v for a in evicts for v in port_keys(a))
             if count is not None:
-                alloc_counts[p["NodeID"]] = count + 1
+                alloc_counts[p["NodeID"]] = count + 1 - len(evicts)
+            for a in evicts:
+                evicted.append(self._evict(index, a, p["ID"], now))
             u[0] += c
             u[1] += m
             u[2] += d
@@ -1926,6 +1957,8 @@ class StateStore:
                 if (part is not None and (part[0] or any(part[1]))) or aid in self.services_by_alloc:
                     services.refresh(self, index, rec)  # (a group offering no service registers none)
                 touched = True
+        if evicted:
+            touched = True
         if touched:
             self._touch("allocs", index)
         if placed_recs:
@@ -1991,12 +2024,29 @@ class StateStore:
                 other.update(Status="canceled", ModifyIndex=index, ModifyTime=now,
                              StatusDescription=f'evaluation "{ev["ID"]}" successful')
                 self._index_eval(other)
+        if evicted:
+            # Nomad's applyPlan: each preempted allocation's job is evaluated again ("preemption"), to
+            # be placed elsewhere or wait blocked for room.
+            jobs = self.tables["jobs"]
+            preempted_jobs = sorted({key_of(a) for a in evicted if key_of(a) in jobs})
+            follow += self._create_evals(index, preempted_jobs, TRIGGER_PREEMPTION, now)
         if rev >= 2:
             self._cancel_superseded(key_of(plan), index, now)
         self._touch("evals", index)
         self._job_status(key_of(plan), index, nomad=rev >= 7)
         deployments.after_plan(self, index, key_of(plan), now)
         return {"ok": True, "index": index, "placed": placed, "refused": refused, "evals": follow}
+
+    def _evict(self, index: int, a: dict[str, Any], by: str, now: float) -> dict[str, Any]:
+        """Allocation *a* preempted by placement *by* (Nomad's DenormalizeAllocationDiffSlice for a
+        preempted allocation): DesiredStatus evict, its client told to stop it."""
+        rec = {**a, "DesiredStatus": "evict", "DesiredDescription": PREEMPTED_DESC.format(by),
+               "PreemptedByAllocation": by, "ModifyIndex": index, "AllocModifyIndex": index,
+               "ModifyTime": now}
+        self.tables["allocs"][rec["ID"]] = rec
+        self._index_alloc(rec, replaces=a)
+        services.alloc_written(self, index, rec, a)
+        return rec
 
     def _reschedule_later(self, index: int, job_id: str, later: list[dict[str, Any]], now: float,
                           previous: str) -> list[str]:

@@ -1,0 +1,70 @@
+"""HCL2 expressions end to end: ``nomad job run`` of a file using functions, a dynamic block, a validated
+variable and file() against a -dev agent, and ``nomad job inspect`` of what the servers keep."""
+
+from __future__ import annotations
+
+import json
+
+from tests.test_cli_jobs import nomad
+from tests.test_http_jobs import call, dev  # noqa: F401
+
+JOB = '''
+variable "messages" {
+  type    = list(string)
+  default = ["one", "two"]
+  validation {
+    condition     = length(var.messages) > 0
+    error_message = "Give at least one message."
+  }
+}
+locals {
+  tasks = { for i, m in var.messages : "say-${m}" => { text = upper(m), n = i + 1 } }
+}
+job "hcl2-e2e" {
+  type        = "batch"
+  datacenters = ["dc1"]
+  meta {
+    motd  = trimspace(file("motd.txt"))
+    total = length(var.messages) * 10
+  }
+  group "g" {
+    dynamic "task" {
+      for_each = local.tasks
+      labels   = [task.key]
+      content {
+        driver = "raw_exec"
+        config {
+          command = "/bin/sh"
+          args    = ["-c", "echo ${task.value.text} ${task.value.n} > ${NOMAD_ALLOC_DIR}/out"]
+        }
+        resources {
+          cpu    = 50 * task.value.n
+          memory = 32
+        }
+      }
+    }
+  }
+}
+'''
+
+
+def test_job_run_of_a_file_with_expressions_keeps_the_evaluated_job(dev, tmp_path):  # noqa: F811
+    (tmp_path / "motd.txt").write_text("  welcome  \n")
+    path = tmp_path / "e2e.nomad.hcl"
+    path.write_text(JOB)
+    run = nomad(dev, "job", "run", "-detach", str(path))
+    assert run.returncode == 0, run.stdout + run.stderr
+    inspect = nomad(dev, "job", "inspect", "hcl2-e2e")
+    assert inspect.returncode == 0, inspect.stderr
+    job = json.loads(inspect.stdout)["Job"]
+    assert job["Meta"] == {"motd": "welcome", "total": "20"}
+    tasks = job["TaskGroups"][0]["Tasks"]
+    assert [t["Name"] for t in tasks] == ["say-one", "say-two"]
+    assert tasks[1]["Config"]["args"] == ["-c", "echo TWO 2 > ${NOMAD_ALLOC_DIR}/out"]
+    assert [t["Resources"]["CPU"] for t in tasks] == [50, 100]
+    refused = nomad(dev, "job", "run", "-detach", "-var", "messages=[]", str(path))
+    assert refused.returncode == 1 and "Give at least one message." in refused.stderr
+    # The job-parse API reads no files, as Nomad's.
+    parsed = call(dev.http_port, "PUT", "/v1/jobs/parse", {"JobHCL": JOB})
+    assert parsed.status == 400 and "filesystem function disabled" in parsed.text
+    assert nomad(dev, "job", "stop", "-purge", "-detach", "hcl2-e2e").returncode == 0
