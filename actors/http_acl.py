@@ -72,6 +72,7 @@ from actors.acl import (
 )
 from actors.http_api import (
     GUARDS,
+    LISTABLE_NAMESPACES,
     Answer,
     Api,
     CodedError,
@@ -331,18 +332,27 @@ def _remote_lookup(api: Api, secret: str) -> tuple[str, Any, dict[str, tuple[int
     return "ok", token, policies
 
 
-# Lists whose ?namespace=* Nomad answers with the namespaces the token may read (Job.List, Alloc.List,
-# Eval.List, Deployment.List).  Only "default" exists here, so that is the one to be allowed.
-_ALL_NAMESPACE_LISTS = frozenset({"/v1/jobs", "/v1/allocations", "/v1/evaluations", "/v1/deployments"})
+# Lists whose ?namespace=* Nomad answers with what is in the namespaces the token may list, by the
+# capability each checks (Job.List: list-jobs; Alloc.List, Eval.List, Deployment.List: read-job).
+_ALL_NAMESPACE_LISTS = {"/v1/jobs": "list-jobs", "/v1/allocations": "read-job", "/v1/evaluations": "read-job",
+                        "/v1/deployments": "read-job", "/v1/services": "read-job"}
 
 
 def acl_guard(req: Request, api: Api) -> None:
     """Refuse a request its token may not make (called by App before the handler)."""
     if not api.ctx.acl_enabled:
         return
-    namespace = _job_namespace(req) or (req.query.get("namespace") or [""])[0]
+    namespace = _job_namespace(req) or _object_namespace(req, api) or (req.query.get("namespace") or [""])[0]
+    if namespace == "*" and req.method in ("GET", "HEAD") and req.path in _ALL_NAMESPACE_LISTS \
+            and isinstance(req.environ, dict):
+        # Nomad's allowedNSes: the list keeps what is in the namespaces the token may list (none: empty)
+        acl = resolve(req, api)[1]
+        if not acl.management:
+            cap = _ALL_NAMESPACE_LISTS[req.path]
+            req.environ[LISTABLE_NAMESPACES] = lambda ns: acl.allow_namespace(ns, cap)
+        return
     if namespace == "*" and req.method in ("GET", "HEAD") and req.path in _ALL_NAMESPACE_LISTS:
-        namespace = "default"  # Nomad lists the namespaces the token may read: here all is in "default"
+        namespace = "default"  # no environ to carry the filter (an in-process request): default's rights
     needs = required(req.method, req.path, namespace)
     if needs is None or needs == OPEN:
         return
@@ -352,6 +362,32 @@ def acl_guard(req: Request, api: Api) -> None:
         log.debug("permission denied: method=%s path=%s accessor=%s needs=%s", req.method, req.path, who,
                   ", ".join(str(n) for n in needs))
         raise CodedError(403, PERMISSION_DENIED)
+
+
+# Paths naming an allocation, evaluation or deployment by ID, and the table it is in: Nomad checks the
+# token in that object's own namespace (Alloc.GetAlloc, Eval.GetEval, Deployment.GetDeployment and their
+# writes), whatever ?namespace= says.
+_BY_ID = (("/v1/allocation/", "allocs"), ("/v1/client/allocation/", "allocs"), ("/v1/evaluation/", "evals"),
+          ("/v1/deployment/", "deployments"))
+
+
+def _object_namespace(req: Request, api: Api) -> str:
+    """The namespace of the allocation, evaluation or deployment the path names ("": none, or not known
+    here: a client agent keeps no state, and checks the request's namespace)."""
+    for prefix, table in _BY_ID:
+        if not req.path.startswith(prefix):
+            continue
+        parts = req.path[len(prefix):].split("/")
+        # /v1/deployment/<action>/<id> names it last; the others first
+        ident = parts[-1] if table == "deployments" and len(parts) > 1 else parts[0]
+        if not ident or api.env.lookup("raft") is None:
+            return ""
+        def read(st: Any, t: str = table, i: str = ident) -> Any:  # in the Raft actor: never raises
+            rec = st.tables.get(t, {}).get(i)
+            return rec.get("Namespace") if isinstance(rec, dict) else None
+        found = _stale_read(api, read)[1]
+        return found if isinstance(found, str) else ""
+    return ""
 
 
 def _job_namespace(req: Request) -> str:

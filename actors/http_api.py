@@ -180,6 +180,17 @@ def request_namespace(req: Request) -> str:
     return (req.query.get("namespace") or ["default"])[0] or "default"
 
 
+# The WSGI environ key under which actors.http_acl.acl_guard leaves, for a ``?namespace=*`` list under ACLs,
+# which namespaces the token may list (Nomad's AllowNsOpFunc): ``fn(namespace) -> bool``.
+LISTABLE_NAMESPACES = "nomad.listable_namespaces"
+
+
+def listable(req: Request) -> Callable[[str], bool]:
+    """Whether a ``?namespace=*`` list may show an object of a namespace (every one without ACLs)."""
+    env = req.environ if isinstance(req.environ, dict) else {}
+    return env.get(LISTABLE_NAMESPACES) or (lambda ns: True)
+
+
 def find_route(path: str) -> Handler | None:
     """Exact path first, then the longest registered ``.../`` prefix (Go ServeMux)."""
     handler = ROUTES.get(path)

@@ -40,6 +40,7 @@ from actors.http_api import (
     CodedError,
     Request,
     json_body,
+    listable,
     parse_uint,
     propose,
     query_flag,
@@ -51,6 +52,7 @@ from actors.http_api import (
 from actors.http_filter import apply_list_options, per_page
 from actors.http_jobs import JOB_ACTIONS, alloc_stub, rfc3339
 from actors.state import deployments
+from actors.state.namespaces import key_of
 from actors.state.store import command
 from runtime.edge import wall_time
 
@@ -99,12 +101,13 @@ def _page(req: Request, answer: Answer, ascending: bool) -> Answer:
 def deployments_list(req: Request, api: Api) -> Any:
     require(req, "GET")
     prefix = (req.query.get("prefix") or [""])[0]
-    ns = request_namespace(req)
+    ns, allowed = request_namespace(req), listable(req)
     ascending = (req.query.get("ascending") or [""])[0] == "true"
 
     def query(st: Any) -> list[dict[str, Any]]:
         deps = [d for i, d in st.tables[TABLE].items() if i.startswith(prefix)
-                and (ns == "*" or d.get("Namespace", "default") == ns)]
+                and (allowed(d.get("Namespace", "default")) if ns == "*"
+                     else d.get("Namespace", "default") == ns)]
         ordered = _newest_first(deps)
         return [deployment_out(d) for d in (ordered[::-1] if ascending else ordered)]
     answer = state_query(req, api, (TABLE,), query)
@@ -253,7 +256,7 @@ def _job_deployments(req: Request, api: Api, job_id: str) -> Any:
     query_flag(req, "all")  # a malformed value is 400, as Nomad's parse
     def query(st: Any) -> list[dict[str, Any]]:
         return [deployment_out(d) for d in _newest_first([d for d in st.tables[TABLE].values()
-                                                          if d["JobID"] == job_id])]
+                                                          if key_of(d) == job_id])]
     return state_query(req, api, (TABLE,), query)
 
 

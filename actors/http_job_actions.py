@@ -25,6 +25,7 @@ from typing import Any
 
 from actors.http_api import Api, CodedError, Request, require, state_query
 from actors.http_jobs import JOB_ACTIONS
+from actors.state.namespaces import split_key
 
 __all__ = ["job_actions_list"]
 
@@ -43,7 +44,7 @@ def job_actions_list(req: Request, api: Api, job_id: str) -> Any:
                 for a in t.get("Actions") or ()]
     answer = state_query(req, api, ("jobs",), query)
     if answer.value is None:
-        raise CodedError(500, f"Unknown job {json.dumps(job_id)}")
+        raise CodedError(500, f"Unknown job {json.dumps(split_key(job_id)[1])}")
     return answer
 
 
@@ -54,7 +55,7 @@ def job_action_run(req: Request, api: Api, job_id: str) -> Any:
     q = {k: v[0] for k, v in req.query.items() if v}
     alloc_id = q.get("allocID", "")
     query = [(k, v) for k, v in q.items() if k not in ("allocID", "action", "command", "job", "group")]
-    query += [("command", "[]"), ("action", q.get("action", "")), ("job", job_id)]
+    query += [("command", "[]"), ("action", q.get("action", "")), ("job", split_key(job_id)[1])]
     qs = urllib.parse.urlencode(query)
     environ = dict(req.environ or {})
     environ["QUERY_STRING"] = qs

@@ -32,6 +32,7 @@ from actors.http_api import (
 )
 from actors.http_filter import FilterError, FilterTooSlow, compile_filter, per_page
 from actors.state import deployments
+from actors.state.namespaces import job_key_of
 
 # Nomad's Deployment.Active(): a deployment in one of these still moves.
 ACTIVE_DEPLOYMENT = ("running", "paused", "blocked", "unblocking", "initializing", "pending")
@@ -109,10 +110,11 @@ def job_status(st: Any, job: dict[str, Any]) -> dict[str, Any]:
         "Status": job.get("Status", "pending")}
     if job.get("Periodic") or job.get("ParameterizedJob"):  # its children's statuses instead
         out["ChildStatuses"] = [c.get("Status", "") for c in st.tables["jobs"].values()
-                                if c.get("ParentID") == job["ID"]]
+                                if c.get("ParentID") == job["ID"]
+                                and c.get("Namespace", "default") == job.get("Namespace", "default")]
         return out
     allocs = []
-    for a in st.job_allocs(job["ID"]):
+    for a in st.job_allocs(job_key_of(job)):
         ds = a.get("DeploymentStatus") or {}
         allocs.append({"ID": a["ID"], "Group": a.get("TaskGroup", ""),
                        "ClientStatus": a.get("ClientStatus", ""), "NodeID": a.get("NodeID", ""),
@@ -120,7 +122,7 @@ def job_status(st: Any, job: dict[str, Any]) -> dict[str, Any]:
                        "JobVersion": a.get("JobVersion", (a.get("Job") or {}).get("Version", 0)),
                        "FollowupEvalID": a.get("FollowupEvalID", ""), "HasPausedTask": False})
     out["Allocs"] = allocs or None
-    out["LatestDeployment"] = _latest_deployment(deployments.latest(st, job["ID"]))
+    out["LatestDeployment"] = _latest_deployment(deployments.latest(st, job_key_of(job)))
     return out
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import json
 import math
 import urllib.parse
 from collections.abc import Callable
@@ -39,6 +38,7 @@ from actors.http_api import (
     Request,
     decode_json,
     hold_for_leader,
+    listable,
     parse_uint,
     propose,
     query_flag,
@@ -63,8 +63,9 @@ from actors.scheduler.jobdiff import job_diff
 from actors.scheduler.scheduler import metric_out
 from actors.server import ENDPOINT
 from actors.server.node_endpoint import EndpointConfig, PurgeNode
-from actors.state import node_pools, scaling
+from actors.state import namespaces, node_pools, scaling
 from actors.state import scheduler_config as sched_cfg
+from actors.state.namespaces import job_key, key_of, split_key
 from actors.state.scheduler_config import JOB_REGISTRATION_DISABLED
 from actors.state.store import command
 from actors.workload_identity import (  # the scheduler's, and the tasks' identity blocks
@@ -294,11 +295,11 @@ def job_summaries(st: Any, job_ids: list[str]) -> dict[str, dict[str, Any]]:
     count less its live allocations while the job has a blocked evaluation
     (or a follow-up ``queued-allocs`` one, the rest of a job larger than one plan).
     """
-    jobs, wanted = st.tables["jobs"], set(job_ids)
+    jobs, wanted = st.tables["jobs"], set(job_ids)  # job_ids: store keys (actors.state.namespaces)
     out: dict[str, dict[str, Any]] = {}
     for jid in job_ids:
         job = jobs[jid]
-        out[jid] = {"JobID": jid, "Namespace": job.get("Namespace", "default"),
+        out[jid] = {"JobID": job["ID"], "Namespace": job.get("Namespace", "default"),
                     "Summary": {g["Name"]: dict.fromkeys(SUMMARY_KEYS, 0)
                                 for g in job.get("TaskGroups", ())},
                     "Children": {"Pending": 0, "Running": 0, "Dead": 0},
@@ -306,14 +307,13 @@ def job_summaries(st: Any, job_ids: list[str]) -> dict[str, dict[str, Any]]:
     # Nomad's JobChildrenSummary: a periodic or parameterized job's children counted by their status.
     if any(jobs[j].get("Periodic") or jobs[j].get("ParameterizedJob") for j in job_ids):
         for child in jobs.values():
-            parent = child.get("ParentID")
-            if parent in wanted and jobs[parent].get("Namespace", "default") == \
-                    child.get("Namespace", "default"):
+            parent = job_key(child.get("Namespace"), child.get("ParentID") or "")
+            if child.get("ParentID") and parent in wanted:
                 key = _CHILD_KEYS.get(child.get("Status", ""))
                 if key:
                     out[parent]["Children"][key] += 1
     for a in st.tables["allocs"].values():
-        jid = a.get("JobID")
+        jid = key_of(a)
         if jid not in wanted or not of_this_job(jobs[jid], a):
             continue  # (Nomad's updateSummaryWithAlloc: an earlier job's allocation is not counted)
         group = out[jid]["Summary"].setdefault(a.get("TaskGroup", ""), dict.fromkeys(SUMMARY_KEYS, 0))
@@ -321,10 +321,10 @@ def job_summaries(st: Any, job_ids: list[str]) -> dict[str, dict[str, Any]]:
         if key:
             group[key] += 1
     evals = st.tables["evals"]
-    blocked = {e.get("JobID"): e for e in evals.values() if e.get("Status") == "blocked"}
+    blocked = {key_of(e): e for e in evals.values() if e.get("Status") == "blocked"}
     # A job larger than one plan: what its follow-up evaluation has still to place is queued too.
-    queued = {e.get("JobID") for e in evals.values() if e.get("Status") == "pending"
-              and e.get("TriggeredBy") == "queued-allocs" and e.get("JobID") in wanted}
+    queued = {key_of(e) for e in evals.values() if e.get("Status") == "pending"
+              and e.get("TriggeredBy") == "queued-allocs" and key_of(e) in wanted}
     for jid in wanted & (set(blocked) | queued):
         job = jobs[jid]
         if job.get("Stop"):
@@ -593,8 +593,9 @@ def _write(api: Api, op: str, **args: Any) -> tuple[int, dict[str, Any]]:
         error = str(result.get("error") or "refused by the state store")
         if error == JOB_REGISTRATION_DISABLED:
             raise CodedError(403, error)  # Nomad maps ErrJobRegistrationDisabled to 403
-        if "nonexistent node pool" in error:
-            raise CodedError(400, error)  # as a job in a nonexistent namespace is
+        if any(s in error for s in ("nonexistent node pool", "nonexistent namespace",
+                                    "is not allowed in namespace")):
+            raise CodedError(400, error)  # Nomad's admission checks, answered as a job that fails validation
         raise CodedError(404 if error.endswith("not found") else 500, error)
     return index, result
 
@@ -637,27 +638,32 @@ def jobs_request(req: Request, api: Api) -> Any:
     require(req, "GET")
     prefix = _prefix(req)
     # ?namespace= (Nomad's default "default"; "*" is every namespace).
-    ns = request_namespace(req)
+    ns, allowed = request_namespace(req), listable(req)
     meta = query_flag(req, "meta")  # Nomad's JobStubFields.Meta: the jobs' meta in the stubs
 
     def query(st: Any) -> list[dict[str, Any]]:
         jobs = st.tables["jobs"]
-        ids = sorted(i for i in jobs if i.startswith(prefix)
-                     and (ns == "*" or jobs[i].get("Namespace", "default") == ns))
+        ids = sorted((i for i in jobs if jobs[i]["ID"].startswith(prefix)
+                      and in_namespace(jobs[i], ns, allowed)),
+                     key=lambda i: (jobs[i].get("Namespace", "default"), jobs[i]["ID"]))
         sums = job_summaries(st, ids)
         return [job_stub(jobs[i], sums[i], meta=meta) for i in ids]
     # Nomad's list watches the jobs and job_summary tables; our summary comes from allocs.
     if list_options_asked(req):  # ?filter= / ?per_page= / ?next_token=
         # Nomad pages jobs with its NamespaceIDTokenizer: "<namespace>.<job ID>"
         return apply_list_options(req, state_query(req, api, ("jobs", "allocs"), query), namespaced=True)
+    if ns == "*":  # what it lists depends on the token (actors.http_api.listable): not shared
+        return state_query(req, api, ("jobs", "allocs"), query)
     from actors.http_cache import cached_state_query  # the encoded list is reused while unchanged
 
     return cached_state_query(req, api, "jobs", ("jobs", "allocs"), query)
 
 
-def in_namespace(obj: dict[str, Any], ns: str) -> bool:
-    """Whether a listed object belongs in namespace *ns* ("*": every namespace), as Nomad's lists filter."""
-    return ns == "*" or (obj.get("Namespace") or "default") == ns
+def in_namespace(obj: dict[str, Any], ns: str, allowed: Callable[[str], bool] = lambda ns: True) -> bool:
+    """Whether a listed object belongs in namespace *ns* ("*": every namespace *allowed* lets the token
+    list, see actors.http_api.listable), as Nomad's lists filter."""
+    own = obj.get("Namespace") or "default"
+    return allowed(own) if ns == "*" else own == ns
 
 
 def namespace_for_job(req: Request, body: dict[str, Any], raw: dict[str, Any]) -> Any:
@@ -776,7 +782,7 @@ def _memory_max_warnings(req: Request, api: Api, job: dict[str, Any]) -> str:
 
 def _job_crud(req: Request, api: Api, job_id: str) -> Any:
     if req.method in ("PUT", "POST"):
-        return _register(req, api, job_id)
+        return _register(req, api, split_key(job_id)[1])
     if req.method == "DELETE":
         purge = query_flag(req, "purge")
         # Nomad's ?no_shutdown_delay: the job's allocations skip their shutdown_delay as they stop.
@@ -790,7 +796,7 @@ def _job_crud(req: Request, api: Api, job_id: str) -> Any:
                                       f'strconv.Atoi: parsing "{raw_priority}": invalid syntax') from None
             if priority > 0:
                 extra["eval_priority"] = _eval_priority(priority)
-        index, r = _write(api, "job_deregister", job_id=job_id, purge=purge, **extra)
+        index, r = _write(api, "job_deregister", **_job_cmd(job_id), purge=purge, **extra)
         return Answer({"EvalID": r["EvalID"], "EvalCreateIndex": r["EvalCreateIndex"],
                        "JobModifyIndex": r["JobModifyIndex"], "Index": index, "LastContact": 0,
                        "KnownLeader": False}, _index_header(index))
@@ -802,7 +808,7 @@ def _job_crud(req: Request, api: Api, job_id: str) -> Any:
             return None
         out = job_out(rec)
         # Each group's scaling policy as Nomad's job holds it: the stored policy's ID and indexes too.
-        for p in scaling.job_policies(st, rec.get("Namespace", "default"), job_id):
+        for p in scaling.job_policies(st, rec.get("Namespace", "default"), rec["ID"]):
             for g in out.get("TaskGroups", ()):
                 if g["Name"] == p["Target"].get("Group") and g.get("Scaling"):
                     g["Scaling"].update(ID=p["ID"], Namespace=p["Target"].get("Namespace", "default"),
@@ -829,14 +835,15 @@ def _job_allocations(req: Request, api: Api, job_id: str) -> Any:
     def query(st: Any) -> Any:
         job = st.tables["jobs"].get(job_id)
         return [alloc_stub(a) for _, a in sorted(st.tables["allocs"].items())
-                if a.get("JobID") == job_id and (every or of_this_job(job, a))]
+                if a.get("JobID") and key_of(a) == job_id and (every or of_this_job(job, a))]
     return apply_list_options(req, state_query(req, api, ("allocs",), query))
 
 
 def _job_evaluations(req: Request, api: Api, job_id: str) -> Any:
     require(req, "GET")
     return apply_list_options(req, state_query(req, api, ("evals",), lambda st: [
-        eval_out(e) for _, e in sorted(st.tables["evals"].items()) if e.get("JobID") == job_id]))
+        eval_out(e) for _, e in sorted(st.tables["evals"].items())
+        if e.get("JobID") and key_of(e) == job_id]))
 
 
 def _job_summary(req: Request, api: Api, job_id: str) -> Any:
@@ -901,6 +908,13 @@ def _job_versions(req: Request, api: Api, job_id: str) -> Any:
     return Answer({**answer.value, **query_meta_body(answer.headers)}, answer.headers)
 
 
+def _job_cmd(job_id: str) -> dict[str, Any]:
+    """A job command's arguments for the job a store key names: its ID, and its namespace when that is not
+    default (an entry without one means default, as every entry from before namespaces)."""
+    namespace, bare = split_key(job_id)
+    return {"job_id": bare, **({"namespace": namespace} if namespace != namespaces.DEFAULT else {})}
+
+
 def _job_register_reply(index: int, r: dict[str, Any], warnings: str = "") -> Answer:
     return Answer({"EvalID": r["EvalID"], "EvalCreateIndex": r["EvalCreateIndex"],
                    "JobModifyIndex": r["JobModifyIndex"], "Warnings": warnings, "Index": index,
@@ -908,6 +922,7 @@ def _job_register_reply(index: int, r: dict[str, Any], warnings: str = "") -> An
 
 
 def _job_version_arg(body: dict[str, Any], job_id: str) -> int:
+    job_id = split_key(job_id)[1]
     if body.get("JobID", job_id) != job_id:
         raise CodedError(400, "Job ID does not match")
     version = body.get("JobVersion")
@@ -926,7 +941,7 @@ def _job_plan(req: Request, api: Api, job_id: str) -> Any:
     raw = body.get("Job")
     if not isinstance(raw, dict):
         raise CodedError(400, "Job must be specified")
-    if raw.get("ID") != job_id:
+    if raw.get("ID") != split_key(job_id)[1]:
         raise CodedError(400, "Job ID does not match")
     raw["Namespace"] = namespace_for_job(req, body, raw)
     if raw.get("Region") is None or isinstance(raw["Region"], str):  # as registering it here would
@@ -941,10 +956,10 @@ def _job_plan(req: Request, api: Api, job_id: str) -> Any:
     now = wall_time()
 
     def query(st: Any) -> Any:  # Nomad's Job.Plan runs the admission hooks first: the pool must exist
-        refused = node_pools.job_pool_error(st.tables, job)
+        refused = namespaces.job_error(st.tables, job) or node_pools.job_pool_error(st.tables, job)
         return {"Refused": refused} if refused else plan_job(st, job, diff, now)
 
-    answer = state_query(req, api, ("jobs", "allocs", "nodes", node_pools.TABLE), query)
+    answer = state_query(req, api, ("jobs", "allocs", "nodes", node_pools.TABLE, namespaces.TABLE), query)
     plan = answer.value
     if plan.get("Refused"):
         raise CodedError(400, plan["Refused"])  # as registering the job is refused
@@ -985,7 +1000,7 @@ def _scale_status(st: Any, job_id: str) -> Any:
             g["Healthy"] += 1
         elif ds.get("Healthy") is False:
             g["Unhealthy"] += 1
-    return {"JobID": job_id, "Namespace": job.get("Namespace", "default"),
+    return {"JobID": job["ID"], "Namespace": job.get("Namespace", "default"),
             "JobCreateIndex": job.get("CreateIndex", 0), "JobModifyIndex": job.get("ModifyIndex", 0),
             "JobStopped": bool(job.get("Stop")), "TaskGroups": groups}
 
@@ -1004,7 +1019,7 @@ def _job_scale(req: Request, api: Api, job_id: str) -> Any:
     target = body.get("Target") or {}
     if not isinstance(target, dict) or not all(isinstance(v, str) for v in target.values()):
         raise CodedError(400, "Target: must be an object of strings")
-    if target.get("Job", "") not in ("", job_id):
+    if target.get("Job", "") not in ("", split_key(job_id)[1]):
         raise CodedError(400, "job ID in payload did not match URL")
     namespace = request_namespace(req)
     if target.get("Namespace", "") not in ("", namespace):
@@ -1033,7 +1048,7 @@ def _job_scale(req: Request, api: Api, job_id: str) -> Any:
             raise CodedError(400, "scaling action should not contain count if error is true")
     event = {"Message": message or "", "Error": error, "Meta": meta or None}
     try:
-        index, r = _write(api, "job_scale", job_id=job_id, group=group, count=count, policy_bounds=True,
+        index, r = _write(api, "job_scale", **_job_cmd(job_id), group=group, count=count, policy_bounds=True,
                           event=event, job_modify_index=modify_index, rejectable=_rejectable(req, api),
                           max_count=_limits(api).max_count)
     except CodedError as e:
@@ -1053,13 +1068,13 @@ def _job_evaluate(req: Request, api: Api, job_id: str) -> Any:
         args = _json_body(req, body)
         if not args.get("JobID"):
             raise CodedError(400, "Job ID must be specified")
-        if args["JobID"] != job_id:
+        if args["JobID"] != split_key(job_id)[1]:
             raise CodedError(400, "JobID not same as job name")
         opts = args.get("EvalOptions") or {}
         if not isinstance(opts, dict) or not isinstance(opts.get("ForceReschedule", False), bool):
             raise CodedError(400, "EvalOptions: must be an object with a boolean ForceReschedule")
         force = opts.get("ForceReschedule", False)
-    index, r = _write(api, "job_evaluate", job_id=job_id, force_reschedule=force)
+    index, r = _write(api, "job_evaluate", **_job_cmd(job_id), force_reschedule=force)
     return _job_register_reply(index, r)
 
 
@@ -1071,7 +1086,7 @@ def _job_stable(req: Request, api: Api, job_id: str) -> Any:
     stable = body.get("Stable", False)
     if not isinstance(stable, bool):
         raise CodedError(400, f"Stable: must be a boolean, got {stable!r}")
-    index, _ = _write(api, "job_stability", job_id=job_id, version=version, stable=stable)
+    index, _ = _write(api, "job_stability", **_job_cmd(job_id), version=version, stable=stable)
     return Answer({"Index": index}, _index_header(index))
 
 
@@ -1083,7 +1098,7 @@ def _job_revert(req: Request, api: Api, job_id: str) -> Any:
     prior = body.get("EnforcePriorVersion")
     if prior is not None and (not isinstance(prior, int) or isinstance(prior, bool) or prior < 0):
         raise CodedError(400, f"EnforcePriorVersion: must be a non-negative integer, got {prior!r}")
-    index, r = _write(api, "job_revert", job_id=job_id, version=version, enforce_prior_version=prior,
+    index, r = _write(api, "job_revert", **_job_cmd(job_id), version=version, enforce_prior_version=prior,
                       rejectable=_rejectable(req, api))
     return _job_register_reply(index, r)
 
@@ -1109,7 +1124,7 @@ def _job_tag(req: Request, api: Api, job_id: str, name: str) -> Any:
         if latest and version > 0:
             raise CodedError(400, f"version must be zero when tagging latest, got: {version}")
         tag = {"Name": name, "Description": description, "TaggedTime": int(wall_time() * 1e9)}
-    index, r = _write(api, "job_version_tag", job_id=job_id, name=name, tag=tag, version=version,
+    index, r = _write(api, "job_version_tag", **_job_cmd(job_id), name=name, tag=tag, version=version,
                       latest=latest)
     out = r.get("tag") or {"Name": "", "Description": "", "TaggedTime": 0}
     return Answer({**out, "Index": index, "LastContact": 0, "KnownLeader": False, "NextToken": ""},
@@ -1154,7 +1169,7 @@ def _job_dispatch(req: Request, api: Api, job_id: str) -> Any:
     extra = {k: v for k, v in (("id_prefix_template", prefix), ("priority", priority),
                                ("idempotency_token", req.query.get("idempotency_token", [""])[0])) if v}
     try:
-        index, r = _write(api, "job_dispatch", job_id=job_id, payload=payload, meta=meta,
+        index, r = _write(api, "job_dispatch", **_job_cmd(job_id), payload=payload, meta=meta,
                           rejectable=_rejectable(req, api), **extra)
     except CodedError as e:
         if e.code == 500:  # the job refused the dispatch (its rules): the caller's request is wrong
@@ -1170,7 +1185,7 @@ def _job_periodic_force(req: Request, api: Api, job_id: str) -> Any:
     require(req, "PUT", "POST")
     now = wall_time()
     try:
-        index, r = _write(api, "periodic_launch", job_id=job_id, launch=now, force=True)
+        index, r = _write(api, "periodic_launch", **_job_cmd(job_id), launch=now, force=True)
     except CodedError as e:
         if e.code == 500:  # not periodic, stopped or disabled: the request is wrong
             raise CodedError(400, e.message) from None
@@ -1207,28 +1222,16 @@ def job_request(req: Request, api: Api) -> Any:
         parts = rest.split("/")
         if len(parts) != 4 or parts[1] != "versions" or not parts[0] or not parts[2]:
             raise CodedError(404, "invalid job tag endpoint")
-        return _job_tag(req, api, parts[0], urllib.parse.unquote(parts[2]))
+        return _job_tag(req, api, job_key(request_namespace(req), parts[0]), urllib.parse.unquote(parts[2]))
     # Nomad's jobSpecificRequest matches action suffixes; the rest is the job ID, which may hold
     # "/" (a dispatched job's "<parent>/dispatch-<time>-<id>").
     for action in sorted(JOB_ACTIONS, key=len, reverse=True):
         if rest.endswith("/" + action) and len(rest) > len(action) + 1:
-            _check_job_namespace(req, rest[:-len(action) - 1], action)
-            return JOB_ACTIONS[action](req, api, rest[:-len(action) - 1])
+            # A job is found by namespace and ID (Nomad's JobByID): handlers get its store key.
+            return JOB_ACTIONS[action](req, api, job_key(request_namespace(req), rest[:-len(action) - 1]))
     if not rest or rest.endswith("/"):
         raise CodedError(404, "job not found") if req.method == "GET" else CodedError(400, "Invalid job ID")
-    _check_job_namespace(req, rest, None)
-    return _job_crud(req, api, rest)
-
-
-def _check_job_namespace(req: Request, job_id: str, action: str | None) -> None:
-    """A job is found by namespace and ID (Nomad's JobByID): none is in a namespace other than "default"
-    (the only one here).  Registering or planning a job there is refused by its own handler, naming the
-    namespace."""
-    if request_namespace(req) == "default" or (req.method in ("PUT", "POST") and action in (None, "plan")):
-        return
-    if action == "scale" and req.method in ("PUT", "POST"):
-        raise CodedError(404, f"job {json.dumps(job_id)} not found")  # Nomad's Job.Scale words
-    raise CodedError(404, "job not found")
+    return _job_crud(req, api, job_key(request_namespace(req), rest))
 
 
 @route("/v1/jobs/parse")
@@ -1269,14 +1272,20 @@ def validate_job(req: Request, api: Api) -> Any:
     and ``DriverConfigValidated``.
     """
     require(req, "PUT", "POST")
-    raw = _json_body(req).get("Job")
+    body = _json_body(req)
+    raw = body.get("Job")
     if not isinstance(raw, dict):
         raise CodedError(400, "Job must be specified")
     errors: list[str] = []
     warnings = ""
     try:
+        raw["Namespace"] = namespace_for_job(req, body, raw)
         job = canonical_job(job_in(raw), region=_region(api), limits=_limits(api))
         warnings = _memory_max_warnings(req, api, job)
+        if api.env.lookup("raft") is not None:  # Nomad's admission validators: the namespace's checks
+            refused = state_query(req, api, (namespaces.TABLE,),
+                                  lambda st: namespaces.job_error(st.tables, job)).value
+            errors += [refused] if refused else []
     except JobError as e:
         errors.append(str(e))
     return {"DriverConfigValidated": not errors, "ValidationErrors": errors, "Error": "\n".join(errors),
@@ -1301,10 +1310,11 @@ def allocations_list(req: Request, api: Api) -> Any:
     prefix = _prefix(req)
     task_states = (req.query.get("task_states") or ["true"])[0].lower() not in ("0", "f", "false")
     resources = query_flag(req, "resources")
-    ns = request_namespace(req)
+    ns, allowed = request_namespace(req), listable(req)
     return apply_list_options(req, state_query(req, api, ("allocs",), lambda st: [
         alloc_stub(a, task_states=task_states, resources=resources)
-        for i, a in sorted(st.tables["allocs"].items()) if i.startswith(prefix) and in_namespace(a, ns)]),
+        for i, a in sorted(st.tables["allocs"].items())
+        if i.startswith(prefix) and in_namespace(a, ns, allowed)]),
         created=not prefix)
 
 
@@ -1341,14 +1351,14 @@ def _alloc_stop(req: Request, api: Api, alloc_id: str) -> Any:
 def evaluations_list(req: Request, api: Api) -> Any:
     require(req, "GET")
     prefix = _prefix(req)
-    ns = request_namespace(req)
+    ns, allowed = request_namespace(req), listable(req)
     # Nomad's FilterJobID and FilterEvalStatus (?job=, ?status=), which a filter expression excludes.
     job_id, status = (req.query.get("job") or [""])[0], (req.query.get("status") or [""])[0]
     if (job_id or status) and (req.query.get("filter") or [""])[0]:
         raise CodedError(400, "Filter expression cannot be used with other filter parameters")
     return apply_list_options(req, state_query(req, api, ("evals",), lambda st: [
         eval_out(e) for i, e in sorted(st.tables["evals"].items())
-        if i.startswith(prefix) and in_namespace(e, ns) and (not job_id or e.get("JobID") == job_id)
+        if i.startswith(prefix) and in_namespace(e, ns, allowed) and (not job_id or e.get("JobID") == job_id)
         and (not status or e.get("Status") == status)]), created=not prefix)
 
 

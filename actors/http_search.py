@@ -68,7 +68,7 @@ _UUID_CONTEXTS = {"evals": "evals", "allocs": "allocs", "nodes": "nodes", "deplo
                   "scaling_policy": "scaling_policies", "host_volumes": ""}
 _HEX = re.compile(r"^[0-9a-fA-F]*$")
 # what a search reads
-_TABLES = ("jobs", "evals", "allocs", "nodes", "deployments", "scaling_policies", "variables")
+_TABLES = ("jobs", "evals", "allocs", "nodes", "deployments", "scaling_policies", "variables", "namespaces")
 
 
 def _round_uuid(prefix: str) -> str | None:
@@ -109,10 +109,12 @@ def search_query(prefix: str, contexts: tuple[str, ...], namespace: str,  # type
                        and (ctx == "nodes" or (v["Target"].get("Namespace") if ctx == "scaling_policy"
                                                else v.get("Namespace", "default")) == namespace)]
             elif ctx == "jobs":
-                ids = [k for k, v in tables["jobs"].items()
-                       if k.startswith(prefix) and v.get("Namespace", "default") == namespace]
+                ids = [v.get("ID", k) for k, v in tables["jobs"].items()
+                       if v.get("ID", k).startswith(prefix) and v.get("Namespace", "default") == namespace]
             elif ctx == "namespaces":
-                ids = [n for n in ("default",) if n.startswith(prefix)]
+                from actors.state import namespaces as ns_state
+
+                ids = [n["Name"] for n in ns_state.listed(tables, prefix)]
             elif ctx == "node_pools":
                 pools = {"all", "default", *(n.get("NodePool", "default") for n in tables["nodes"].values())}
                 ids = [p for p in pools if p.startswith(prefix)]
@@ -186,7 +188,7 @@ FUZZY_MIN_TERM_LENGTH = 2
 _FUZZY_UUID = {"evals": "evals", "deployment": "deployments", "scaling_policy": "scaling_policies",
                "volumes": "", "host_volumes": ""}
 _FUZZY_TABLES = ("jobs", "evals", "allocs", "nodes", "deployments", "scaling_policies", "variables",
-                 "node_pools")
+                 "node_pools", "namespaces")
 
 
 def _variable_search(acl: Any, namespace: str) -> bool:
@@ -294,7 +296,9 @@ def _fuzzy_rows(tables: Any, ctx: str, namespace: str, acl: Any) -> list[dict[st
         return [p for p in pools.listed(tables)
                 if acl is None or acl.allow_node_pool(p.get("Name", ""), READ)]
     if ctx == "namespaces":
-        return [{"Name": "default"}] if _ns_readable(acl, "default") else []
+        from actors.state import namespaces as ns_state
+
+        return [{"Name": n["Name"]} for n in ns_state.listed(tables) if _ns_readable(acl, n["Name"])]
     return []  # plugins: none here
 
 

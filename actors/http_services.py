@@ -41,6 +41,7 @@ from actors.http_api import (
     CodedError,
     Request,
     Response,
+    listable,
     parse_uint,
     propose,
     require,
@@ -50,6 +51,7 @@ from actors.http_api import (
 from actors.http_filter import apply_list_options
 from actors.http_jobs import ALLOC_ACTIONS, JOB_ACTIONS
 from actors.state import services
+from actors.state.namespaces import split_key
 from actors.state.store import command
 
 __all__ = ["choose", "registration_out", "service_list"]
@@ -95,6 +97,9 @@ def services_list(req: Request, api: Api) -> Any:
     require(req, "GET")
     namespace = _namespace(req)
     answer = state_query(req, api, (TABLE,), lambda st: service_list(st.tables[TABLE].values(), namespace))
+    if namespace == "*":  # with ACLs: the namespaces the token may read (actors.http_api.listable)
+        allowed = listable(req)
+        answer = Answer([e for e in answer.value if allowed(e["Namespace"])], answer.headers)
     if "filter" in req.query:  # the namespace entries, by the filter's own rules (and its 400s)
         answer = apply_list_options(Request(req.method, req.path, {"filter": req.query["filter"]}, req.url),
                                     answer)
@@ -162,7 +167,7 @@ def _job_services(req: Request, api: Api, job_id: str) -> Any:
         if job is None or job.get("Namespace", DEFAULT_NAMESPACE) != namespace:
             return None
         return [registration_out(r) for _, r in sorted(st.tables[TABLE].items())
-                if r["JobID"] == job_id and r.get("Namespace", DEFAULT_NAMESPACE) == namespace]
+                if r["JobID"] == split_key(job_id)[1] and r.get("Namespace", DEFAULT_NAMESPACE) == namespace]
     answer = state_query(req, api, (TABLE, "jobs"), query)
     if answer.value is None:
         raise CodedError(404, "job not found")

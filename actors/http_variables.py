@@ -62,7 +62,11 @@ from runtime.edge import new_id, wall_time
 
 _LOCK_OPS = ("lock-renew", "lock-acquire", "lock-release")
 
-_NAMESPACES = ("default",)  # the namespaces that exist here (actors.scheduler.job: only Nomad's built-in)
+def _missing_namespace(req: Request, api: Api, ns: str) -> bool:
+    """Whether namespace *ns* does not exist (actors.state.namespaces)."""
+    from actors.state import namespaces
+
+    return state_query(req, api, (namespaces.TABLE,), lambda st: namespaces.get(st.tables, ns) is None).value
 
 
 def _namespace(req: Request) -> str:
@@ -138,7 +142,7 @@ def _put(req: Request, api: Api, ns: str, path: str) -> Any:
                               f'("{path}")')
     if "namespace" not in req.query and body.get("Namespace"):
         ns = body["Namespace"]
-    if ns not in _NAMESPACES:
+    if _missing_namespace(req, api, ns):
         raise CodedError(400, f'namespace "{ns}" not found')
     lock = body.get("Lock")
     if lock is not None and not isinstance(lock, dict):
@@ -192,7 +196,7 @@ def _lock(req: Request, api: Api, ns: str, path: str, op: str) -> Any:
         ns = body["Namespace"]
     if ns == "*":
         raise CodedError(400, 'can not target wildcard ("*")namespace')
-    if ns not in _NAMESPACES:
+    if _missing_namespace(req, api, ns):
         raise CodedError(400, f'namespace "{ns}" not found')
     why = v.path_error(path)
     if op == "lock-renew":

@@ -167,6 +167,8 @@ def resolve(addr: str, kind: str, ident: str, not_found: str = "") -> dict[str, 
     star = kind == "job" and ACTIVE.get("namespace") == "*"
     got = request(addr, "GET", f"/v1/{kind}s", prefix=ident, **({"namespace": "*"} if star else {}))
     found = [o for o in got if o["ID"] == ident] or (got if len(got) == 1 else [])
+    if star and len(found) > 1:  # Nomad's JobIDByPrefix: one ID in several namespaces is ambiguous
+        raise CliError(f"Prefix {json.dumps(ident)} matched multiple jobs\n\n{job_list_table(got, True)}")
     if found and star:
         ACTIVE["query"]["namespace"] = found[0].get("Namespace") or "default"
     if found:
@@ -174,8 +176,21 @@ def resolve(addr: str, kind: str, ident: str, not_found: str = "") -> dict[str, 
     if not got:
         message = not_found or NOT_FOUND.get(kind, f'No {kind}(s) with prefix or id "{{}}" found')
         raise CliError(message.format(json.dumps(ident)[1:-1]))
+    if kind == "job":
+        raise CliError(f"Prefix {json.dumps(ident)} matched multiple jobs\n\n{job_list_table(got, star)}")
     ids = "\n".join(o["ID"] for o in got)
     raise CliError(f"Prefix matched multiple {kind}s\n\n{ids}")
+
+
+def job_list_table(jobs: list[dict[str, Any]], with_namespace: bool) -> str:
+    """Nomad's createStatusListOutput: the jobs, with a Namespace column when listing every namespace."""
+    head = ["ID", "Namespace", "Type", "Priority", "Status", "Submit Date"] if with_namespace else \
+        ["ID", "Type", "Priority", "Status", "Submit Date"]
+    # Nomad's getTypeString: "batch/periodic", "sysbatch/parameterized", ...
+    rows = [[j["ID"], *([j.get("Namespace") or "default"] if with_namespace else []),
+             j["Type"] + "/periodic" * bool(j.get("Periodic"))
+             + "/parameterized" * bool(j.get("ParameterizedJob")), str(j["Priority"]), j["Status"], fmt_time(j["SubmitTime"])] for j in jobs]
+    return table([head, *rows])
 
 
 # ---------------------------------------------------------------- job files
@@ -644,9 +659,16 @@ def as_json(value: Any) -> str:
     return json.dumps(value, indent=4)
 
 
-def _job_json(addr: str, job_id: str) -> dict[str, Any]:
-    """Nomad's ``JobJson`` (``job status -json``): summary, allocations, latest deployment, evals."""
+def _job_json(addr: str, job_id: str, namespace: str = "") -> dict[str, Any]:
+    """Nomad's ``JobJson`` (``job status -json``): summary, allocations, latest deployment, evals;
+    *namespace*: the job's own (a list of every namespace's jobs asks each in its own)."""
     path = f"/v1/job/{urllib.parse.quote(job_id, safe='')}"
+    if namespace:
+        path += "?namespace=" + urllib.parse.quote(namespace, safe="")
+        return {"Summary": request(addr, "GET", path.replace("?", "/summary?", 1)),
+                "Allocations": request(addr, "GET", path.replace("?", "/allocations?", 1)),
+                "LatestDeployment": request(addr, "GET", path.replace("?", "/deployment?", 1)),
+                "Evaluations": request(addr, "GET", path.replace("?", "/evaluations?", 1))}
     return {"Summary": request(addr, "GET", f"{path}/summary"),
             "Allocations": request(addr, "GET", f"{path}/allocations"),
             "LatestDeployment": request(addr, "GET", f"{path}/deployment"),
@@ -661,14 +683,12 @@ def job_status(addr: str, args: list[str]) -> str:
         jobs = request(addr, "GET", "/v1/jobs", filter=flags.get("filter"))
         if not jobs:
             return "No running jobs"
+        from runtime.cli import ACTIVE
+
+        every = ACTIVE.get("namespace") == "*"
         if flags.get("json"):
-            return as_json([_job_json(addr, j["ID"]) for j in jobs])
-        rows = [["ID", "Type", "Priority", "Status", "Submit Date"]]
-        # Nomad's getTypeString: "batch/periodic", "sysbatch/parameterized", ...
-        rows += [[j["ID"], j["Type"] + "/periodic" * bool(j.get("Periodic"))
-                  + "/parameterized" * bool(j.get("ParameterizedJob")), str(j["Priority"]), j["Status"],
-                  fmt_time(j["SubmitTime"])] for j in jobs]
-        return table(rows)
+            return as_json([_job_json(addr, j["ID"], j.get("Namespace", "") if every else "") for j in jobs])
+        return job_list_table(jobs, every)
     stub = resolve(addr, "job", one_arg(rest, "nomad job status [<job>]"))
     if flags.get("json"):
         return as_json([_job_json(addr, stub["ID"])])

@@ -579,6 +579,37 @@ def test_the_cli_manages_auth_methods_and_binding_rules_and_logs_in_with_a_jwt(a
     assert call(agent.http_port, "DELETE", "/v1/acl/policy/sso-nodes", token=management).status == 200
 
 
+def test_a_token_with_rights_in_one_namespace_cannot_touch_another(agent, management):
+    port = agent.http_port
+    for name in ("acl-a", "acl-b"):
+        assert call(port, "PUT", "/v1/namespace", {"Name": name}, token=management).status == 200
+    rules = 'namespace "acl-a" { policy = "write" }'
+    tok = client_token(agent, management, "ns-a", "ns-a", rules)["SecretID"]
+    # only a management token manages namespaces; a token sees the namespaces it may use
+    assert call(port, "PUT", "/v1/namespace", {"Name": "acl-c"}, token=tok).status == 403
+    assert [n["Name"] for n in call(port, "GET", "/v1/namespaces", token=tok).json()] == ["acl-a"]
+    assert call(port, "GET", "/v1/namespace/acl-b", token=tok).status == 403
+    assert call(port, "GET", "/v1/namespace/acl-a", token=tok).status == 200
+    for ns in ("acl-a", "acl-b"):
+        r = call(port, "PUT", "/v1/jobs", {"Job": {**idle_job("same-id"), "Namespace": ns}}, token=management)
+        assert r.status == 200, r.text
+    r = call(port, "PUT", "/v1/jobs", {"Job": {**idle_job("other"), "Namespace": "acl-b"}}, token=tok)
+    assert r.status == 403
+    assert call(port, "GET", "/v1/job/same-id?namespace=acl-b", token=tok).status == 403
+    assert call(port, "DELETE", "/v1/job/same-id?namespace=acl-b", token=tok).status == 403
+    assert call(port, "GET", "/v1/job/same-id?namespace=acl-a", token=tok).json()["Namespace"] == "acl-a"
+    listed = call(port, "GET", "/v1/jobs?namespace=*", token=tok)
+    assert listed.status == 200
+    assert [(j["ID"], j["Namespace"]) for j in listed.json()] == [("same-id", "acl-a")]
+    every = call(port, "GET", "/v1/jobs?namespace=*", token=management).json()
+    assert {j["Namespace"] for j in every} >= {"acl-a", "acl-b"}
+    assert call(port, "GET", "/v1/jobs?namespace=*").json() == []  # anonymous: no namespace to list
+    for ns in ("acl-a", "acl-b"):
+        r = call(port, "DELETE", f"/v1/job/same-id?namespace={ns}&purge=true", token=management)
+        assert r.status == 200, r.text
+        assert call(port, "DELETE", f"/v1/namespace/{ns}", token=management).status == 200
+
+
 def test_no_secret_appears_in_the_agent_output_or_agent_self(agent, management):
     # A secret in ?token= is not read (Nomad removed it) and not logged with the URL.
     assert call(agent.http_port, "GET", f"/v1/jobs?token={management}").status == 403

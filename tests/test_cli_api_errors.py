@@ -19,7 +19,8 @@ GONE = "http://127.0.0.1:9"  # nothing listens: the API call fails at once
     (["agent-info"], "Error querying agent info", "/v1/agent/self"),
     (["system", "gc"], "Error running system garbage-collection", "/v1/system/gc"),
     (["namespace", "list"], "Error retrieving namespaces", "/v1/namespaces"),
-    (["namespace", "apply", "x"], "Error applying namespace", "/v1/namespace/x"),
+    # Nomad's namespace apply <name> reads the namespace first (to keep what the flags do not set)
+    (["namespace", "apply", "x"], "Error looking up namespace", "/v1/namespace/x"),
     (["node", "pool", "list"], "Error querying node pools", "/v1/node/pools"),
     (["node", "pool", "info", "default"], "Error retrieving node pool", "/v1/node/pools?prefix=default"),
     (["operator", "scheduler", "get-config"], "Error querying scheduler configuration",

@@ -77,9 +77,9 @@ def dev_agent_config(tmp: Any) -> tuple[list[str], int]:
 
 def stop_all_jobs(port: int) -> None:
     """Purge every job and wait for its tasks to stop, so no task outlives the agent."""
-    for job in call(port, "GET", "/v1/jobs").json():
-        call(port, "DELETE", f"/v1/job/{job['ID']}?purge=true")
-    wait_for(lambda: not [a for a in call(port, "GET", "/v1/allocations").json()
+    for job in call(port, "GET", "/v1/jobs?namespace=*").json():
+        call(port, "DELETE", f"/v1/job/{job['ID']}?purge=true&namespace={job['Namespace']}")
+    wait_for(lambda: not [a for a in call(port, "GET", "/v1/allocations?namespace=*").json()
                           if a["ClientStatus"] in ("pending", "running")],
              "every task stopped", PLACE_DEADLINE_S)
 

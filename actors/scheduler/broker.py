@@ -42,6 +42,7 @@ from actors.scheduler.scheduler import compute_plan, plan_usage
 from actors.server import RAFT, LeadershipChanged, RaftInfo, RaftReply, ReplyTo, leader_metrics
 from actors.state import deployments
 from actors.state import scheduler_config as sched_cfg
+from actors.state.namespaces import key_of
 from actors.state.store import command
 from runtime.actor import NodeActor
 from runtime.env import Env
@@ -173,7 +174,7 @@ def pending_evals(state: Any, now: float | None = None, since: int = 0,
     thousands long, each wake-up of the broker's watch re-reading it).
     """
     evs = state.evals_pending_since(since) if since > 0 else state.evals_with_status("pending")
-    return [(-ev.get("Priority", 50), ev["CreateIndex"], ev["ID"], ev["JobID"])
+    return [(-ev.get("Priority", 50), ev["CreateIndex"], ev["ID"], key_of(ev))
             for ev in evs if (now is None or ev.get("WaitUntil", 0.0) <= now)
             and (types is None or ev.get("Type", "service") in types)]
 
@@ -222,10 +223,10 @@ def plan_batch_command(state: Any, eval_ids: tuple[str, ...], now: float, max_pl
         ev = state.tables["evals"].get(eval_id)
         if ev is None or ev["Status"] != "pending":
             continue  # another worker or an earlier leader finished it
-        plans.append(compute_plan(state.tables, ev, state.job_allocs(ev["JobID"]), state.node_allocs,
+        plans.append(compute_plan(state.tables, ev, state.job_allocs(key_of(ev)), state.node_allocs,
                                   state.sorted_ids("nodes"), state.node_usage, usage=usage,
                                   feasible=state.feasibility,
-                                  deployment=deployments.latest(state, ev["JobID"]), now=now,
+                                  deployment=deployments.latest(state, key_of(ev)), now=now,
                                   ready_by_dc=state.ready_nodes_by_dc, max_place=left,
                                   max_stop=left_stop))
         planned.append(eval_id)
@@ -248,9 +249,9 @@ def plan_command(state: Any, eval_id: str, now: float) -> tuple[bytes | None, di
     ev = state.tables["evals"].get(eval_id)
     if ev is None or ev["Status"] != "pending":
         return None, {}
-    plan = compute_plan(state.tables, ev, state.job_allocs(ev["JobID"]), state.node_allocs,
+    plan = compute_plan(state.tables, ev, state.job_allocs(key_of(ev)), state.node_allocs,
                         state.sorted_ids("nodes"), state.node_usage, feasible=state.feasibility,
-                        deployment=deployments.latest(state, ev["JobID"]), now=now,
+                        deployment=deployments.latest(state, key_of(ev)), now=now,
                         ready_by_dc=state.ready_nodes_by_dc)
     return command("plan_apply", plan=plan, now=now), {"place": len(plan["Place"]), "stop": len(plan["Stop"])}
 

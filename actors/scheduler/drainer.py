@@ -37,6 +37,7 @@ from typing import Any
 from actors.raft.peer import InfoQuery, Propose, Read
 from actors.scheduler.scheduler import TERMINAL_CLIENT, live
 from actors.server import RAFT, LeadershipChanged, RaftInfo, RaftReply, ReplyTo
+from actors.state.namespaces import key_of
 from actors.state.store import command
 from runtime.actor import NodeActor
 from runtime.env import Env
@@ -68,7 +69,7 @@ def drain_actions(state: Any, now: float) -> list[bytes]:
     by_group: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for a in allocs.values():
         if live(a):
-            by_group.setdefault((a["JobID"], a["TaskGroup"]), []).append(a)
+            by_group.setdefault((key_of(a), a["TaskGroup"]), []).append(a)
     marks: dict[str, list[str]] = {}
     for nid, node in sorted(draining.items()):
         strat = node["DrainStrategy"]
@@ -77,7 +78,7 @@ def drain_actions(state: Any, now: float) -> list[bytes]:
         on_node = [a for a in allocs.values() if a.get("NodeID") == nid and live(a)]
         if forced:
             for a in on_node:
-                job = jobs.get(a["JobID"])
+                job = jobs.get(key_of(a))
                 if job and job["Type"] == "system" and strat.get("IgnoreSystemJobs"):
                     continue
                 if not a.get("DesiredTransition", {}).get("Migrate"):
@@ -88,9 +89,9 @@ def drain_actions(state: Any, now: float) -> list[bytes]:
             continue
         rest = [a for a in allocs.values() if a.get("NodeID") == nid
                 and a.get("ClientStatus") not in TERMINAL_CLIENT
-                and (jobs.get(a["JobID"]) or {}).get("Type") != "system"]
+                and (jobs.get(key_of(a)) or {}).get("Type") != "system"]
         if not rest:
-            system_live = [a for a in on_node if (jobs.get(a["JobID"]) or {}).get("Type") == "system"]
+            system_live = [a for a in on_node if (jobs.get(key_of(a)) or {}).get("Type") == "system"]
             if system_live and not strat.get("IgnoreSystemJobs"):
                 marks.setdefault(nid, []).extend(a["ID"] for a in system_live
                                                  if not a.get("DesiredTransition", {}).get("Migrate"))

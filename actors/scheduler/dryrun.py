@@ -41,21 +41,24 @@ from actors.scheduler.scheduler import (
     live,
 )
 from actors.state import scheduler_config as sched_cfg
+from actors.state.namespaces import job_key_of
 
 PLAN_EVAL_ID = "00000000-0000-0000-0000-000000000000"  # the dry run's evaluation: never stored
 
 
 def plan_job(state: Any, job: dict[str, Any], diff: bool, now: float = 0.0) -> dict[str, Any]:
     """The JobPlanResponse for registering *job* (canonical) at wall time *now*."""
-    old = state.tables["jobs"].get(job["ID"])
+    key = job_key_of(job)
+    old = state.tables["jobs"].get(key)
     candidate = dict(job)
     changed = old is None or spec_changed(old, candidate)
     candidate["Version"] = 0 if old is None else old["Version"] + (1 if changed else 0)
     candidate["JobModifyIndex"] = old["JobModifyIndex"] if old is not None and not changed else 0
     tables = dict(state.tables)
-    tables["jobs"] = {**state.tables["jobs"], job["ID"]: candidate}
-    ev = {"ID": PLAN_EVAL_ID, "JobID": job["ID"], "Type": job["Type"], "Status": "pending"}
-    job_allocs = state.job_allocs(job["ID"])
+    tables["jobs"] = {**state.tables["jobs"], key: candidate}
+    ev = {"ID": PLAN_EVAL_ID, "Namespace": job.get("Namespace") or "default", "JobID": job["ID"],
+          "Type": job["Type"], "Status": "pending"}
+    job_allocs = state.job_allocs(key)
     failed_canaries: dict[str, int] = {}
     plan = compute_plan(tables, ev, job_allocs, state.node_allocs, state.sorted_ids("nodes"),
                         state.node_usage, ready_by_dc=state.ready_nodes_by_dc,

@@ -1530,13 +1530,9 @@ def canonical_job(raw: Any, *, region: str = "global", limits: JobLimits = DEFAU
     if job["Type"] not in JOB_TYPES:
         _need(False, "Type", f"must be one of {JOB_TYPES}, got {job['Type']!r}")
     job["Region"] = _str(job.get("Region"), "Region", default=region)
+    # Whether the namespace exists (and allows the job's drivers) is the state store's to say, at the
+    # registration's place in the log (actors.state.namespaces.job_error), as Nomad's.
     job["Namespace"] = _str(job.get("Namespace"), "Namespace", default="default")
-    # Namespaces are not managed here (no `nomad namespace apply`): only
-    # Nomad's built-in "default" exists, as on a fresh Nomad cluster.
-    if job["Namespace"] != "default":
-        _need(False, "Namespace",
-              f"job {json.dumps(job['ID'])} is in nonexistent namespace {json.dumps(job['Namespace'])}"
-              ' (only "default" exists)')
     # Nomad's jobCanonicalizer (0: the server's default) and jobValidate's bound, its message.
     job["Priority"] = _int(job.get("Priority") or None, "Priority", default=limits.default_priority, minimum=None)
     if not 1 <= job["Priority"] <= limits.max_priority:

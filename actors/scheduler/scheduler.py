@@ -81,6 +81,7 @@ from actors.scheduler.job import (
     update_digest,
 )
 from actors.state import scheduler_config as sched_cfg
+from actors.state.namespaces import job_key_of, key_of
 
 TERMINAL_CLIENT = ("complete", "failed", "lost")
 ALLOC_NS = uuid.UUID("5a1c0c8e-1d7e-4f55-9e37-6c2b8d7e0a11")
@@ -709,7 +710,7 @@ class _Placer:
             if not live(a) or a["ID"] in usage.preempted or a["ID"] in self.stopping \
                     or not wanted.intersection(port for _, port in alloc_port_keys(a)):
                 continue
-            if a.get("JobID") == job["ID"] or (preemption.alloc_priority(a) or ceiling + 1) > ceiling:
+            if key_of(a) == job_key_of(job) or (preemption.alloc_priority(a) or ceiling + 1) > ceiling:
                 return []
             out.append(a)
         return out
@@ -1596,7 +1597,7 @@ DEPLOYMENT_ACTIVE = ("running", "paused")
 def latest_deployment(tables: dict[str, Any], job: dict[str, Any]) -> dict[str, Any] | None:
     """The job's newest deployment by creation (a scan: the store keeps an index of it)."""
     found = [d for d in tables.get("deployments", {}).values()
-             if d["JobID"] == job["ID"] and d.get("JobCreateIndex") == job.get("CreateIndex")]
+             if key_of(d) == job_key_of(job) and d.get("JobCreateIndex") == job.get("CreateIndex")]
     return max(found, key=lambda d: (d["CreateIndex"], d["ID"])) if found else None
 
 
@@ -1680,15 +1681,17 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     sysbatch job's too).  *max_stop* bounds the same way the stops nothing replaces: of a job that is
     stopped (or gone), of a count dropped, of a group the job no longer has.
     """
-    job_id = ev["JobID"]
+    job_id = key_of(ev)  # the job's store key (actors.state.namespaces)
     job = tables["jobs"].get(job_id)
     allocs = tables["allocs"]
     nodes = tables["nodes"]
     if job_allocs is None:
-        job_allocs = [a for a in allocs.values() if a.get("JobID") == job_id]
+        job_allocs = [a for a in allocs.values() if a.get("JobID") and key_of(a) == job_id]
     job_allocs = sorted(job_allocs, key=lambda a: a["Name"])
-    plan: dict[str, Any] = {"EvalID": ev["ID"], "JobID": job_id, "Job": None, "Place": [], "Stop": [],
+    plan: dict[str, Any] = {"EvalID": ev["ID"], "JobID": ev["JobID"], "Job": None, "Place": [], "Stop": [],
                             "Failed": {}, "Rev": PLAN_REV}
+    if job_id != ev["JobID"]:  # a job outside default: the plan names its namespace (key_of(plan))
+        plan["Namespace"] = ev["Namespace"]
     stop = plan["Stop"]
     later: list[dict[str, Any]] = []  # failed allocations to reschedule after their delay
     delays: dict[str, int] = {}  # failed allocation -> the delay (ns) it was rescheduled after

@@ -87,7 +87,7 @@ def leader_stats(state: Any, skip_dispatched: bool = False, now: float | None = 
     for jid, summary in (job_summaries(state, ids) if ids else {}).items():
         ns = summary["Namespace"]
         for group, counts in summary["Summary"].items():
-            rows.append((jid, ns, group, tuple(counts[f] for f in _SUMMARY_FIELDS)))
+            rows.append((summary["JobID"], ns, group, tuple(counts[f] for f in _SUMMARY_FIELDS)))
     waiting = [] if now is None else [
         (ev.get("JobID", ""), ev.get("Namespace", "default"), ev["WaitUntil"] - now)
         for ev in state.evals_with_status("pending") if (ev.get("WaitUntil") or 0.0) > now]

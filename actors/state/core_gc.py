@@ -36,6 +36,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from actors.state.namespaces import key_of
+
 TERMINAL_EVAL_STATUSES = ("complete", "failed", "canceled")  # Evaluation.TerminalStatus
 TERMINAL_CLIENT_STATUSES = ("complete", "failed", "lost")  # Allocation.ClientTerminalStatus
 TERMINAL_DESIRED_STATUSES = ("stop", "evict")  # Allocation.ServerTerminalStatus
@@ -94,7 +96,7 @@ def allocs_by_eval(allocs: Iterable[Mapping[str, Any]]) -> dict[str, list[Mappin
 def evals_by_job(evals: Iterable[Mapping[str, Any]]) -> dict[str, list[Mapping[str, Any]]]:
     out: dict[str, list[Mapping[str, Any]]] = {}
     for ev in evals:
-        out.setdefault(ev.get("JobID", ""), []).append(ev)
+        out.setdefault(key_of(ev), []).append(ev)
     return out
 
 
@@ -108,7 +110,7 @@ def eval_gc_candidates(tables: Mapping[str, Mapping[str, Any]], cutoff: float, b
     for eid in sorted(evals):
         ev = evals[eid]
         c = batch_cutoff if ev.get("Type") == "batch" else cutoff
-        collect, ids = eval_gc(ev, jobs.get(ev.get("JobID", "")), by_eval.get(eid, ()), c, allow_batch=False)
+        collect, ids = eval_gc(ev, jobs.get(key_of(ev)), by_eval.get(eid, ()), c, allow_batch=False)
         if collect:
             gc_evals.append(eid)
         gc_allocs.extend(ids)
@@ -160,7 +162,7 @@ def job_gc_candidates(tables: Mapping[str, Mapping[str, Any]], cutoff: float) ->
     by_job = evals_by_job(tables["evals"].values())
     allocs_of: dict[str, list[Mapping[str, Any]]] = {}
     for a in tables["allocs"].values():
-        allocs_of.setdefault(a.get("JobID", ""), []).append(a)
+        allocs_of.setdefault(key_of(a), []).append(a)
     return [jid for jid in sorted(jobs)
             if not has_tagged_version(tables, jid)
             and job_gc(jobs[jid], by_job.get(jid, ()), allocs_of.get(jid, ()), cutoff)[0]]

@@ -38,6 +38,7 @@ from __future__ import annotations
 from typing import Any
 
 from actors.state import services
+from actors.state.namespaces import key_of
 
 TABLE = "deployments"
 ACTIVE = ("running", "paused")
@@ -74,14 +75,14 @@ def rebuild_index(store: Any) -> None:
     out: dict[str, tuple[int, str]] = {}
     for d in store.tables[TABLE].values():
         key = (d.get("CreateIndex", 0), d["ID"])
-        if d["JobID"] not in out or out[d["JobID"]] < key:
-            out[d["JobID"]] = key
+        if key_of(d) not in out or out[key_of(d)] < key:
+            out[key_of(d)] = key
     store.latest_deployment_of = {job: key[1] for job, key in out.items()}
 
 
 def reindex_job(store: Any, job_id: str) -> None:
     """The job's newest deployment, found again (its newest was collected)."""
-    left = [d for d in store.tables[TABLE].values() if d["JobID"] == job_id]
+    left = [d for d in store.tables[TABLE].values() if key_of(d) == job_id]
     if left:
         store.latest_deployment_of[job_id] = max(left, key=lambda d: (d.get("CreateIndex", 0), d["ID"]))["ID"]
     else:
@@ -106,13 +107,13 @@ def begin_plan(store: Any, index: int, plan: dict[str, Any], now: float) -> dict
     if new is None:
         return {}
     table = store.tables[TABLE]
-    current = latest(store, new["JobID"])
+    current = latest(store, key_of(new))
     if current is not None and current["Status"] in ACTIVE and current["JobVersion"] == new["JobVersion"] \
             and current.get("JobCreateIndex") == new.get("JobCreateIndex"):
         # Another plan of the same batch made this version's deployment first: join it.
         return {new["ID"]: current["ID"]} if current["ID"] != new["ID"] else {}
     if new["ID"] not in table:
-        job = store.tables["jobs"].get(new["JobID"])
+        job = store.tables["jobs"].get(key_of(new))
         if job is not None and job.get("Version") == new["JobVersion"] and not job.get("Stop"):
             d = {**new, "CreateIndex": index, "ModifyIndex": index, "CreateTime": now, "ModifyTime": now}
             canaried = [g for g in d["TaskGroups"].values() if g.get("DesiredCanaries")]
@@ -120,7 +121,7 @@ def begin_plan(store: Any, index: int, plan: dict[str, Any], now: float) -> dict
                 auto = all(g.get("AutoPromote") for g in canaried)
                 d["StatusDescription"] = DESC_AUTO_PROMOTION if auto else DESC_NEEDS_PROMOTION
             _put(store, index, d)
-            store.latest_deployment_of[d["JobID"]] = d["ID"]
+            store.latest_deployment_of[key_of(d)] = d["ID"]
     return {}
 
 
@@ -158,7 +159,7 @@ def _reschedule_eligible(store: Any, d: dict[str, Any], alloc: dict[str, Any], n
     policy reschedules (attempts, or unlimited) and the attempts within the interval are not used up."""
     from actors.scheduler.scheduler import reschedule_policy  # (imported here: the scheduler imports state)
 
-    job = store.tables["jobs"].get(d["JobID"]) or alloc.get("Job") or {}
+    job = store.tables["jobs"].get(key_of(d)) or alloc.get("Job") or {}
     group = next((g for g in job.get("TaskGroups", ()) if g.get("Name") == alloc.get("TaskGroup")), None)
     rp = reschedule_policy(job, group) if group is not None else None
     if rp is None:
@@ -198,7 +199,7 @@ def health_update(store: Any, index: int, alloc: dict[str, Any], healthy: bool, 
             # allocation does not fail the deployment; it is let be rescheduled within it (by its
             # reschedule policy), and the deadline fails the deployment if nothing turns healthy.
             alloc["DesiredTransition"] = {**(alloc.get("DesiredTransition") or {}), "Reschedule": True}
-            evals_for.add(d["JobID"])
+            evals_for.add(key_of(d))
             return
         # No progress deadline, or the allocation has used its reschedule attempts (nothing can turn
         # healthy any more): Nomad's shouldFailEarly fails the deployment now, not at the deadline.
@@ -213,7 +214,7 @@ def health_update(store: Any, index: int, alloc: dict[str, Any], healthy: bool, 
         # The scheduler looks again: the next ones roll, or promoted canaries take over -- a
         # promotion always evaluates (Nomad's watcher does), even with no old allocation left
         # to replace: a canary may now be one too many (its old one was migrated meanwhile).
-        evals_for.add(d["JobID"])
+        evals_for.add(key_of(d))
     if not outdated and not any(dep_id == d["ID"] for dep_id, _ in failures):
         # Nothing left to replace (a new job's allocations reporting in, the last of a rollout):
         # no evaluation per report, only the end once every group is healthy -- unless an
@@ -238,7 +239,7 @@ def _outdated(store: Any, d: dict[str, Any], index: int | None = None) -> bool:
                 "complete", "failed", "lost"):
             return True
     # Its live allocations only, not every one the job ever ran (this runs on every health report).
-    found = next((a["ID"] for a in store.live_job_allocs(d["JobID"])
+    found = next((a["ID"] for a in store.live_job_allocs(key_of(d))
                   if a["TaskGroup"] in groups and a.get("JobVersion") != version), None)
     if index is not None:
         store.outdated_memo = (key, found)
@@ -261,7 +262,7 @@ def _succeed_if_done(store: Any, index: int, d: dict[str, Any], now: float) -> N
     if _outdated(store, d):
         return  # an earlier version still runs somewhere: not done, whatever the counts say
     _set_status(store, index, d, "successful", DESC_SUCCESSFUL, now)
-    mark_stable(store, index, d["JobID"], d["JobVersion"])
+    mark_stable(store, index, key_of(d), d["JobVersion"])
 
 
 def _group_done(g: dict[str, Any]) -> bool:
@@ -335,8 +336,8 @@ def fail(store: Any, index: int, dep_id: str, desc: str, now: float) -> dict[str
     d = store.tables[TABLE][dep_id]
     revert = None
     if any(g.get("AutoRevert") for g in d["TaskGroups"].values()):
-        job = store.tables["jobs"].get(d["JobID"])
-        stable = [v for v in store.job_versions(d["JobID"])
+        job = store.tables["jobs"].get(key_of(d))
+        stable = [v for v in store.job_versions(key_of(d))
                   if v.get("Stable") and v.get("Version") != d["JobVersion"]] if job is not None else []
         if stable and job is not None and job.get("Version") == d["JobVersion"]:
             from actors.scheduler.job import spec_changed
@@ -358,8 +359,8 @@ def fail(store: Any, index: int, dep_id: str, desc: str, now: float) -> dict[str
         spec = {k: v for k, v in revert.items() if k not in SERVER_OWNED}
         res = store._job_register(index, {"job": spec, "now": now})
         eval_id = res.get("EvalID", "") if res.get("ok") else ""
-    if not eval_id and d["JobID"] in store.tables["jobs"]:
-        (eval_id,) = store._create_evals(index, [d["JobID"]], "deployment-watcher", now)
+    if not eval_id and key_of(d) in store.tables["jobs"]:
+        (eval_id,) = store._create_evals(index, [key_of(d)], "deployment-watcher", now)
     return {"EvalID": eval_id, "EvalCreateIndex": index if eval_id else 0,
             "RevertedJobVersion": revert["Version"] if revert is not None else None,
             "DeploymentModifyIndex": index}
@@ -379,7 +380,7 @@ def cancel_for_job(store: Any, index: int, job_id: str, desc: str, now: float,
 def purge_job(store: Any, index: int, job_id: str) -> None:
     """A purged job's deployments go with it."""
     table = store.tables[TABLE]
-    gone = [i for i, d in table.items() if d["JobID"] == job_id]
+    gone = [i for i, d in table.items() if key_of(d) == job_id]
     for i in gone:
         del table[i]
     store.latest_deployment_of.pop(job_id, None)
@@ -401,8 +402,8 @@ def _active(store: Any, dep_id: str, verb: str) -> tuple[dict[str, Any] | None, 
 def _evaluate(store: Any, index: int, d: dict[str, Any], now: float) -> dict[str, Any]:
     """A ``deployment-watcher`` evaluation of the deployment's job (when it still exists), as a reply."""
     eval_id = ""
-    if d["JobID"] in store.tables["jobs"]:
-        (eval_id,) = store._create_evals(index, [d["JobID"]], "deployment-watcher", now)
+    if key_of(d) in store.tables["jobs"]:
+        (eval_id,) = store._create_evals(index, [key_of(d)], "deployment-watcher", now)
     return {"ok": True, "index": index, "EvalID": eval_id, "EvalCreateIndex": index if eval_id else 0,
             "DeploymentModifyIndex": index}
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 from typing import Any
 
 from actors.state import scheduler_config as sched_cfg
+from actors.state.namespaces import key_of
 
 BROKER_NOT_PAUSED = "eval broker is enabled; eval broker must be paused to delete evals"
 # Nomad's structs.MaxUUIDsPerWriteRequest: the most IDs one request may name.
@@ -33,12 +34,12 @@ MAX_IDS_PER_COMMAND = MAX_IDS_PER_REQUEST // 10
 
 
 def _eval_allocs(store: Any, ev: dict[str, Any]) -> list[dict[str, Any]]:
-    return [a for a in store.job_allocs(ev.get("JobID", "")) if a.get("EvalID") == ev["ID"]]
+    return [a for a in store.job_allocs(key_of(ev)) if a.get("EvalID") == ev["ID"]]
 
 
 def delete_safe(store: Any, ev: dict[str, Any]) -> bool:
     """Nomad's ``EvalIsUserDeleteSafe``."""
-    job = store.tables["jobs"].get(ev.get("JobID", ""))
+    job = store.tables["jobs"].get(key_of(ev))
     if job is None or job.get("Stop") or job.get("Status") == "dead":
         return True
     groups = {g.get("Name"): g for g in job.get("TaskGroups") or ()}
@@ -87,7 +88,7 @@ def op_delete(store: Any, index: int, cmd: dict[str, Any]) -> dict[str, Any]:
         ev = evals.pop(eid)
         for members in store.evals_by_status.values():
             members.discard(eid)
-        store._unindex_eval(eid, ev.get("JobID", ""))
+        store._unindex_eval(eid, key_of(ev))
     if gone:
         store._touch("evals", index)
     return {"ok": True, "index": index, "count": len(gone)}

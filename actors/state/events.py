@@ -200,6 +200,8 @@ def make_batch(index: int, op: str, journal: dict[tuple[str, str], Any],
             # path without reading it), keyed by the path, and whether the write deleted it.
             key = rec["Path"]
             rec = {"Metadata": {k: rec[k] for k in _VARIABLE_METADATA if k in rec}, "Deleted": after is None}
+        elif table == "jobs":
+            key = rec.get("ID", key)  # a job outside default is keyed "<namespace>\0<ID>" in the store
         events.append(_event(TABLE_TOPICS[table], etype, key, rec, index, after is None))
     return Batch(index, tuple(events)) if events else None
 

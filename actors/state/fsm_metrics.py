@@ -52,6 +52,8 @@ FSM_NAMES: dict[str, str] = {
     "cluster_meta_set": "cluster_meta",
     "node_pool_upsert": "apply_node_pool_upsert",
     "node_pool_delete": "apply_node_pool_delete",
+    "namespace_upsert": "apply_namespace_upsert",
+    "namespace_delete": "apply_namespace_delete",
     "deployment_fail": "apply_deployment_status_update",
     "deployment_pause": "apply_deployment_status_update",
     "deployment_promote": "apply_deployment_promotion",

@@ -146,7 +146,8 @@ def rebuild_from_jobs(store: Any) -> int:
         history = [v for v in reversed(store.tables["job_versions"].get(job_id, ()))
                    if isinstance(v, dict)]
         for v in [*sorted(history, key=lambda v: int(v.get("Version", 0))), job]:
-            if v.get("ID") == job_id and v.get("Namespace", "default") == job.get("Namespace", "default"):
+            if (v.get("ID"), v.get("Namespace", "default")) == \
+                    (job.get("ID"), job.get("Namespace", "default")):
                 update_for_job(store, int(v.get("JobModifyIndex", 0)), v, touch=False)
     return max((p["ModifyIndex"] for p in store.tables[TABLE].values()), default=0)
 
@@ -228,22 +229,25 @@ def make_event(now: float, index: int, *, count: int | None, previous: int, mess
 def add_event(store: Any, index: int, namespace: str, job_id: str, group: str, event: dict[str, Any]) -> None:
     """Nomad's UpsertScalingEvent: *event* first in the group's list, the newest
     :data:`JOB_TRACKED_SCALING_EVENTS` kept.  Records are replaced, never changed in place."""
-    table = store.tables[EVENTS_TABLE]
-    old = table.get(job_id)
+    from actors.state.namespaces import job_key
+
+    table, key = store.tables[EVENTS_TABLE], job_key(namespace, job_id)  # keyed as the jobs table
+    old = table.get(key)
     groups = {g: list(evs) for g, evs in (old or {}).get("ScalingEvents", {}).items()}
     groups[group] = [event, *groups.get(group, ())][:JOB_TRACKED_SCALING_EVENTS]
-    table[job_id] = {"Namespace": namespace, "JobID": job_id, "ScalingEvents": groups, "ModifyIndex": index}
+    table[key] = {"Namespace": namespace, "JobID": job_id, "ScalingEvents": groups, "ModifyIndex": index}
     store._touch(EVENTS_TABLE, index)
 
 
 def delete_events_for_job(store: Any, index: int, job_id: str) -> None:
-    """A purged job's scaling events go with it (Nomad's deleteJobTxn)."""
+    """A purged job's scaling events go with it (Nomad's deleteJobTxn); *job_id*: its store key."""
     if store.tables[EVENTS_TABLE].pop(job_id, None) is not None:
         store._touch(EVENTS_TABLE, index)
 
 
 def group_events(tables: dict[str, Any], job_id: str, group: str) -> list[dict[str, Any]] | None:
-    """A group's events, newest first, as copies; None when it has none (Nomad's JSON: null)."""
+    """A group's events, newest first, as copies; None when it has none (Nomad's JSON: null).
+    *job_id*: the job's store key (actors.state.namespaces.job_key)."""
     rec = tables.get(EVENTS_TABLE, {}).get(job_id)
     events = (rec or {}).get("ScalingEvents", {}).get(group)
     return copy.deepcopy(events) if events else None

@@ -29,12 +29,23 @@ from typing import Any
 import msgpack
 
 from actors.scheduler.preemption import PREEMPTED_DESC, TRIGGER_PREEMPTION
-from actors.state import acl_ops, cluster_meta, deployments, eval_delete, node_pools, scaling, services, variables
+from actors.state import (
+    acl_ops,
+    cluster_meta,
+    deployments,
+    eval_delete,
+    namespaces,
+    node_pools,
+    root_keys,
+    scaling,
+    services,
+    variables,
+)
 from actors.state import autopilot_config as ap_cfg
-from actors.state import root_keys
 from actors.state import scheduler_config as sched_cfg
 from actors.state.events import EVENT_TABLES, UNKNOWN, Batch, EventBuffer, Table, make_batch
 from actors.state.fsm_metrics import fsm_key
+from actors.state.namespaces import job_key, job_key_of, key_of, split_key
 
 # A snapshot without the ACL tables (taken before they existed) restores them
 # empty, so SNAPSHOT_VERSION stays 1.
@@ -54,10 +65,12 @@ from actors.state.fsm_metrics import fsm_key
 # job_submissions: the source each registration of a job submitted (Nomad's job_submission table), by
 # job ID, each a map of version (as a string) to its submission; as many versions as job_versions keeps.
 # A snapshot from before it restores it empty, as no source was kept then.
+# namespaces: the namespaces operators created or changed (actors.state.namespaces; "default" is implicit
+# until changed).  A snapshot from before it restores it empty: only "default" existed then.
 TABLES = ("nodes", "jobs", "allocs", "evals", "kv", "job_versions", "periodic_launch", *acl_ops.ACL_TABLES,
           sched_cfg.TABLE, node_pools.TABLE, variables.TABLE, deployments.TABLE, services.TABLE, ap_cfg.TABLE,
           scaling.TABLE, cluster_meta.TABLE, scaling.EVENTS_TABLE, root_keys.TABLE, variables.LOCKS_TABLE,
-          "job_submissions")
+          "job_submissions", namespaces.TABLE)
 JOB_TRACKED_VERSIONS = 6  # versions kept per job, the current one included (Nomad JobTrackedVersions)
 SNAPSHOT_VERSION = 1
 _UNDECODED: Any = object()  # apply: its command was not given decoded
@@ -434,6 +447,8 @@ class StateStore:
             "scheduler_set_config": functools.partial(sched_cfg.set_config, self),
             "node_pool_upsert": functools.partial(node_pools.upsert, self),
             "node_pool_delete": functools.partial(node_pools.delete, self),
+            "namespace_upsert": functools.partial(namespaces.upsert, self),
+            "namespace_delete": functools.partial(namespaces.delete, self),
             "var_set": functools.partial(variables.set_var, self),
             "var_delete": functools.partial(variables.delete_var, self),
             "var_lock_acquire": functools.partial(variables.lock_acquire, self),
@@ -576,12 +591,13 @@ class StateStore:
         node = alloc.get("NodeID", "")
         self._usage_written(alloc, replaces)
         self.allocs_by_node.setdefault(node, set()).add(alloc["ID"])
-        job_ids = self.allocs_by_job.setdefault(alloc.get("JobID", ""), set())
+        job = key_of(alloc)
+        job_ids = self.allocs_by_job.setdefault(job, set())
         if alloc["ID"] not in job_ids:
             job_ids.add(alloc["ID"])
-            self._job_alloc_ids.pop(alloc.get("JobID", ""), None)
+            self._job_alloc_ids.pop(job, None)
         if alloc.get("DesiredStatus") == "run" and alloc.get("ClientStatus") not in _TERMINAL_CLIENT:
-            self._maybe_live_by_job.setdefault(alloc.get("JobID", ""), set()).add(alloc["ID"])
+            self._maybe_live_by_job.setdefault(job, set()).add(alloc["ID"])
         mi = alloc.get("AllocModifyIndex", alloc.get("ModifyIndex", 0))
         if mi > self.node_alloc_index.get(node, 0):
             self.node_alloc_index[node] = mi
@@ -596,7 +612,7 @@ class StateStore:
                 ids.add(ev_id)
             else:
                 ids.discard(ev_id)
-        job_id = ev.get("JobID", "")
+        job_id = key_of(ev)
         for name, by_job in (("blocked", self.blocked_by_job), ("pending", self.pending_by_job)):
             if status == name:
                 by_job.setdefault(job_id, set()).add(ev_id)
@@ -617,7 +633,7 @@ class StateStore:
         """The store's records of *job_id*'s pending evaluations, in ID order: do not modify."""
         t = self.tables["evals"]
         return [t[i] for i in sorted(self.pending_by_job.get(job_id, ()))
-                if i in t and t[i].get("JobID", "") == job_id]  # an upsert may have moved one
+                if i in t and key_of(t[i]) == job_id]  # an upsert may have moved one
 
     def blocked_evals_of_job(self, job_id: str) -> list[dict[str, Any]]:
         """The store's records of *job_id*'s blocked evaluations, in ID order: do not modify."""
@@ -673,7 +689,7 @@ class StateStore:
         want: dict[str, set[str]] = {}
         for a in self.tables["allocs"].values():
             if a.get("DesiredStatus") == "run" and a.get("ClientStatus") not in _TERMINAL_CLIENT:
-                want.setdefault(a.get("JobID", ""), set()).add(a["ID"])
+                want.setdefault(key_of(a), set()).add(a["ID"])
         for job_id in sorted(set(want) | set(self._maybe_live_by_job)):
             got = {a["ID"] for a in self.live_job_allocs(job_id)}
             if got != want.get(job_id, set()):
@@ -799,7 +815,7 @@ class StateStore:
         if table == "evals":
             for i, rec in popped:
                 if rec is not None:
-                    self._unindex_eval(i, rec.get("JobID", ""))
+                    self._unindex_eval(i, key_of(rec))
         if table == "allocs":
             for i, rec in popped:
                 if rec is not None:
@@ -1076,10 +1092,10 @@ class StateStore:
                 or node_networks(old) != node_networks(rec)):
             jobs, specs = set(), self.tables["jobs"]
             for a in self.node_allocs(rec["ID"]):
-                job = specs.get(a.get("JobID", ""))
+                job = specs.get(key_of(a))
                 if job is not None and not (job["Type"] == "system" and not job.get("Stop")) \
                         and job["Type"] != "sysbatch":  # Nomad's createNodeEvals skips sysbatch jobs
-                    jobs.add(job["ID"])  # live system jobs: evaluated below, once
+                    jobs.add(job_key_of(job))  # live system jobs: evaluated below, once
             evals = self._create_evals(index, sorted(jobs), "node-update", now, node_id=rec["ID"])
             evals += self._node_capacity_evals(index, now, rec["ID"], rec if cmd.get("pool_evals") else None)
         return {"ok": True, "index": index, "status": rec["Status"], "prev": old["Status"] if old else "",
@@ -1130,7 +1146,7 @@ class StateStore:
             live = sorted(a["ID"] for a in on_node)
             # Nomad createNodeEvals: the scheduler marks them lost and re-places them (a sysbatch job's
             # are left until its next evaluation, as Nomad's).
-            jobs = sorted({a["JobID"] for a in on_node if a.get("JobID") and not self._sysbatch(a)})
+            jobs = sorted({key_of(a) for a in on_node if a.get("JobID") and not self._sysbatch(a)})
             evals = self._create_evals(index, jobs, "node-update", now,
                                        node_id=node_id)
         elif status == "ready" and prev != "ready":
@@ -1155,7 +1171,7 @@ class StateStore:
         return {"ok": True, "deleted": deleted}
 
     def _sysbatch(self, alloc: dict[str, Any]) -> bool:
-        return (self.tables["jobs"].get(alloc.get("JobID", "")) or {}).get("Type") == "sysbatch"
+        return (self.tables["jobs"].get(key_of(alloc)) or {}).get("Type") == "sysbatch"
 
     def _node_evals(self, index: int, now: float, node_id: str,
                     node: dict[str, Any] | None = None) -> list[str]:
@@ -1164,7 +1180,7 @@ class StateStore:
 
         Never for a sysbatch job (Nomad 1.8.4+): it runs on the nodes eligible when it is registered
         (or launched), and a node's changes must not start it again there."""
-        jobs = {a["JobID"] for a in self.node_allocs(node_id) if a.get("JobID") and not self._sysbatch(a)}
+        jobs = {key_of(a) for a in self.node_allocs(node_id) if a.get("JobID") and not self._sysbatch(a)}
         jobs.update(self._system_jobs_for(node))
         return self._create_evals(index, sorted(jobs), "node-update", now, node_id=node_id)
 
@@ -1181,7 +1197,7 @@ class StateStore:
                 if not ("*" in dcs or node.get("Datacenter") in dcs) or \
                         pool not in (node_pools.ALL, node.get("NodePool") or node_pools.DEFAULT):
                     continue
-            out.append(j["ID"])
+            out.append(job_key_of(j))
         return sorted(out)
 
     def _node_deregister(self, index: int, cmd: dict[str, Any]) -> Any:
@@ -1245,7 +1261,8 @@ class StateStore:
         self._entry_evals = start + len(job_ids)
         for n, job_id in enumerate(job_ids, start=start):
             job = jobs.get(job_id)
-            ev = {"ID": self._eval_id(index, n), "Namespace": "default", "JobID": job_id,
+            namespace, bare_id = split_key(job_id)  # job_id: the job's store key
+            ev = {"ID": self._eval_id(index, n), "Namespace": namespace, "JobID": bare_id,
                   "Type": job["Type"] if job else "service",
                   "Priority": priority or (job["Priority"] if job else 50),
                   "TriggeredBy": trigger, "NodeID": node_id, "Status": status, "StatusDescription": "",
@@ -1284,11 +1301,11 @@ class StateStore:
             raise CommandError("job must be a map with a string ID")
         from actors.scheduler.job import is_launcher, schedule_changed, spec_changed
 
-        refused = node_pools.job_pool_error(self.tables, job)
+        refused = namespaces.job_error(self.tables, job) or node_pools.job_pool_error(self.tables, job)
         if refused:
             return {"ok": False, "error": refused}
-        jobs = self.tables["jobs"]
-        old = jobs.get(job["ID"])
+        jobs, key = self.tables["jobs"], job_key_of(job)
+        old = jobs.get(key)
         enforce = cmd.get("enforce_index")
         # Entries written with enforce_absent (every one since): Nomad's Job.EnforceIndex whole -- index 0
         # means "the job must not exist", any other index that it must.  Older entries apply as they did.
@@ -1308,7 +1325,7 @@ class StateStore:
         changed = old is None or spec_changed(old, job)
         if old is not None and changed:
             self._keep_version(old, index)
-            deployments.cancel_for_job(self, index, job["ID"], deployments.DESC_NEWER_JOB, now,
+            deployments.cancel_for_job(self, index, key, deployments.DESC_NEWER_JOB, now,
                                        older_than=old["Version"] + 1)
         job["ScheduleIndex"] = index if old is None or schedule_changed(old, job) else \
             old.get("ScheduleIndex", old["JobModifyIndex"])
@@ -1324,16 +1341,16 @@ class StateStore:
         if is_launcher(job):
             # Nomad: a periodic or parameterized job never runs itself (no evaluation); its launches do.
             job["Status"] = "dead" if job.get("Stop") else "running"
-            jobs[job["ID"]] = job
+            jobs[key] = job
             self._note_periodic(index, old, job)
             self._touch("jobs", index)
             return {"ok": True, "index": index, "EvalID": "", "EvalCreateIndex": 0,
                     "JobModifyIndex": job["JobModifyIndex"]}
         job["Status"] = old.get("Status", "pending") if old else "pending"
-        jobs[job["ID"]] = job
+        jobs[key] = job
         self._note_periodic(index, old, job)
         self._touch("jobs", index)
-        evals = self._create_evals(index, [job["ID"]], str(cmd.get("trigger") or "job-register"), now,
+        evals = self._create_evals(index, [key], str(cmd.get("trigger") or "job-register"), now,
                                    priority=int(cmd.get("eval_priority") or 0))
         return {"ok": True, "index": index, "EvalID": evals[0], "EvalCreateIndex": index,
                 "JobModifyIndex": job["JobModifyIndex"]}
@@ -1352,13 +1369,14 @@ class StateStore:
         from actors.scheduler.job import MAX_COUNT, SERVER_OWNED
 
         job_id, group, raw_count = str(cmd["job_id"]), str(cmd["group"]), cmd.get("count")
+        key = self._cmd_job_key(cmd)
         event = cmd.get("event")
         if event is not None and not isinstance(event, dict):
             raise CommandError("job_scale: event must be a map")
         if raw_count is None and event is None:
             raise CommandError("job_scale needs a count or an event")
         count = None if raw_count is None else int(raw_count)
-        job = self.tables["jobs"].get(job_id)
+        job = self.tables["jobs"].get(key)
         if job is None:
             return {"ok": False, "error": "job not found" if event is None else f'job "{job_id}" not found'}
         if event is None and (job.get("Periodic") or job.get("ParameterizedJob")):
@@ -1400,7 +1418,7 @@ class StateStore:
         ev = None
         if event is not None:
             ev = self._scaling_event(index, cmd, count, previous, None)  # checked before anything is written
-            dep = deployments.latest(self, job_id)
+            dep = deployments.latest(self, key)
             if dep is not None and dep.get("Status") in deployments.ACTIVE \
                     and dep.get("JobCreateIndex") == job.get("CreateIndex"):
                 return {"ok": False, "error": "job scaling blocked due to active deployment"}
@@ -1413,6 +1431,12 @@ class StateStore:
         if ev is not None and result.get("ok"):
             scaling.add_event(self, index, ns, job_id, group, {**ev, "EvalID": result["EvalID"] or None})
         return result
+
+    @staticmethod
+    def _cmd_job_key(cmd: dict[str, Any]) -> str:
+        """The store key of the job a command names: its ``job_id`` in its ``namespace`` (an entry from
+        before namespaces names none: default)."""
+        return job_key(cmd.get("namespace") or None, str(cmd["job_id"]))
 
     @staticmethod
     def _scaling_event(index: int, cmd: dict[str, Any], count: int | None, previous: int,
@@ -1429,27 +1453,30 @@ class StateStore:
         """Launch a periodic job's child for the launch time (the leader's dispatcher, or a force run)."""
         from actors.scheduler.job import SERVER_OWNED
 
-        job_id, launch, now = str(cmd["job_id"]), float(cmd["launch"]), float(cmd["now"])
+        key, launch, now = self._cmd_job_key(cmd), float(cmd["launch"]), float(cmd["now"])
         force = bool(cmd.get("force"))
-        parent = self.tables["jobs"].get(job_id)
+        parent = self.tables["jobs"].get(key)
         if parent is None:
             return {"ok": False, "error": "job not found"}
+        job_id, namespace = parent["ID"], parent.get("Namespace") or "default"
         rules = parent.get("Periodic")
         if not rules:
             return {"ok": False, "error": "can't force run non-periodic job"}
         if parent.get("Stop") or not rules.get("Enabled", True):
             return {"ok": False, "error": "job is stopped or its periodic launches are disabled"}
         launches = self.tables["periodic_launch"]
-        last = launches.get(job_id, {}).get("Launch", 0.0)
+        last = launches.get(key, {}).get("Launch", 0.0)
         if not force and launch <= last:
             return {"ok": True, "index": index, "skipped": "already launched"}
-        launches[job_id] = {"ID": job_id, "Launch": max(last, launch)}
+        launches[key] = {"ID": job_id, "Launch": max(last, launch),
+                         **({"Namespace": namespace} if key != job_id else {})}
         self.periodic_index = index
         self._touch("periodic_launch", index)
         child_id = f"{job_id}/periodic-{int(launch)}"
         running = [j for j in self.tables["jobs"].values()
-                   if j.get("ParentID") == job_id and j.get("Status") != "dead" and not j.get("Stop")]
-        if child_id in self.tables["jobs"] and not force:
+                   if j.get("ParentID") == job_id and (j.get("Namespace") or "default") == namespace
+                   and j.get("Status") != "dead" and not j.get("Stop")]
+        if job_key(namespace, child_id) in self.tables["jobs"] and not force:
             return {"ok": True, "index": index, "skipped": f"{child_id} exists"}
         # A force run in the same second as the last launch registers that launch's job again (a new
         # version of it, and an evaluation), as Nomad's ForceEval does with the same derived ID.
@@ -1466,11 +1493,12 @@ class StateStore:
         """Nomad ``Job.Dispatch``: a child batch job of a parameterized job, with its meta and payload."""
         from actors.scheduler.job import DISPATCH_PAYLOAD_MAX_BYTES, SERVER_OWNED
 
-        parent_id, now = str(cmd["job_id"]), float(cmd["now"])
+        now = float(cmd["now"])
         payload, meta = str(cmd.get("payload") or ""), dict(cmd.get("meta") or {})
-        parent = self.tables["jobs"].get(parent_id)
+        parent = self.tables["jobs"].get(self._cmd_job_key(cmd))
         if parent is None:
             return {"ok": False, "error": "job not found"}
+        parent_id, namespace = parent["ID"], parent.get("Namespace") or "default"
         rules = parent.get("ParameterizedJob")
         if not rules:
             return {"ok": False, "error": "Specified job is not a parameterized job"}
@@ -1501,7 +1529,8 @@ class StateStore:
             # Nomad's CheckIdempotencyToken: a child of this job dispatched with the same token (and not
             # yet collected) is the answer; nothing new is dispatched.
             for job in self.tables["jobs"].values():
-                if job.get("ParentID") == parent_id and job.get("DispatchIdempotencyToken") == token:
+                if job.get("ParentID") == parent_id and job.get("DispatchIdempotencyToken") == token \
+                        and (job.get("Namespace") or "default") == namespace:
                     return {"ok": True, "index": index, "DispatchedJobID": job["ID"], "EvalID": "",
                             "EvalCreateIndex": 0, "JobCreateIndex": job.get("CreateIndex", 0)}
         suffix = str(uuid.uuid5(self.DISPATCH_NS, self._id_seed(f"{index}/{parent_id}")))[:8]
@@ -1522,7 +1551,7 @@ class StateStore:
         """Keep periodic_ids and periodic_index up to date for a job write."""
         if (old is not None and old.get("Periodic")) or (new is not None and new.get("Periodic")):
             self.periodic_index = index
-            job_id = (new or old or {}).get("ID", "")
+            job_id = job_key_of(new or old or {})
             if new is not None and new.get("Periodic"):
                 self.periodic_ids.add(job_id)
             else:
@@ -1536,13 +1565,14 @@ class StateStore:
         versions = self.tables["job_versions"]
         room = self.job_tracked_versions - 1
         kept = []
-        for v in [job, *versions.get(job["ID"], ())]:
+        key = job_key_of(job)
+        for v in [job, *versions.get(key, ())]:
             if v.get("VersionTag"):
                 kept.append(v)
             elif room > 0:
                 kept.append(v)
                 room -= 1
-        versions[job["ID"]] = kept
+        versions[key] = kept
         self._touch("job_versions", index)
 
     def _keep_submission(self, index: int, job: dict[str, Any], sub: dict[str, Any]) -> None:
@@ -1550,7 +1580,7 @@ class StateStore:
         (once: one already kept for that version stays), and only as many as the job's tracked versions,
         newest first (pruneJobSubmissions)."""
         table = self.tables["job_submissions"]
-        kept = dict(table.get(job["ID"]) or {})
+        kept = dict(table.get(job_key_of(job)) or {})
         key = str(job["Version"])
         if key in kept:
             return
@@ -1561,7 +1591,7 @@ class StateStore:
                      "JobID": job["ID"], "Version": job["Version"], "JobModifyIndex": index}
         for old in sorted(kept, key=int)[:max(0, len(kept) - self.job_tracked_versions)]:
             del kept[old]
-        table[job["ID"]] = kept
+        table[job_key_of(job)] = kept
         self._touch("job_submissions", index)
 
     def _drop_submissions(self, job_id: str, index: int) -> None:
@@ -1575,7 +1605,7 @@ class StateStore:
 
     def _job_evaluate(self, index: int, cmd: dict[str, Any]) -> Any:
         """Nomad ``Job.Evaluate``: a new evaluation of the job as it is (a forced reschedule pass)."""
-        job_id, now = str(cmd["job_id"]), float(cmd["now"])
+        job_id, now = self._cmd_job_key(cmd), float(cmd["now"])
         job = self.tables["jobs"].get(job_id)
         if job is None:
             return {"ok": False, "error": "job not found"}
@@ -1596,7 +1626,7 @@ class StateStore:
 
         groups = {g.get("Name"): g for g in job.get("TaskGroups") or ()}
         allocs, marked = self.tables["allocs"], False
-        for a in self.job_allocs(job["ID"]):
+        for a in self.job_allocs(job_key_of(job)):
             group = groups.get(a.get("TaskGroup"))
             rp = reschedule_policy(job, group) if group is not None else None
             if rp is None or not (int(rp.get("Attempts") or 0) > 0 or rp.get("Unlimited")):
@@ -1614,17 +1644,18 @@ class StateStore:
     def _job_stability(self, index: int, cmd: dict[str, Any]) -> Any:
         """Nomad ``Job.Stable``: mark one version of the job stable (or not)."""
         job_id, version, stable = str(cmd["job_id"]), int(cmd["version"]), bool(cmd["stable"])
-        versions = self.job_versions(job_id)
+        key = self._cmd_job_key(cmd)
+        versions = self.job_versions(key)
         at = next((i for i, v in enumerate(versions) if v.get("Version") == version), None)
         if at is None:
             return {"ok": False, "error": f"job {job_id!r} at version {version} not found"}
         if at == 0:
-            self.tables["jobs"][job_id] = {**versions[0], "Stable": stable, "ModifyIndex": index}
+            self.tables["jobs"][key] = {**versions[0], "Stable": stable, "ModifyIndex": index}
             self._touch("jobs", index)
         else:
-            kept = list(self.tables["job_versions"][job_id])
+            kept = list(self.tables["job_versions"][key])
             kept[at - 1] = {**kept[at - 1], "Stable": stable}
-            self.tables["job_versions"][job_id] = kept
+            self.tables["job_versions"][key] = kept
             self._touch("job_versions", index)
         return {"ok": True, "index": index}
 
@@ -1632,7 +1663,8 @@ class StateStore:
         """Nomad ``Job.TagVersion``: name a version ``{Name, Description, TaggedTime}`` (``tag``), or
         with no ``tag`` take the tag ``name`` off the version holding it."""
         job_id, name, tag = str(cmd["job_id"]), str(cmd["name"]), cmd.get("tag")
-        versions = self.job_versions(job_id)
+        key = self._cmd_job_key(cmd)
+        versions = self.job_versions(key)
         if tag is None:
             at = next((i for i, v in enumerate(versions) if (v.get("VersionTag") or {}).get("Name") == name),
                       None)
@@ -1657,12 +1689,12 @@ class StateStore:
             tag = {"Name": tag["Name"], "Description": str(tag.get("Description") or ""),
                    "TaggedTime": int(tag.get("TaggedTime") or 0)}
         if at == 0:
-            self.tables["jobs"][job_id] = {**versions[0], "VersionTag": tag, "ModifyIndex": index}
+            self.tables["jobs"][key] = {**versions[0], "VersionTag": tag, "ModifyIndex": index}
             self._touch("jobs", index)
         else:
-            kept = list(self.tables["job_versions"][job_id])
+            kept = list(self.tables["job_versions"][key])
             kept[at - 1] = {**kept[at - 1], "VersionTag": tag, "ModifyIndex": index}
-            self.tables["job_versions"][job_id] = kept
+            self.tables["job_versions"][key] = kept
             self._touch("job_versions", index)
         return {"ok": True, "index": index, "tag": tag}
 
@@ -1671,7 +1703,7 @@ class StateStore:
         from actors.scheduler.job import SERVER_OWNED
 
         job_id, version = str(cmd["job_id"]), int(cmd["version"])
-        versions = self.job_versions(job_id)
+        versions = self.job_versions(self._cmd_job_key(cmd))
         if not versions:
             return {"ok": False, "error": "job not found"}
         current = versions[0]
@@ -1688,7 +1720,7 @@ class StateStore:
         return self._job_register(index, {"job": spec, "now": cmd["now"]})
 
     def _job_deregister(self, index: int, cmd: dict[str, Any]) -> Any:
-        job_id, now = str(cmd["job_id"]), float(cmd["now"])
+        job_id, now = self._cmd_job_key(cmd), float(cmd["now"])  # job_id: the job's store key
         jobs = self.tables["jobs"]
         old = jobs.get(job_id)
         if old is None:
@@ -1702,7 +1734,7 @@ class StateStore:
         if cmd.get("purge"):
             del jobs[job_id]
             deployments.purge_job(self, index, job_id)
-            scaling.delete_for_job(self, index, old.get("Namespace", "default"), job_id)
+            scaling.delete_for_job(self, index, old.get("Namespace", "default"), old["ID"])
             scaling.delete_events_for_job(self, index, job_id)
             self._note_periodic(index, old, None)
             if self.tables["job_versions"].pop(job_id, None) is not None:
@@ -1890,7 +1922,7 @@ class StateStore:
                 # Server-side only (its AllocModifyIndex stays): the client runs the same tasks.
                 a = allocs.get(aid)
                 if a is None or not live(a) or a.get("JobVersion") == job.get("Version") \
-                        or a["JobID"] != job["ID"]:
+                        or key_of(a) != job_key_of(job):
                     continue
                 rec = {**a, "Job": job, "JobVersion": job.get("Version", 0), "ModifyIndex": index,
                        "ModifyTime": now}
@@ -1938,7 +1970,7 @@ class StateStore:
         if rev >= 3 and job is not None:
             # The deployment this evaluation worked within (Nomad's Evaluation.DeploymentID): the
             # job's active one for its current version, made by this plan or already running.
-            d = deployments.latest(self, plan["JobID"])
+            d = deployments.latest(self, key_of(plan))
             if d is not None and d["Status"] in deployments.ACTIVE and d["JobVersion"] == job.get("Version"):
                 ev["DeploymentID"] = d["ID"]
         evals[ev["ID"]] = ev
@@ -1946,28 +1978,28 @@ class StateStore:
         follow: list[str] = []
         if plan.get("RollingWaitS") and job is not None:
             # A system job's rolling update goes on after its stagger (Nomad's NextRollingEval).
-            follow = self._create_evals(index, [plan["JobID"]], "rolling-update", now, previous=ev["ID"])
+            follow = self._create_evals(index, [key_of(plan)], "rolling-update", now, previous=ev["ID"])
             self.tables["evals"][follow[0]]["WaitUntil"] = now + float(plan["RollingWaitS"])
         if plan.get("RescheduleLater") and job is not None:
-            follow += self._reschedule_later(index, plan["JobID"], plan["RescheduleLater"], now, ev["ID"])
+            follow += self._reschedule_later(index, key_of(plan), plan["RescheduleLater"], now, ev["ID"])
         if plan.get("Disconnect") or plan.get("Reconnect") or plan.get("LostLater"):
             follow += self._disconnect_updates(index, plan, now, ev["ID"])
         # Groups that wait for capacity: a system group that every node filtered out waits for none.
         waiting = set(plan.get("Failed") or ()) - set(plan.get("FilteredOnly") or ())
         if refused:
-            follow += self._create_evals(index, [plan["JobID"]], "plan-refused", now, previous=ev["ID"])
+            follow += self._create_evals(index, [key_of(plan)], "plan-refused", now, previous=ev["ID"])
         elif plan.get("More"):
             # The scheduler placed (or stopped) no more than one plan may hold (the broker's
             # max_placements_per_entry and max_stops_per_entry bound the Raft entry): the rest is
             # done by the next evaluation, which the first one
             # names (Nomad's NextEval, which "nomad job run" goes on to monitor).
-            nxt = self._create_evals(index, [plan["JobID"]], "queued-allocs", now, previous=ev["ID"])
+            nxt = self._create_evals(index, [key_of(plan)], "queued-allocs", now, previous=ev["ID"])
             ev["NextEval"] = nxt[0]
             follow += nxt
         elif waiting:
             # One blocked evaluation per job waits for capacity (Nomad's blocked evals); a system
             # group that every node filtered out waits for none (Nomad's addBlocked is for exhaustion).
-            for other in self.blocked_evals_of_job(plan["JobID"]):
+            for other in self.blocked_evals_of_job(key_of(plan)):
                 other.update(Status="canceled", ModifyIndex=index, StatusDescription="superseded")
                 self._index_eval(other)
             if unblocked and rev >= 8:
@@ -1976,7 +2008,7 @@ class StateStore:
                 ev.update(Status="blocked", StatusDescription=BLOCKED_EVAL_DESCRIPTION)
                 self._index_eval(ev)
         if waiting and not refused and not plan.get("More") and not (unblocked and rev >= 8):
-            blocked = self._create_evals(index, [plan["JobID"]], "queued-allocs", now, status="blocked",
+            blocked = self._create_evals(index, [key_of(plan)], "queued-allocs", now, status="blocked",
                                          previous=ev["ID"])
             if rev >= 7:
                 # Nomad's CreateBlockedEval keeps the failed placements, and the scheduler says why it
@@ -1988,7 +2020,7 @@ class StateStore:
         if rev >= 8 and not plan.get("Failed") and not refused and not plan.get("More"):
             # Nomad's nestedUpsertEval: an evaluation that completes with nothing left to place cancels
             # the job's blocked ones -- what they waited to place is no longer wanted, or is placed.
-            for other in self.blocked_evals_of_job(plan["JobID"]):
+            for other in self.blocked_evals_of_job(key_of(plan)):
                 other.update(Status="canceled", ModifyIndex=index, ModifyTime=now,
                              StatusDescription=f'evaluation "{ev["ID"]}" successful')
                 self._index_eval(other)
@@ -1996,13 +2028,13 @@ class StateStore:
             # Nomad's applyPlan: each preempted allocation's job is evaluated again ("preemption"), to
             # be placed elsewhere or wait blocked for room.
             jobs = self.tables["jobs"]
-            preempted_jobs = sorted({a["JobID"] for a in evicted if a["JobID"] in jobs})
+            preempted_jobs = sorted({key_of(a) for a in evicted if key_of(a) in jobs})
             follow += self._create_evals(index, preempted_jobs, TRIGGER_PREEMPTION, now)
         if rev >= 2:
-            self._cancel_superseded(plan["JobID"], index, now)
+            self._cancel_superseded(key_of(plan), index, now)
         self._touch("evals", index)
-        self._job_status(plan["JobID"], index, nomad=rev >= 7)
-        deployments.after_plan(self, index, plan["JobID"], now)
+        self._job_status(key_of(plan), index, nomad=rev >= 7)
+        deployments.after_plan(self, index, key_of(plan), now)
         return {"ok": True, "index": index, "placed": placed, "refused": refused, "evals": follow}
 
     def _evict(self, index: int, a: dict[str, Any], by: str, now: float) -> dict[str, Any]:
@@ -2071,7 +2103,7 @@ class StateStore:
         for at, _, rec, a in sorted(marked, key=lambda x: (x[0], x[1])):
             if batch_at is None or at - batch_at >= RESCHEDULE_WINDOW_S:
                 batch_at = at
-                made += self._create_evals(index, [plan["JobID"]], disc.TRIGGER_DISCONNECT_TIMEOUT, now,
+                made += self._create_evals(index, [key_of(plan)], disc.TRIGGER_DISCONNECT_TIMEOUT, now,
                                            previous=previous)
                 self.tables["evals"][made[-1]].update(WaitUntil=at,
                                                       StatusDescription=disc.DESC_DISCONNECT_TIMEOUT)
@@ -2089,7 +2121,7 @@ class StateStore:
             at = float(item["At"])
             if batch_at is None or at - batch_at >= RESCHEDULE_WINDOW_S:
                 batch_at = at
-                made += self._create_evals(index, [plan["JobID"]], "alloc-failure", now, previous=previous)
+                made += self._create_evals(index, [key_of(plan)], "alloc-failure", now, previous=previous)
                 self.tables["evals"][made[-1]].update(WaitUntil=at,
                                                       StatusDescription="created for delayed rescheduling")
             rec = {**a, "FollowupEvalID": made[-1], "ModifyIndex": index}
@@ -2154,7 +2186,7 @@ class StateStore:
         """
         if plan.get("Job") is not None or "JobIndex" not in plan:
             return plan.get("Job")
-        job = self.tables["jobs"].get(plan["JobID"])
+        job = self.tables["jobs"].get(key_of(plan))
         if job is None or job.get("Stop"):
             return None
         if job.get("ModifyIndex") == plan["JobIndex"] or \
@@ -2196,10 +2228,11 @@ class StateStore:
         """Nomad's getJobStatus, in its order (see _job_status)."""
         if job["Type"] == "system" or job.get("ParameterizedJob") or job.get("Periodic"):
             return "dead" if job.get("Stop") else "running"
-        dep = deployments.latest(self, job["ID"])
+        key = job_key_of(job)
+        dep = deployments.latest(self, key)
         if running or (dep is not None and dep["Status"] in deployments.ACTIVE):
             return "running"
-        if self.pending_by_job.get(job["ID"]) or self.blocked_by_job.get(job["ID"]):
+        if self.pending_by_job.get(key) or self.blocked_by_job.get(key):
             return "pending"
         # Every evaluation is over: dead once it placed something (or was stopped); a job that never
         # placed anything and has nothing waiting stays pending (Nomad: no evaluation yet).
@@ -2269,7 +2302,7 @@ class StateStore:
                 if k in u:
                     rec[k] = u[k]
             if a.get("ClientStatus") == "unknown" and rec.get("ClientStatus") != "unknown":
-                acc.reconnect_jobs.add(rec["JobID"])  # Nomad's Node.UpdateAlloc: a "reconnect" evaluation
+                acc.reconnect_jobs.add(key_of(rec))  # Nomad's Node.UpdateAlloc: a "reconnect" evaluation
             health = u.get("DeploymentStatus")
             newly_healthy: bool | None = None
             dep_id = rec.get("DeploymentID") or ""
@@ -2299,7 +2332,7 @@ class StateStore:
                 # moves neither the allocation nor its resources); most updates are task states or
                 # health of running allocations, and the recount reads every allocation the job has.
                 self._usage_written(rec, replaces=a)
-                acc.jobs_touched.add(rec["JobID"])
+                acc.jobs_touched.add(key_of(rec))
             terminal = ("failed", "complete", "lost")
             if rec.get("ClientStatus") in terminal and a.get("ClientStatus") not in terminal:
                 acc.freed = True
@@ -2308,7 +2341,7 @@ class StateStore:
                 # A failed allocation is rescheduled; a service one that
                 # ended while still wanted (the client stopped it) is
                 # replaced -- either way the scheduler must look at the job.
-                job = self.tables["jobs"].get(rec["JobID"])
+                job = self.tables["jobs"].get(key_of(rec))
                 if job is not None and (job["Type"] == "sysbatch" or (job["Type"] == "system"
                                                                        and acc.rev >= 3)):
                     # Nothing replaces it now: Nomad's Node.UpdateAlloc makes an alloc-failure evaluation
@@ -2316,7 +2349,7 @@ class StateStore:
                     # system allocation is placed on its node again by the job's next evaluation.
                     pass
                 elif rec["ClientStatus"] == "failed" or (job is not None and job["Type"] != "batch"):
-                    acc.failed_jobs.add(rec["JobID"])
+                    acc.failed_jobs.add(key_of(rec))
         return ""
 
     def _client_reports_done(self, index: int, now: float, acc: _ClientReports,
@@ -2335,7 +2368,7 @@ class StateStore:
             if d is not None and d["Status"] in deployments.ACTIVE:
                 evals.append(deployments.fail(self, index, dep_id, why, now)["EvalID"])
         watcher_jobs = acc.watcher_jobs - acc.failed_jobs
-        watcher_jobs -= {self.tables[deployments.TABLE][d]["JobID"] for d, _ in acc.dep_failures}
+        watcher_jobs -= {key_of(self.tables[deployments.TABLE][d]) for d, _ in acc.dep_failures}
         evals += self._create_evals(index, sorted(watcher_jobs), "deployment-watcher", now)
         for job_id in sorted(acc.jobs_touched):
             self._job_status(job_id, index, nomad=acc.rev >= 2)
@@ -2356,7 +2389,7 @@ class StateStore:
             self._index_eval(evals[ev["ID"]])
             wait = u.get("FollowUpWait")
             if u.get("Status") == "failed" and wait is not None:
-                (fid,) = self._create_evals(index, [ev["JobID"]], "failed-follow-up", now, previous=ev["ID"],
+                (fid,) = self._create_evals(index, [key_of(ev)], "failed-follow-up", now, previous=ev["ID"],
                                             first=n)
                 evals[fid]["WaitUntil"] = now + float(wait)
                 follow.append(fid)
@@ -2379,7 +2412,7 @@ class StateStore:
         jobs, evals, allocs = self.tables["jobs"], self.tables["evals"], self.tables["allocs"]
 
         def eval_allocs(ev: dict[str, Any]) -> list[dict[str, Any]]:
-            return [a for a in self.job_allocs(ev.get("JobID", "")) if a.get("EvalID") == ev["ID"]]
+            return [a for a in self.job_allocs(key_of(ev)) if a.get("EvalID") == ev["ID"]]
 
         gone_jobs: list[str] = []
         gone_evals: set[str] = set()
@@ -2401,14 +2434,14 @@ class StateStore:
             if ev is None or eid in gone_evals:
                 continue
             c = batch_cutoff if ev.get("Type") == "batch" else cutoff
-            collect, _ = gc.eval_gc(ev, jobs.get(ev.get("JobID", "")), eval_allocs(ev), c, allow_batch=False)
+            collect, _ = gc.eval_gc(ev, jobs.get(key_of(ev)), eval_allocs(ev), c, allow_batch=False)
             if collect:
                 gone_evals.add(eid)
         for aid in want["allocs"]:
             a = allocs.get(aid)
             if a is None or aid in gone_allocs:
                 continue
-            job = jobs.get(a.get("JobID", ""))
+            job = jobs.get(key_of(a))
             kind = (job or a.get("Job") or {}).get("Type")
             c = batch_cutoff if kind == "batch" else cutoff
             ev = evals.get(a.get("EvalID", ""))
@@ -2426,14 +2459,14 @@ class StateStore:
                 if d is not None and gc.deployment_gc_eligible(d, dep_cutoff, in_use):
                     del table[did]
                     gone_deployments.append(did)
-                    if self.latest_deployment_of.get(d["JobID"]) == did:
+                    if self.latest_deployment_of.get(key_of(d)) == did:
                         # The newest that remains, as a restore's rebuild would find it.
-                        deployments.reindex_job(self, d["JobID"])
+                        deployments.reindex_job(self, key_of(d))
             if gone_deployments:
                 self._touch(deployments.TABLE, index)
         for jid in gone_jobs:
             deployments.purge_job(self, index, jid)
-            scaling.delete_for_job(self, index, jobs[jid].get("Namespace", "default"), jid)
+            scaling.delete_for_job(self, index, jobs[jid].get("Namespace", "default"), jobs[jid]["ID"])
             scaling.delete_events_for_job(self, index, jid)
             self._note_periodic(index, jobs.pop(jid), None)
             if self.tables["job_versions"].pop(jid, None) is not None:
@@ -2447,7 +2480,7 @@ class StateStore:
             if (gone := evals.pop(eid, None)) is not None:
                 for ids in self.evals_by_status.values():
                     ids.discard(eid)
-                self._unindex_eval(eid, gone.get("JobID", ""))
+                self._unindex_eval(eid, key_of(gone))
         if gone_evals:
             self._touch("evals", index)
         for aid in sorted(gone_allocs):
@@ -2460,9 +2493,9 @@ class StateStore:
             # Each index's entry goes when it empties: jobs (a dispatched or batch job's unique ID)
             # come and go for the cluster's life, and an empty set per collected job is a leak.
             _drop_from(self.allocs_by_node, node, aid)
-            _drop_from(self.allocs_by_job, a.get("JobID", ""), aid)
-            self._job_alloc_ids.pop(a.get("JobID", ""), None)
-            _drop_from(self._maybe_live_by_job, a.get("JobID", ""), aid)
+            _drop_from(self.allocs_by_job, key_of(a), aid)
+            self._job_alloc_ids.pop(key_of(a), None)
+            _drop_from(self._maybe_live_by_job, key_of(a), aid)
             # The node's client is waiting on this index: it learns the
             # allocation is gone and removes what it kept of it.
             self.node_alloc_index[node] = index
@@ -2554,7 +2587,7 @@ class StateStore:
             a = allocs.get(alloc_id)
             if a is None or a.get("DesiredStatus") != "run" or a.get("DesiredTransition", {}).get("Migrate"):
                 continue
-            job = a.get("Job") or job_table.get(a["JobID"]) or {}
+            job = a.get("Job") or job_table.get(key_of(a)) or {}
             # batch_no_place: every entry the drainer writes since batch allocations keep their place; an
             # older entry applies as it did (Migrate alone).
             transition = {"Migrate": True, "MigrateDisablePlacement": True} \
@@ -2562,7 +2595,7 @@ class StateStore:
             allocs[alloc_id] = {**a, "DesiredTransition": transition, "ModifyIndex": index,
                                 "AllocModifyIndex": index, "ModifyTime": now}
             self._index_alloc(allocs[alloc_id])
-            jobs.add(a["JobID"])
+            jobs.add(key_of(a))
         if jobs:
             self._touch("allocs", index)
         evals = self._create_evals(index, sorted(jobs), "node-drain", now,
@@ -2582,7 +2615,7 @@ class StateStore:
         self._merge_transition(allocs, alloc_id, transition, index)
         allocs[alloc_id]["ModifyTime"] = now
         self._touch("allocs", index)
-        evals = self._create_evals(index, [a["JobID"]], "alloc-stop", now)
+        evals = self._create_evals(index, [key_of(a)], "alloc-stop", now)
         return {"ok": True, "index": index, "EvalID": evals[0]}
 
     def _merge_transition(self, allocs: dict[str, Any], alloc_id: str, transition: dict[str, bool],
