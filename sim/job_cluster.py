@@ -43,6 +43,7 @@ from actors.server.job_gc import JOB_GC, JobGC, JobGCConfig
 from actors.server.node_endpoint import NodeEndpoint
 from actors.server.node_gc import NodeGC
 from actors.server.var_locks import VAR_LOCKS, VarLockConfig, VarLockReaper
+from actors.state.namespaces import job_key_of, key_of
 from actors.state.services import TABLE as SERVICES
 from actors.state.store import StateStore, command
 from sim.client_cluster import CLIENT, FINGERPRINT, ClientCluster, ClusterConfig
@@ -324,7 +325,8 @@ class JobCluster(ClientCluster):
                 want = g["Count"]
                 if job["Type"] in ("system", "sysbatch"):  # one per node, not a count
                     continue
-                runs = [a for a in state.tables["allocs"].values() if a["JobID"] == job["ID"]
+                key = job_key_of(job)  # the job in its namespace: the same ID may be in another
+                runs = [a for a in state.tables["allocs"].values() if key_of(a) == key
                         and a["TaskGroup"] == g["Name"] and live(a)]
                 running = [a for a in runs if a["ClientStatus"] == "running"
                            and nodes.get(a["NodeID"], {}).get("Status") == "ready"]
