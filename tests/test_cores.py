@@ -179,3 +179,19 @@ def test_a_system_job_reserves_cores_on_each_node() -> None:
     c.register(**job2)
     c.schedule()
     assert not c.running("sys2")
+
+
+def test_the_task_sees_its_reserved_cores_as_a_cpuset_and_their_mhz_as_its_cpu_limit() -> None:
+    from actors.client.alloc_runner import AllocRunnerConfig, cpuset, parse_alloc, task_env
+    from tests.test_alloc_runner import alloc, task
+
+    assert (cpuset((3, 0, 1)), cpuset((2,)), cpuset((0, 1, 2, 3)), cpuset((5, 1, 0, 3, 4))) == \
+        ("0-1,3", "2", "0-3", "0-1,3-5")
+    raw = alloc("a1", task("t"), task("u"))
+    raw["TaskCores"] = {"t": {"ReservedCores": [1, 2], "CpuShares": 4800}}
+    spec = parse_alloc(raw, AllocRunnerConfig())
+    t, u = spec.tasks
+    assert (t.reserved_cores, t.cpu, u.reserved_cores, u.cpu) == ((1, 2), 4800, (), 100)
+    env = task_env(spec, t, "/a", "/a/t")
+    assert (env["NOMAD_CPU_CORES"], env["NOMAD_CPU_LIMIT"]) == ("1-2", "4800")
+    assert "NOMAD_CPU_CORES" not in task_env(spec, u, "/a", "/a/u")
