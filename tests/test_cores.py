@@ -195,3 +195,19 @@ def test_the_task_sees_its_reserved_cores_as_a_cpuset_and_their_mhz_as_its_cpu_l
     env = task_env(spec, t, "/a", "/a/t")
     assert (env["NOMAD_CPU_CORES"], env["NOMAD_CPU_LIMIT"]) == ("1-2", "4800")
     assert "NOMAD_CPU_CORES" not in task_env(spec, u, "/a", "/a/u")
+
+
+def test_changing_a_tasks_cores_replaces_its_allocation_and_an_unrelated_change_keeps_them() -> None:
+    c = _cluster()
+    c.register(**_cores_job("a", cores=1))
+    c.schedule()
+    c.client("running")
+    c.register(**_cores_job("a", cores=2))
+    c.schedule()
+    c.client("running")
+    (a,) = c.running("a")
+    assert a["TaskCores"]["t0"] == {"ReservedCores": [0, 1], "CpuShares": 4800}
+    c.register(**_cores_job("a", cores=2, Meta={"v": "2"}))  # in place: the same allocation, its cores kept
+    c.schedule()
+    (b,) = c.running("a")
+    assert b["ID"] == a["ID"] and b["TaskCores"] == a["TaskCores"] and b["Resources"]["CPU"] == 4800

@@ -1716,7 +1716,10 @@ def spec_digest(job: dict[str, Any], group: str) -> tuple[Any, ...]:
                                  t["Resources"]["CPU"], t["Resources"]["MemoryMB"],
                                  repr(sorted(t.get("Env", {}).items())), repr(t.get("Artifacts") or []),
                                  log_settings(t), repr(t.get("VolumeMounts") or []),
-                                 repr(t.get("Templates") or []))
+                                 repr(t.get("Templates") or []),
+                                 # its cores, only when it reserves some: jobs from before cores were
+                                 # scheduled (none reserve any) digest as they did
+                                 *((t["Resources"]["Cores"],) if t["Resources"].get("Cores") else ()))
                                 for t in g["Tasks"])),
                     tuple(sorted(ephemeral_disk(g).items())),  # Nomad's tasksUpdated: "ephemeral disk"
                     repr(sorted((g.get("Volumes") or {}).items())))
