@@ -128,6 +128,7 @@ from actors.client.drivers import (
     LogSettings,
     TaskHandle,
     TaskResources,
+    cpuset,
     go_args,
     signal_number,
 )
@@ -1009,17 +1010,6 @@ def _task_cores(raw: dict[str, Any], t: TaskSpec) -> TaskSpec:
     if isinstance(shares, bool) or not isinstance(shares, int) or shares < 0:
         raise AllocError(f"{where}.CpuShares must be a non-negative integer, got {shares!r}")
     return replace(t, reserved_cores=tuple(sorted(set(cores))), cpu=shares)
-
-
-def cpuset(cores: tuple[int, ...]) -> str:
-    """Nomad's idset String: sorted core numbers as a cpuset list, runs collapsed ("0-1,3")."""
-    runs: list[list[int]] = []
-    for c in sorted(set(cores)):
-        if runs and runs[-1][1] == c - 1:
-            runs[-1][1] = c
-        else:
-            runs.append([c, c])
-    return ",".join(f"{lo}" if lo == hi else f"{lo}-{hi}" for lo, hi in runs)
 
 
 def parse_alloc(raw: Any, cfg: AllocRunnerConfig) -> AllocSpec:
@@ -2556,7 +2546,8 @@ class AllocRunner(NodeActor):
                                   # Limits from what was placed (Nomad's drivers.Resources), never
                                   # from env, which the job's env block and env templates can set.
                                   resources=TaskResources(cpu=t.spec.cpu, memory_mb=t.spec.memory_mb,
-                                                          memory_max_mb=t.spec.memory_max_mb))
+                                                          memory_max_mb=t.spec.memory_max_mb,
+                                                          cores=t.spec.reserved_cores))
         except DriverError as exc:
             self._start_failed(a, t, str(exc), exc.recoverable, now)
             return
