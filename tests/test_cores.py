@@ -211,3 +211,36 @@ def test_changing_a_tasks_cores_replaces_its_allocation_and_an_unrelated_change_
     c.schedule()
     (b,) = c.running("a")
     assert b["ID"] == a["ID"] and b["TaskCores"] == a["TaskCores"] and b["Resources"]["CPU"] == 4800
+
+
+def test_a_cores_ask_short_of_cpu_evicts_for_the_mhz_of_its_cores() -> None:
+    """Free cores but no MHz left: with preemption the placement evicts lower-priority allocations for
+    its cores' MHz (Nomad's AllocsFit after SELECTCORES), and takes the lowest free cores."""
+    c = _cluster()
+    c.apply("scheduler_set_config", config={"PreemptionConfig": {"ServiceSchedulerEnabled": True}})
+    c.register(**service("low", count=4, cpu=2400, mem=64, Priority=20))
+    c.schedule()
+    c.client("running")
+    c.register(**_cores_job("high", cores=2, Priority=90))
+    c.schedule()
+    (high,) = c.running("high")
+    assert alloc_cores(high) == [0, 1] and len(high["PreemptedAllocations"]) == 2
+    assert len(c.running("low")) == 2
+    c.assert_not_overcommitted()
+
+
+def test_a_sysbatch_job_reserves_cores_and_a_node_without_them_is_exhausted() -> None:
+    c = _cluster(nodes=1)
+    c.register(**_cores_job("a", cores=3))
+    c.schedule()
+    for job_id, cores in (("sb1", 1), ("sb2", 1)):
+        job = _cores_job(job_id, cores=cores)
+        job["Type"] = "sysbatch"
+        del job["TaskGroups"][0]["Count"]
+        c.register(**job)
+        c.schedule()
+    assert [alloc_cores(a) for a in c.running("sb1")] == [[3]]
+    assert not c.running("sb2")
+    ev = max((e for e in c.state.tables["evals"].values() if e["JobID"] == "sb2" and e.get("FailedTGAllocs")),
+             key=lambda e: e["ModifyIndex"])
+    assert ev["FailedTGAllocs"]["g"]["DimensionExhausted"] == {"cores": 1}
