@@ -80,6 +80,8 @@ class SimNetwork:
         # msg).  The frame is still encoded (its bytes are counted and it must
         # encode), but its delivery takes the message back instead of decoding
         # it; a frame delivered twice (duplicated) or not found decodes as any.
+        # (SimEnv.send's fault-free path puts the message in the delivery event
+        # instead: no dict, and no hash of the frame.)
         self._inflight: dict[bytes, tuple[str, Any]] = {}
         self._passthrough = _PASSTHROUGH
         # One bound method for every delivery event: the scheduler knows a
@@ -259,8 +261,10 @@ class SimNetwork:
             last_at[dst] = arrive
         push_event(sched, arrive, self.deliver_fn, (src, dst, data))
 
-    def _deliver(self, src: str, dst: str, data: bytes) -> None:
-        hit = self._inflight.pop(data, None) if self._inflight else None
+    def _deliver(self, src: str, dst: str, data: bytes, *sent: Any) -> None:
+        """Deliver *data*; *sent* (actor, message), when SimEnv.send put them in the event, is what it
+        encodes (a passthrough type's), handed over instead of decoded."""
+        hit = sent or (self._inflight.pop(data, None) if self._inflight else None)
         if self._cut and (src, dst) in self._cut:
             self.stats["cut"] += 1
             return

@@ -295,8 +295,10 @@ class SimEnv(Env):
         if enc is None:
             enc = net._make_payload_encoder(type(msg))
         data = head + _packb(enc(msg))
-        if type(msg) in net._passthrough:
-            net._inflight[data] = (actor, msg)
+        # The delivery event carries the message of a passthrough type (see
+        # SimNetwork._inflight): its delivery hands it over instead of decoding.
+        src = self.node
+        args = (src, node, data, actor, msg) if type(msg) in net._passthrough else (src, node, data)
         stats = net.stats
         stats["sent"] += 1
         stats["bytes"] += len(data)
@@ -311,10 +313,10 @@ class SimEnv(Env):
             if last > arrive:
                 arrive = last
             last_at[node] = arrive
-        # push_event(sched, arrive, net.deliver_fn, (self.node, node, data)), inlined.
+        # push_event(sched, arrive, net.deliver_fn, args), inlined.
         sched._seq = seq = sched._seq + 1
         slot = int(arrive * _SLOTS_PER_S)
-        event = (arrive, seq, net.deliver_fn, (self.node, node, data))
+        event = (arrive, seq, net.deliver_fn, args)
         bucket = sched._buckets.get(slot)
         if bucket is None:
             sched._buckets[slot] = [event]
@@ -794,8 +796,9 @@ class Scheduler:
                         if net_cut or node is None or not node.up:
                             fn(*args)
                             continue
-                        hit = inflight_pop(args[2], None)
-                        if hit is not None:
+                        if len(args) == 5:  # the message sent rides in the event (SimEnv.send)
+                            name, msg = args[3], args[4]
+                        elif (hit := inflight_pop(args[2], None)) is not None:
                             name, msg = hit
                         else:
                             try:
