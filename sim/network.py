@@ -259,12 +259,13 @@ class SimNetwork:
             if last > arrive:
                 arrive = last
             last_at[dst] = arrive
-        push_event(sched, arrive, self.deliver_fn, (src, dst, data))
+        push_event(sched, arrive, self.deliver_fn, (src, dst, data, None, None))
 
-    def _deliver(self, src: str, dst: str, data: bytes, *sent: Any) -> None:
-        """Deliver *data*; *sent* (actor, message), when SimEnv.send put them in the event, is what it
-        encodes (a passthrough type's), handed over instead of decoded."""
-        hit = sent or (self._inflight.pop(data, None) if self._inflight else None)
+    def _deliver(self, src: str, dst: str, data: bytes, actor: str | None, msg: Any) -> None:
+        """Deliver *data*; *actor* and *msg*, when SimEnv.send put them in the event (not None), are
+        what it encodes (a passthrough type's), handed over instead of decoded."""
+        hit = (actor, msg) if actor is not None else \
+            (self._inflight.pop(data, None) if self._inflight else None)
         if self._cut and (src, dst) in self._cut:
             self.stats["cut"] += 1
             return

@@ -245,9 +245,12 @@ class SimEnv(Env):
         self.node = node.name
         self.rng = random.Random(f"{sched.seed}:node:{node.name}:{node.incarnation}")
         self.incarnation = node.incarnation
-        # The network's per-sender state for this node (envelope heads, link arrival times), found at
-        # the first send: it outlives this incarnation (messages from before a restart are still FIFO).
-        self._out: tuple[dict[str, bytes], dict[str, float]] | None = None
+        self._net = sched.network
+        # The network's per-sender state for this node (envelope heads by actor, link arrival times by
+        # node), found at the first send: it outlives this incarnation (messages from before a restart
+        # are still FIFO).
+        self._heads: dict[str, bytes] | None = None
+        self._last_at: dict[str, float] = {}
         # Env.watch_peer's watchers: the network tells them when that node crashes or a frame to it
         # finds it down (SimNetwork.node_crashed, _refused).
 
@@ -274,31 +277,29 @@ class SimEnv(Env):
         return timer
 
     def send(self, node: str, actor: str, msg: Any) -> None:
-        if node == self.node:
+        src = self.node
+        if node == src:
             self._node.deliver_local(actor, msg)
             return
-        net = self._sched.network
+        net = self._net
         if not net._plain:
-            net.transmit(self.node, node, actor, msg)
+            net.transmit(src, node, actor, msg)
             return
         # SimNetwork.transmit, inlined for a network with no fault but latency
         # and reordering (every send but a fault scenario's): a call less per
         # message, and this node's envelope heads and link arrival times at hand.
-        out = self._out
-        if out is None:
-            out = self._out = net._out.get(self.node) or net._sender(self.node)
-        heads = out[0]
+        heads = self._heads
+        if heads is None:
+            heads, self._last_at = net._out.get(src) or net._sender(src)
+            self._heads = heads
         head = heads.get(actor)
         if head is None:
-            head = heads[actor] = net._envelope_head(self.node, actor)
-        enc = _wire_encoders.get(type(msg))
+            head = heads[actor] = net._envelope_head(src, actor)
+        t = type(msg)
+        enc = _wire_encoders.get(t)
         if enc is None:
-            enc = net._make_payload_encoder(type(msg))
+            enc = net._make_payload_encoder(t)
         data = head + _packb(enc(msg))
-        # The delivery event carries the message of a passthrough type (see
-        # SimNetwork._inflight): its delivery hands it over instead of decoding.
-        src = self.node
-        args = (src, node, data, actor, msg) if type(msg) in net._passthrough else (src, node, data)
         stats = net.stats
         stats["sent"] += 1
         stats["bytes"] += len(data)
@@ -308,15 +309,17 @@ class SimEnv(Env):
         sched = self._sched
         arrive = sched.now + (lo + (faults.latency_max_s - lo) * rng.random())
         if not (faults.reorder and rng.random() < faults.reorder):
-            last_at = out[1]
+            last_at = self._last_at
             last = last_at.get(node, 0.0)
             if last > arrive:
                 arrive = last
             last_at[node] = arrive
-        # push_event(sched, arrive, net.deliver_fn, args), inlined.
+        # push_event(sched, arrive, net.deliver_fn, args), inlined.  The event carries the message
+        # of a passthrough type (see SimNetwork._inflight): its delivery hands it over, not decoding.
         sched._seq = seq = sched._seq + 1
         slot = int(arrive * _SLOTS_PER_S)
-        event = (arrive, seq, net.deliver_fn, args)
+        event = (arrive, seq, net.deliver_fn,
+                 (src, node, data, actor, msg) if t in net._passthrough else (src, node, data, None, None))
         bucket = sched._buckets.get(slot)
         if bucket is None:
             sched._buckets[slot] = [event]
@@ -792,26 +795,26 @@ class Scheduler:
                         # SimNetwork._deliver(*args) and SimNode.deliver_local, inlined
                         # for a link that is not cut, to a node that is up, of a
                         # frame that decodes; anything else takes _deliver itself.
-                        node = nodes.get(args[1])
+                        _, dst, data, name, msg = args
+                        node = nodes.get(dst)
                         if net_cut or node is None or not node.up:
                             fn(*args)
                             continue
-                        if len(args) == 5:  # the message sent rides in the event (SimEnv.send)
-                            name, msg = args[3], args[4]
-                        elif (hit := inflight_pop(args[2], None)) is not None:
+                        if name is not None:  # the message sent rides in the event (SimEnv.send)
+                            pass
+                        elif (hit := inflight_pop(data, None)) is not None:
                             name, msg = hit
                         else:
                             try:
-                                _, name, msg = decode_envelope(args[2])
+                                _, name, msg = decode_envelope(data)
                             except wire_error:
                                 fn(*args)
                                 continue
                         delivered += 1
                         ref = node.actors.get(name)
-                        if ref is None or ref.actor_inbox.stopped:
+                        if ref is None or (inbox := ref.actor_inbox).stopped:
                             node.dropped_local += 1
                             continue
-                        inbox = ref.actor_inbox
                         actor = inbox._actor
                         q = inbox._q
                         if actor is None or actor._sim_ready or q or not actor._sim_running:
