@@ -359,14 +359,15 @@ def _sim_set_timer(self: Any, name: str, delay_s: float) -> int:
     arming, and none to count generations; the TimerFired is built only for
     an arming that fires.
     """
-    env = self.env
-    if type(env) is not SimEnv or self._timer_gen is not self._timer_handles:
+    handles = self._timer_handles
+    if self._timer_gen is not handles:  # not started yet, or not on a SimEnv (see SimActor._start_actor_loop)
         return NodeActor.set_timer(self, name, delay_s)  # type: ignore[no-any-return]
+    env = self.env
     sched = env._sched
     # A fast clock makes timers fire early in real (virtual) time.  push_event, inlined.
     when = sched.now + (delay_s if delay_s > 0.0 else 0.0) / env._node.clock_rate
     sched._seq = seq = sched._seq + 1
-    self._timer_handles[name] = seq
+    handles[name] = seq
     slot = int(when * _SLOTS_PER_S)
     event = (when, seq, _fire_named_timer, (self, name, seq))
     bucket = sched._buckets.get(slot)
@@ -722,7 +723,7 @@ class Scheduler:
         inflight_pop = net._inflight.pop
         nodes, wire_error = self.nodes, wire.WireError
         exc_info = sys.exc_info
-        steps = messages = 0
+        steps = messages = bare = 0
         delivered = 0  # added to the network's stats before any callback and when the loop ends
         # The slot being taken from (``cur``, while it holds events: nothing is
         # ever queued before now, so it stays the earliest), and whether all of
@@ -865,10 +866,10 @@ class Scheduler:
                 # One turn of *actor* on the bare message *msg* (a delivery, a
                 # timer, a local send): _turn inlined with the dispatch of
                 # NodeActor's _handle_receive and on_receive (see SimActor).
-                steps += 1
+                # It is a step and a message (counted once, in bare).
+                bare += 1
                 if trace is not None:
                     self._trace_message(actor, msg)
-                messages += 1
                 self._in_turn = actor
                 try:
                     if msg is named_turn:  # a named timer's turn, run at its event (see above)
@@ -901,22 +902,23 @@ class Scheduler:
                     actor._stop()
                     raise
                 self._in_turn = None
-                if actor.actor_inbox.stopped:  # actor_stopped.is_set()
+                if actor.actor_inbox.stopped:  # actor_stopped.is_set(); a killed actor is stopped too
                     actor._sim_teardown = True
                     actor._sim_running = False
                     if not q:
                         actor._sim_dead = True
-                if actor._sim_dead:  # stopped with an empty inbox, or killed in its own turn (a crash)
-                    actors.pop(actor._sim_id, None)
-                    by_urn.pop(actor.actor_urn, None)
-                elif q and not actor._sim_ready:
+                    if actor._sim_dead:  # stopped with an empty inbox, or killed in its own turn (a crash)
+                        actors.pop(actor._sim_id, None)
+                        by_urn.pop(actor.actor_urn, None)
+                        continue
+                if q and not actor._sim_ready:
                     actor._sim_ready = True
                     ready.append(actor)
         finally:
             self._in_turn = None
-            self.steps += steps
+            self.steps += steps + bare
             net_stats["delivered"] += delivered
-            self.messages += messages
+            self.messages += messages + bare
         self.now = max(self.now, t)
 
     def run_until(self, cond: Callable[[], bool], timeout_s: float) -> bool:
