@@ -157,6 +157,26 @@ def test_calendar_stays_proportional_to_live_nodes_under_many_heartbeats():
     t.check_invariants()
 
 
+class _Half:
+    """An RNG whose every draw is 0.5: a TTL of exactly 1.5 base."""
+
+    def random(self) -> float:
+        return 0.5
+
+
+def test_a_node_expires_once_when_its_entry_moves_into_the_bucket_of_its_stale_one():
+    t = HeartbeatTimers(CFG)
+    t.initialize(["n"], 0.0)  # failover deadline 300: an entry in the 300 s bucket
+    t.reset("n", 0.0, _Half())  # a promise at 25 replaces it: an entry at 25, the one at 300 is stale
+    t.reset("n", 275.5, _Half())  # the promise moves to 300.5
+    assert t.pop_expired(26.0) == []  # the entry at 25 moves to 300, beside the stale one
+    t.check_invariants()
+    assert t.next_deadline() == 300.5
+    assert t.pop_expired(301.0) == ["n"]
+    assert len(t) == 0 and t.next_deadline() is None
+    t.check_invariants()
+
+
 def test_calendar_drops_the_entries_of_removed_and_failover_replaced_nodes():
     t = HeartbeatTimers(CFG)
     rng = random.Random(0)

@@ -286,7 +286,10 @@ class HeartbeatTimers:
         while keys:
             b = keys[0]
             bucket = buckets[b]
-            kept: list[str] = []
+            # An entry of a node may stand twice in a bucket (a stale one, from before its deadline
+            # was brought earlier or it was removed, and its live one moved or queued there since):
+            # both look live, and the dict keeps it once.
+            kept: dict[str, None] = {}
             best = None
             moved = 0
             for node_id in bucket:
@@ -304,12 +307,12 @@ class HeartbeatTimers:
                         later_bucket.append(node_id)
                     moved += 1
                     continue
-                kept.append(node_id)
+                kept[node_id] = None
                 if best is None or deadline < best:
                     best = deadline
             self._entries -= len(bucket) - len(kept) - moved
             if kept:
-                buckets[b] = kept
+                buckets[b] = list(kept)
                 return best
             del buckets[b]
             heapq.heappop(keys)
