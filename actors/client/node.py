@@ -346,7 +346,10 @@ class ClientNode(NodeActor):
         self.num_nodes = 0
         self._rpc: _Rpc | None = None
         self._next_req = 0
-        self._want = {"register": False, "heartbeat": False}
+        # A registration or heartbeat asked for while another RPC was in flight (two flags, not a dict:
+        # the answer to every heartbeat reads both).
+        self._want_register = False
+        self._want_heartbeat = False
         # sorted(self.servers) as a tuple, and the list it was made from: the
         # membership only changes when the list is replaced (rotation and
         # leader preference reorder it in place), so this stays valid while
@@ -474,7 +477,10 @@ class ClientNode(NodeActor):
         if self.fp is None:
             return  # registers on the first fingerprint
         if self._rpc is not None:
-            self._want[kind] = True
+            if kind == "register":
+                self._want_register = True
+            else:
+                self._want_heartbeat = True
             return
         if kind == "register":
             self.cancel_timer("register")
@@ -561,8 +567,7 @@ class ClientNode(NodeActor):
             self._registered(rpc.fp, rpc.meta)
         else:
             self._heartbeat_ok(now, m)
-        want = self._want
-        if want["register"] or want["heartbeat"]:
+        if self._want_register or self._want_heartbeat:
             self._next()
 
     def _attempt_failed(self, error: str) -> None:
@@ -602,12 +607,11 @@ class ClientNode(NodeActor):
         self.servers = fresh
 
     def _next(self) -> None:
-        want = self._want
-        if want["register"]:
-            want["register"] = False
+        if self._want_register:
+            self._want_register = False
             self._start("register")
-        elif want["heartbeat"]:
-            want["heartbeat"] = False
+        elif self._want_heartbeat:
+            self._want_heartbeat = False
             self._start("heartbeat")
 
     # ------------------------------------------------------------ outcomes
@@ -691,7 +695,7 @@ class ClientNode(NodeActor):
             log.info("%s: server does not know node %s; re-registering", self.env.node, self.node_id)
             self.registered = False
             self.status = INITIALIZING
-            self._want["register"] = True
+            self._want_register = True
             return
         delay = heartbeat_retry_interval(self.cfg, now=self.env.now(), last_ok=self.last_ok, ttl=self.ttl,
                                          ever_ok=self.ever_ok, no_leader=ERR_NO_LEADER in error, rng=rng)
