@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -368,6 +369,9 @@ class ClientNode(NodeActor):
             self.identity.save(self.node_id, self.secret_id)
         else:
             self.node_id, self.secret_id = saved
+        # Interned, as the servers intern the node IDs they keep timers under (HeartbeatMonitor): the
+        # string this node sends is then, in one process, the very key they look up.
+        self.node_id = sys.intern(self.node_id)
         loaded = self.meta_store.load()  # unreadable: MetaStoreError fails the start, as in Nomad
         dynamic = without_stale_unsets(self.static_meta, loaded)
         if dynamic != loaded:

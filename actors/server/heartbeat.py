@@ -48,6 +48,7 @@ that answers carry (:class:`HeartbeatServers`).
 from __future__ import annotations
 
 import heapq
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -487,11 +488,14 @@ class HeartbeatMonitor(NodeActor):
             refused = HeartbeatReset(m.op_id, m.node_id, False, error=NOT_LEADER)
             self.send(self.env.node, self.endpoint, refused)
             return
-        ttl = self.timers.reset(m.node_id, self.env.now(), self.env.rng)
+        # Interned: a node's ID is a key of two tables for as long as it lives, and each heartbeat looks
+        # it up in both (a client in the same process, the simulator's, sends this very string).
+        node_id = sys.intern(m.node_id)
+        ttl = self.timers.reset(node_id, self.env.now(), self.env.rng)
         if m.status == READY:
-            self.ready[m.node_id] = None
+            self.ready[node_id] = None
         else:
-            self.ready.pop(m.node_id, None)
+            self.ready.pop(node_id, None)
         self.stats["resets"] += 1
         self._arm()
         self.send(self.env.node, self.endpoint,
@@ -552,7 +556,7 @@ class HeartbeatMonitor(NodeActor):
             return
         if self.metrics is not None:  # Nomad's leader.barrier: the leader's barrier on taking the lead
             self.metrics.add_sample(("nomad", "leader", "barrier"), (self.env.now() - self._barrier_at) * 1e3)
-        made = self.timers.initialize(m.value[1], self.env.now())
+        made = self.timers.initialize([sys.intern(n) for n in m.value[1]], self.env.now())
         self.initialized = True
         self.stats["initialized"] += made
         log.info("%s: heartbeat timers initialized for %d nodes (failover TTL %.0fs)",
