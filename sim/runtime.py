@@ -486,6 +486,7 @@ class SimNode:
         self.clock_offset = 0.0
         self.clock_rate = 1.0
         self.actors: dict[str, Any] = {}
+        self.inboxes: dict[str, SimInbox] = {}  # each of actors' inboxes: a delivery needs no ref
         self.supervisor: str | None = None
         self.failures: list[tuple[str, str]] = []
         self.dropped_local = 0
@@ -496,14 +497,14 @@ class SimNode:
             raise ValueError(f"node {self.name} already has an actor named {name!r}")
         ref = self.sched.concrete(cls).start(self.env, name, *args, **kwargs)
         self.actors[name] = ref
+        self.inboxes[name] = ref.actor_inbox
         return ref
 
     def deliver_local(self, actor: str, msg: Any) -> None:
-        ref = self.actors.get(actor)
-        if ref is None or not self.up:
+        inbox = self.inboxes.get(actor)
+        if inbox is None or not self.up:
             self.dropped_local += 1
             return
-        inbox = ref.actor_inbox
         if inbox.stopped:
             self.dropped_local += 1
             return
@@ -524,6 +525,7 @@ class SimNode:
         for name in sorted(self.actors):
             self.sched._kill(self.sched.actor_of(self.actors[name]))
         self.actors.clear()
+        self.inboxes.clear()
         self.sched.network.node_crashed(self.name)
 
     def restart(self) -> None:
@@ -812,8 +814,8 @@ class Scheduler:
                                 fn(*args)
                                 continue
                         delivered += 1
-                        ref = node.actors.get(name)
-                        if ref is None or (inbox := ref.actor_inbox).stopped:
+                        inbox = node.inboxes.get(name)
+                        if inbox is None or inbox.stopped:
                             node.dropped_local += 1
                             continue
                         actor = inbox._actor
