@@ -360,6 +360,7 @@ class ClientNode(NodeActor):
         self.stats = {"registrations": 0, "heartbeats": 0, "failures": 0, "timeouts": 0, "failovers": 0,
                       "connections_lost": 0}
         self._watched: set[str] = set()  # servers whose lost connections we are told of (Env.watch_peer)
+        self._watched_last = ""  # the server of the last attempt (in _watched)
 
     def on_start(self) -> None:
         saved = self.identity.load()
@@ -503,10 +504,13 @@ class ClientNode(NodeActor):
             self._outer_failure(rpc.kind, "no servers")
             return
         self._next_req += 1
-        rpc.req_id, rpc.server = self._next_req, self.servers[0]
-        if rpc.server not in self._watched:
-            self._watched.add(rpc.server)
-            self.env.watch_peer(rpc.server, self.name)
+        server = self.servers[0]
+        rpc.req_id, rpc.server = self._next_req, server
+        if server is not self._watched_last:  # nearly every attempt goes where the last one went
+            if server not in self._watched:
+                self._watched.add(server)
+                self.env.watch_peer(server, self.name)
+            self._watched_last = server
         rpc.sent_at = self.env.now() if now is None else now
         if rpc.kind == "register":
             rpc.fp, rpc.meta = self.fp, self.meta
