@@ -243,6 +243,10 @@ class SimEnv(Env):
         self._sched = sched
         self._node = node
         self.node = node.name
+        # The node's clock, kept current by SimNode: now() and timers read it here, not on the node
+        # (a client's node is otherwise cold when its heartbeat timer fires).
+        self._clock_offset = node.clock_offset
+        self._clock_rate = node.clock_rate
         self.rng = random.Random(f"{sched.seed}:node:{node.name}:{node.incarnation}")
         self.incarnation = node.incarnation
         self._net = sched.network
@@ -255,14 +259,14 @@ class SimEnv(Env):
         # finds it down (SimNetwork.node_crashed, _refused).
 
     def now(self) -> float:
-        return self._node.clock_offset + self._node.clock_rate * self._sched.now
+        return self._clock_offset + self._clock_rate * self._sched.now
 
     def call_later(self, delay_s: float, ref: Any, msg: Any) -> _Timer:
         timer = _Timer()
         node = self._node
         sched = self._sched
         # A fast clock makes timers fire early in real (virtual) time.  push_event, inlined.
-        when = sched.now + (delay_s if delay_s > 0.0 else 0.0) / node.clock_rate
+        when = sched.now + (delay_s if delay_s > 0.0 else 0.0) / self._clock_rate
         sched._seq = seq = sched._seq + 1
         slot = int(when * _SLOTS_PER_S)
         event = (when, seq, _fire_timer, (timer, node, self.incarnation, ref.actor_inbox, msg))
@@ -365,7 +369,7 @@ def _sim_set_timer(self: Any, name: str, delay_s: float) -> int:
     env = self.env
     sched = env._sched
     # A fast clock makes timers fire early in real (virtual) time.  push_event, inlined.
-    when = sched.now + (delay_s if delay_s > 0.0 else 0.0) / env._node.clock_rate
+    when = sched.now + (delay_s if delay_s > 0.0 else 0.0) / env._clock_rate
     sched._seq = seq = sched._seq + 1
     handles[name] = seq
     slot = int(when * _SLOTS_PER_S)
@@ -483,14 +487,31 @@ class SimNode:
         self.boot = boot
         self.up = True
         self.incarnation = 0
-        self.clock_offset = 0.0
-        self.clock_rate = 1.0
+        self._clock_offset = 0.0
+        self._clock_rate = 1.0
         self.actors: dict[str, Any] = {}
         self.inboxes: dict[str, SimInbox] = {}  # each of actors' inboxes: a delivery needs no ref
         self.supervisor: str | None = None
         self.failures: list[tuple[str, str]] = []
         self.dropped_local = 0
         self.env = SimEnv(sched, self)
+
+    @property
+    def clock_offset(self) -> float:
+        """Local time is ``clock_offset + clock_rate * virtual time`` (the env keeps a copy)."""
+        return self._clock_offset
+
+    @clock_offset.setter
+    def clock_offset(self, value: float) -> None:
+        self._clock_offset = self.env._clock_offset = value
+
+    @property
+    def clock_rate(self) -> float:
+        return self._clock_rate
+
+    @clock_rate.setter
+    def clock_rate(self, value: float) -> None:
+        self._clock_rate = self.env._clock_rate = value
 
     def spawn(self, cls: type, name: str, *args: Any, **kwargs: Any) -> Any:
         if name in self.actors and self.actors[name].is_alive():
