@@ -357,6 +357,7 @@ class ClientNode(NodeActor):
         # ``self.servers`` is the same object.
         self._sorted_servers: tuple[str, ...] = ()
         self._sorted_of: list[str] | None = None
+        self._servers_seen: tuple[str, ...] = ()  # the last answer's servers, which our list holds
         self.stats = {"registrations": 0, "heartbeats": 0, "failures": 0, "timeouts": 0, "failovers": 0,
                       "connections_lost": 0}
         self._watched: set[str] = set()  # servers whose lost connections we are told of (Env.watch_peer)
@@ -550,13 +551,18 @@ class ClientNode(NodeActor):
             self.cancel_timer("rpc_retry")
         # Nearly every answer carries the servers we hold: then nothing below
         # changes, and the cached sorted list spares sorting both per heartbeat
-        # (its common case first, without the call).
-        if m.servers and not (self._sorted_of is self.servers and m.servers == self._sorted_servers) \
-                and not self._holds_servers(m.servers):
-            before = list(self.servers)
-            self._set_servers(m.servers)
-            if self.registered and sorted(before) != sorted(self.servers):
-                self._tell_listeners()
+        # (its common case first, without the call).  The very tuple the last
+        # answer held while our list stood (one server process answers with one
+        # object) needs no comparing at all.
+        answered = m.servers
+        if answered and not (answered is self._servers_seen and self._sorted_of is self.servers):
+            if not (self._sorted_of is self.servers and answered == self._sorted_servers) \
+                    and not self._holds_servers(answered):
+                before = list(self.servers)
+                self._set_servers(answered)
+                if self.registered and sorted(before) != sorted(self.servers):
+                    self._tell_listeners()
+            self._servers_seen = answered
         leader, servers = m.leader, self.servers
         if self.cfg.prefer_leader and leader and servers and servers[0] != leader and leader in servers:
             servers.remove(leader)
