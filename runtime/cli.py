@@ -566,7 +566,8 @@ COMMANDS.update(JOB_ACTION_COMMANDS)
 
 # Commands whose -t is not Nomad's output template (alloc exec: a TTY).
 # job run/plan/validate's -json says the job file is JSON; they have no -t (as Nomad's).
-NOT_TEMPLATE_T = {("alloc", "exec"), ("job", "action"), ("action",), ("job", "run"), ("job", "plan"), ("job", "validate"), ("quota", "apply")}
+NOT_TEMPLATE_T = {("alloc", "exec"), ("job", "action"), ("action",), ("job", "run"), ("job", "plan"), ("job", "validate"), ("quota", "apply"),
+                  ("namespace", "apply")}  # -json: the input is JSON (no output to template)
 
 
 def template_flag(words: tuple[str, ...], args: list[str]) -> tuple[list[str], str | None]:

@@ -575,8 +575,12 @@ _c("recommendation dismiss", "[options] <recommendation_ids>", "Dismiss one or m
 
 _g("namespace", "Inspect and manage namespaces",
    "Groups the commands that list, show, create and delete namespaces.")
-_c("namespace apply", "[options] <namespace>", "Create or update a namespace",
-   "Creates or updates the namespace.", ("-description <text>", "A description of the namespace."))
+_c("namespace apply", "[options] <input>", "Create or update a namespace",
+   "Creates or updates a namespace from a specification file (HCL, or JSON with -json; \"-\" reads "
+   "standard input), or the namespace named as the only argument.",
+   ("-quota <quota>", "The quota to attach to the namespace (Nomad Enterprise: refused here)."),
+   ("-description <text>", "An optional description for the namespace."),
+   ("-json", "Parse the input as a JSON namespace specification."))
 _c("namespace delete", "[options] <namespace>", "Delete a namespace", "Deletes the namespace.")
 _c("namespace inspect", "[options] <namespace>", "Show a namespace as JSON",
    "Prints the namespace as JSON.", "-t <template>")

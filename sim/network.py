@@ -80,6 +80,8 @@ class SimNetwork:
         # msg).  The frame is still encoded (its bytes are counted and it must
         # encode), but its delivery takes the message back instead of decoding
         # it; a frame delivered twice (duplicated) or not found decodes as any.
+        # (SimEnv.send's fault-free path puts the message in the delivery event
+        # instead: no dict, and no hash of the frame.)
         self._inflight: dict[bytes, tuple[str, Any]] = {}
         self._passthrough = _PASSTHROUGH
         # One bound method for every delivery event: the scheduler knows a
@@ -257,10 +259,13 @@ class SimNetwork:
             if last > arrive:
                 arrive = last
             last_at[dst] = arrive
-        push_event(sched, arrive, self.deliver_fn, (src, dst, data))
+        push_event(sched, arrive, self.deliver_fn, (src, dst, data, None, None))
 
-    def _deliver(self, src: str, dst: str, data: bytes) -> None:
-        hit = self._inflight.pop(data, None) if self._inflight else None
+    def _deliver(self, src: str, dst: str, data: bytes, actor: str | None, msg: Any) -> None:
+        """Deliver *data*; *actor* and *msg*, when SimEnv.send put them in the event (not None), are
+        what it encodes (a passthrough type's), handed over instead of decoded."""
+        hit = (actor, msg) if actor is not None else \
+            (self._inflight.pop(data, None) if self._inflight else None)
         if self._cut and (src, dst) in self._cut:
             self.stats["cut"] += 1
             return

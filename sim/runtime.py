@@ -243,23 +243,30 @@ class SimEnv(Env):
         self._sched = sched
         self._node = node
         self.node = node.name
+        # The node's clock, kept current by SimNode: now() and timers read it here, not on the node
+        # (a client's node is otherwise cold when its heartbeat timer fires).
+        self._clock_offset = node.clock_offset
+        self._clock_rate = node.clock_rate
         self.rng = random.Random(f"{sched.seed}:node:{node.name}:{node.incarnation}")
         self.incarnation = node.incarnation
-        # The network's per-sender state for this node (envelope heads, link arrival times), found at
-        # the first send: it outlives this incarnation (messages from before a restart are still FIFO).
-        self._out: tuple[dict[str, bytes], dict[str, float]] | None = None
+        self._net = sched.network
+        # The network's per-sender state for this node (envelope heads by actor, link arrival times by
+        # node), found at the first send: it outlives this incarnation (messages from before a restart
+        # are still FIFO).
+        self._heads: dict[str, bytes] | None = None
+        self._last_at: dict[str, float] = {}
         # Env.watch_peer's watchers: the network tells them when that node crashes or a frame to it
         # finds it down (SimNetwork.node_crashed, _refused).
 
     def now(self) -> float:
-        return self._node.clock_offset + self._node.clock_rate * self._sched.now
+        return self._clock_offset + self._clock_rate * self._sched.now
 
     def call_later(self, delay_s: float, ref: Any, msg: Any) -> _Timer:
         timer = _Timer()
         node = self._node
         sched = self._sched
         # A fast clock makes timers fire early in real (virtual) time.  push_event, inlined.
-        when = sched.now + (delay_s if delay_s > 0.0 else 0.0) / node.clock_rate
+        when = sched.now + (delay_s if delay_s > 0.0 else 0.0) / self._clock_rate
         sched._seq = seq = sched._seq + 1
         slot = int(when * _SLOTS_PER_S)
         event = (when, seq, _fire_timer, (timer, node, self.incarnation, ref.actor_inbox, msg))
@@ -274,29 +281,29 @@ class SimEnv(Env):
         return timer
 
     def send(self, node: str, actor: str, msg: Any) -> None:
-        if node == self.node:
+        src = self.node
+        if node == src:
             self._node.deliver_local(actor, msg)
             return
-        net = self._sched.network
+        net = self._net
         if not net._plain:
-            net.transmit(self.node, node, actor, msg)
+            net.transmit(src, node, actor, msg)
             return
         # SimNetwork.transmit, inlined for a network with no fault but latency
         # and reordering (every send but a fault scenario's): a call less per
         # message, and this node's envelope heads and link arrival times at hand.
-        out = self._out
-        if out is None:
-            out = self._out = net._out.get(self.node) or net._sender(self.node)
-        heads = out[0]
+        heads = self._heads
+        if heads is None:
+            heads, self._last_at = net._out.get(src) or net._sender(src)
+            self._heads = heads
         head = heads.get(actor)
         if head is None:
-            head = heads[actor] = net._envelope_head(self.node, actor)
-        enc = _wire_encoders.get(type(msg))
+            head = heads[actor] = net._envelope_head(src, actor)
+        t = type(msg)
+        enc = _wire_encoders.get(t)
         if enc is None:
-            enc = net._make_payload_encoder(type(msg))
+            enc = net._make_payload_encoder(t)
         data = head + _packb(enc(msg))
-        if type(msg) in net._passthrough:
-            net._inflight[data] = (actor, msg)
         stats = net.stats
         stats["sent"] += 1
         stats["bytes"] += len(data)
@@ -306,15 +313,17 @@ class SimEnv(Env):
         sched = self._sched
         arrive = sched.now + (lo + (faults.latency_max_s - lo) * rng.random())
         if not (faults.reorder and rng.random() < faults.reorder):
-            last_at = out[1]
+            last_at = self._last_at
             last = last_at.get(node, 0.0)
             if last > arrive:
                 arrive = last
             last_at[node] = arrive
-        # push_event(sched, arrive, net.deliver_fn, (self.node, node, data)), inlined.
+        # push_event(sched, arrive, net.deliver_fn, args), inlined.  The event carries the message
+        # of a passthrough type (see SimNetwork._inflight): its delivery hands it over, not decoding.
         sched._seq = seq = sched._seq + 1
         slot = int(arrive * _SLOTS_PER_S)
-        event = (arrive, seq, net.deliver_fn, (self.node, node, data))
+        event = (arrive, seq, net.deliver_fn,
+                 (src, node, data, actor, msg) if t in net._passthrough else (src, node, data, None, None))
         bucket = sched._buckets.get(slot)
         if bucket is None:
             sched._buckets[slot] = [event]
@@ -354,14 +363,15 @@ def _sim_set_timer(self: Any, name: str, delay_s: float) -> int:
     arming, and none to count generations; the TimerFired is built only for
     an arming that fires.
     """
-    env = self.env
-    if type(env) is not SimEnv or self._timer_gen is not self._timer_handles:
+    handles = self._timer_handles
+    if self._timer_gen is not handles:  # not started yet, or not on a SimEnv (see SimActor._start_actor_loop)
         return NodeActor.set_timer(self, name, delay_s)  # type: ignore[no-any-return]
+    env = self.env
     sched = env._sched
     # A fast clock makes timers fire early in real (virtual) time.  push_event, inlined.
-    when = sched.now + (delay_s if delay_s > 0.0 else 0.0) / env._node.clock_rate
+    when = sched.now + (delay_s if delay_s > 0.0 else 0.0) / env._clock_rate
     sched._seq = seq = sched._seq + 1
-    self._timer_handles[name] = seq
+    handles[name] = seq
     slot = int(when * _SLOTS_PER_S)
     event = (when, seq, _fire_named_timer, (self, name, seq))
     bucket = sched._buckets.get(slot)
@@ -477,27 +487,45 @@ class SimNode:
         self.boot = boot
         self.up = True
         self.incarnation = 0
-        self.clock_offset = 0.0
-        self.clock_rate = 1.0
+        self._clock_offset = 0.0
+        self._clock_rate = 1.0
         self.actors: dict[str, Any] = {}
+        self.inboxes: dict[str, SimInbox] = {}  # each of actors' inboxes: a delivery needs no ref
         self.supervisor: str | None = None
         self.failures: list[tuple[str, str]] = []
         self.dropped_local = 0
         self.env = SimEnv(sched, self)
+
+    @property
+    def clock_offset(self) -> float:
+        """Local time is ``clock_offset + clock_rate * virtual time`` (the env keeps a copy)."""
+        return self._clock_offset
+
+    @clock_offset.setter
+    def clock_offset(self, value: float) -> None:
+        self._clock_offset = self.env._clock_offset = value
+
+    @property
+    def clock_rate(self) -> float:
+        return self._clock_rate
+
+    @clock_rate.setter
+    def clock_rate(self, value: float) -> None:
+        self._clock_rate = self.env._clock_rate = value
 
     def spawn(self, cls: type, name: str, *args: Any, **kwargs: Any) -> Any:
         if name in self.actors and self.actors[name].is_alive():
             raise ValueError(f"node {self.name} already has an actor named {name!r}")
         ref = self.sched.concrete(cls).start(self.env, name, *args, **kwargs)
         self.actors[name] = ref
+        self.inboxes[name] = ref.actor_inbox
         return ref
 
     def deliver_local(self, actor: str, msg: Any) -> None:
-        ref = self.actors.get(actor)
-        if ref is None or not self.up:
+        inbox = self.inboxes.get(actor)
+        if inbox is None or not self.up:
             self.dropped_local += 1
             return
-        inbox = ref.actor_inbox
         if inbox.stopped:
             self.dropped_local += 1
             return
@@ -518,6 +546,7 @@ class SimNode:
         for name in sorted(self.actors):
             self.sched._kill(self.sched.actor_of(self.actors[name]))
         self.actors.clear()
+        self.inboxes.clear()
         self.sched.network.node_crashed(self.name)
 
     def restart(self) -> None:
@@ -717,7 +746,7 @@ class Scheduler:
         inflight_pop = net._inflight.pop
         nodes, wire_error = self.nodes, wire.WireError
         exc_info = sys.exc_info
-        steps = messages = 0
+        steps = messages = bare = 0
         delivered = 0  # added to the network's stats before any callback and when the loop ends
         # The slot being taken from (``cur``, while it holds events: nothing is
         # ever queued before now, so it stays the earliest), and whether all of
@@ -790,25 +819,26 @@ class Scheduler:
                         # SimNetwork._deliver(*args) and SimNode.deliver_local, inlined
                         # for a link that is not cut, to a node that is up, of a
                         # frame that decodes; anything else takes _deliver itself.
-                        node = nodes.get(args[1])
+                        _, dst, data, name, msg = args
+                        node = nodes.get(dst)
                         if net_cut or node is None or not node.up:
                             fn(*args)
                             continue
-                        hit = inflight_pop(args[2], None)
-                        if hit is not None:
+                        if name is not None:  # the message sent rides in the event (SimEnv.send)
+                            pass
+                        elif (hit := inflight_pop(data, None)) is not None:
                             name, msg = hit
                         else:
                             try:
-                                _, name, msg = decode_envelope(args[2])
+                                _, name, msg = decode_envelope(data)
                             except wire_error:
                                 fn(*args)
                                 continue
                         delivered += 1
-                        ref = node.actors.get(name)
-                        if ref is None or ref.actor_inbox.stopped:
+                        inbox = node.inboxes.get(name)
+                        if inbox is None or inbox.stopped:
                             node.dropped_local += 1
                             continue
-                        inbox = ref.actor_inbox
                         actor = inbox._actor
                         q = inbox._q
                         if actor is None or actor._sim_ready or q or not actor._sim_running:
@@ -859,10 +889,10 @@ class Scheduler:
                 # One turn of *actor* on the bare message *msg* (a delivery, a
                 # timer, a local send): _turn inlined with the dispatch of
                 # NodeActor's _handle_receive and on_receive (see SimActor).
-                steps += 1
+                # It is a step and a message (counted once, in bare).
+                bare += 1
                 if trace is not None:
                     self._trace_message(actor, msg)
-                messages += 1
                 self._in_turn = actor
                 try:
                     if msg is named_turn:  # a named timer's turn, run at its event (see above)
@@ -895,22 +925,23 @@ class Scheduler:
                     actor._stop()
                     raise
                 self._in_turn = None
-                if actor.actor_inbox.stopped:  # actor_stopped.is_set()
+                if actor.actor_inbox.stopped:  # actor_stopped.is_set(); a killed actor is stopped too
                     actor._sim_teardown = True
                     actor._sim_running = False
                     if not q:
                         actor._sim_dead = True
-                if actor._sim_dead:  # stopped with an empty inbox, or killed in its own turn (a crash)
-                    actors.pop(actor._sim_id, None)
-                    by_urn.pop(actor.actor_urn, None)
-                elif q and not actor._sim_ready:
+                    if actor._sim_dead:  # stopped with an empty inbox, or killed in its own turn (a crash)
+                        actors.pop(actor._sim_id, None)
+                        by_urn.pop(actor.actor_urn, None)
+                        continue
+                if q and not actor._sim_ready:
                     actor._sim_ready = True
                     ready.append(actor)
         finally:
             self._in_turn = None
-            self.steps += steps
+            self.steps += steps + bare
             net_stats["delivered"] += delivered
-            self.messages += messages
+            self.messages += messages + bare
         self.now = max(self.now, t)
 
     def run_until(self, cond: Callable[[], bool], timeout_s: float) -> bool:

@@ -145,13 +145,48 @@ def test_removed_node_never_expires():
     assert t.pop_expired(1e9) == [] and t.next_deadline() is None
 
 
-def test_heap_stays_proportional_to_live_nodes_under_many_heartbeats():
+def test_calendar_stays_proportional_to_live_nodes_under_many_heartbeats():
     t = HeartbeatTimers(CFG)
     rng = random.Random(0)
     for i in range(20_000):
         t.reset(f"n{i % 10}", float(i), rng)
+        if i % 7 == 0:
+            t.pop_expired(float(i))
     assert len(t) == 10
-    assert len(t._heap) <= 2 * 10 + 64 + 1
+    assert t._entries <= 2 * 10 + 64 + 1
+    t.check_invariants()
+
+
+class _Half:
+    """An RNG whose every draw is 0.5: a TTL of exactly 1.5 base."""
+
+    def random(self) -> float:
+        return 0.5
+
+
+def test_a_node_expires_once_when_its_entry_moves_into_the_bucket_of_its_stale_one():
+    t = HeartbeatTimers(CFG)
+    t.initialize(["n"], 0.0)  # failover deadline 300: an entry in the 300 s bucket
+    t.reset("n", 0.0, _Half())  # a promise at 25 replaces it: an entry at 25, the one at 300 is stale
+    t.reset("n", 275.5, _Half())  # the promise moves to 300.5
+    assert t.pop_expired(26.0) == []  # the entry at 25 moves to 300, beside the stale one
+    t.check_invariants()
+    assert t.next_deadline() == 300.5
+    assert t.pop_expired(301.0) == ["n"]
+    assert len(t) == 0 and t.next_deadline() is None
+    t.check_invariants()
+
+
+def test_calendar_drops_the_entries_of_removed_and_failover_replaced_nodes():
+    t = HeartbeatTimers(CFG)
+    rng = random.Random(0)
+    for i in range(5_000):  # each round: a failover deadline, replaced by an earlier promise, then removed
+        name = f"n{i % 50}"
+        t.initialize([name], float(i))
+        t.reset(name, float(i), rng)
+        if i % 3 == 0:
+            t.remove(name)
+    assert t._entries <= 2 * len(t) + 64 + 1
     t.check_invariants()
 
 
@@ -365,7 +400,7 @@ def test_reset_hands_out_exactly_the_formula_ttl_as_the_timer_count_changes(ops,
             t.remove(f"n{k}")
             continue
         n = len(t)
-        promised = t.promised.get(f"n{k}", 0.0)
+        promised = t.promised(f"n{k}")
         want = heartbeat_ttl(cfg, n, ref)
         assert t.reset(f"n{k}", now, rng) == want
         assert t.deadlines[f"n{k}"] == max(now + want + cfg.heartbeat_grace_s, promised)

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import tempfile
 import uuid
 from collections.abc import Callable
@@ -346,16 +347,21 @@ class ClientNode(NodeActor):
         self.num_nodes = 0
         self._rpc: _Rpc | None = None
         self._next_req = 0
-        self._want = {"register": False, "heartbeat": False}
+        # A registration or heartbeat asked for while another RPC was in flight (two flags, not a dict:
+        # the answer to every heartbeat reads both).
+        self._want_register = False
+        self._want_heartbeat = False
         # sorted(self.servers) as a tuple, and the list it was made from: the
         # membership only changes when the list is replaced (rotation and
         # leader preference reorder it in place), so this stays valid while
         # ``self.servers`` is the same object.
         self._sorted_servers: tuple[str, ...] = ()
         self._sorted_of: list[str] | None = None
+        self._servers_seen: tuple[str, ...] = ()  # the last answer's servers, which our list holds
         self.stats = {"registrations": 0, "heartbeats": 0, "failures": 0, "timeouts": 0, "failovers": 0,
                       "connections_lost": 0}
         self._watched: set[str] = set()  # servers whose lost connections we are told of (Env.watch_peer)
+        self._watched_last = ""  # the server of the last attempt (in _watched)
 
     def on_start(self) -> None:
         saved = self.identity.load()
@@ -365,6 +371,9 @@ class ClientNode(NodeActor):
             self.identity.save(self.node_id, self.secret_id)
         else:
             self.node_id, self.secret_id = saved
+        # Interned, as the servers intern the node IDs they keep timers under (HeartbeatMonitor): the
+        # string this node sends is then, in one process, the very key they look up.
+        self.node_id = sys.intern(self.node_id)
         loaded = self.meta_store.load()  # unreadable: MetaStoreError fails the start, as in Nomad
         dynamic = without_stale_unsets(self.static_meta, loaded)
         if dynamic != loaded:
@@ -474,7 +483,10 @@ class ClientNode(NodeActor):
         if self.fp is None:
             return  # registers on the first fingerprint
         if self._rpc is not None:
-            self._want[kind] = True
+            if kind == "register":
+                self._want_register = True
+            else:
+                self._want_heartbeat = True
             return
         if kind == "register":
             self.cancel_timer("register")
@@ -493,10 +505,13 @@ class ClientNode(NodeActor):
             self._outer_failure(rpc.kind, "no servers")
             return
         self._next_req += 1
-        rpc.req_id, rpc.server = self._next_req, self.servers[0]
-        if rpc.server not in self._watched:
-            self._watched.add(rpc.server)
-            self.env.watch_peer(rpc.server, self.name)
+        server = self.servers[0]
+        rpc.req_id, rpc.server = self._next_req, server
+        if server is not self._watched_last:  # nearly every attempt goes where the last one went
+            if server not in self._watched:
+                self._watched.add(server)
+                self.env.watch_peer(server, self.name)
+            self._watched_last = server
         rpc.sent_at = self.env.now() if now is None else now
         if rpc.kind == "register":
             rpc.fp, rpc.meta = self.fp, self.meta
@@ -536,13 +551,18 @@ class ClientNode(NodeActor):
             self.cancel_timer("rpc_retry")
         # Nearly every answer carries the servers we hold: then nothing below
         # changes, and the cached sorted list spares sorting both per heartbeat
-        # (its common case first, without the call).
-        if m.servers and not (self._sorted_of is self.servers and m.servers == self._sorted_servers) \
-                and not self._holds_servers(m.servers):
-            before = list(self.servers)
-            self._set_servers(m.servers)
-            if self.registered and sorted(before) != sorted(self.servers):
-                self._tell_listeners()
+        # (its common case first, without the call).  The very tuple the last
+        # answer held while our list stood (one server process answers with one
+        # object) needs no comparing at all.
+        answered = m.servers
+        if answered and not (answered is self._servers_seen and self._sorted_of is self.servers):
+            if not (self._sorted_of is self.servers and answered == self._sorted_servers) \
+                    and not self._holds_servers(answered):
+                before = list(self.servers)
+                self._set_servers(answered)
+                if self.registered and sorted(before) != sorted(self.servers):
+                    self._tell_listeners()
+            self._servers_seen = answered
         leader, servers = m.leader, self.servers
         if self.cfg.prefer_leader and leader and servers and servers[0] != leader and leader in servers:
             servers.remove(leader)
@@ -561,8 +581,7 @@ class ClientNode(NodeActor):
             self._registered(rpc.fp, rpc.meta)
         else:
             self._heartbeat_ok(now, m)
-        want = self._want
-        if want["register"] or want["heartbeat"]:
+        if self._want_register or self._want_heartbeat:
             self._next()
 
     def _attempt_failed(self, error: str) -> None:
@@ -602,12 +621,11 @@ class ClientNode(NodeActor):
         self.servers = fresh
 
     def _next(self) -> None:
-        want = self._want
-        if want["register"]:
-            want["register"] = False
+        if self._want_register:
+            self._want_register = False
             self._start("register")
-        elif want["heartbeat"]:
-            want["heartbeat"] = False
+        elif self._want_heartbeat:
+            self._want_heartbeat = False
             self._start("heartbeat")
 
     # ------------------------------------------------------------ outcomes
@@ -691,7 +709,7 @@ class ClientNode(NodeActor):
             log.info("%s: server does not know node %s; re-registering", self.env.node, self.node_id)
             self.registered = False
             self.status = INITIALIZING
-            self._want["register"] = True
+            self._want_register = True
             return
         delay = heartbeat_retry_interval(self.cfg, now=self.env.now(), last_ok=self.last_ok, ttl=self.ttl,
                                          ever_ok=self.ever_ok, no_leader=ERR_NO_LEADER in error, rng=rng)

@@ -48,6 +48,7 @@ that answers carry (:class:`HeartbeatServers`).
 from __future__ import annotations
 
 import heapq
+import sys
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -67,6 +68,9 @@ from runtime.wire import builder
 # treated as "unlimited" and the minimum applies.
 MIN_RATE = 1.0 / 86400
 MIN_TIMER_S = 1e-6  # shortest expiry timer: later than any float rounding of "now + delay"
+# HeartbeatTimers' calendar buckets per second: an entry moves once per bucket it waits past, and a
+# bucket's entries are scanned each time the earliest deadline is asked for (a few per heartbeat second).
+_BUCKETS_PER_S = 1.0
 NOT_LEADER = "failed to reset heartbeat since server is not leader"  # Nomad's text
 _node_update_response = builder(NodeUpdateResponse)  # one per heartbeat answered
 
@@ -139,25 +143,34 @@ def heartbeat_ttl(cfg: HeartbeatConfig, n: int, rng: Random) -> float:
 class HeartbeatTimers:
     """The leader's node deadlines (pure: time is an argument, the RNG is passed in).
 
-    ``deadlines`` maps node ID to the time it expires.  A heap of
-    ``(deadline, node)`` finds the earliest, holding for each live node one
-    entry no later than its deadline (``_queued``: the entry's time).  A
-    heartbeat only moves a deadline later (every TTL handed out is
-    honoured), so it changes the dict and nothing else: the node's entry
-    comes to the top at the time it was queued for and is put back at the
-    node's deadline then -- once per entry's wait (about a TTL + grace), not
-    once per heartbeat.  A deadline brought earlier (the failover TTL
-    replaced) or a node removed leaves a stale entry that is dropped when
-    it surfaces; the heap is rebuilt once it holds more than twice the live
-    nodes, so memory stays O(nodes).
+    ``deadlines`` maps node ID to the time it expires.  A deadline answered
+    to a client is a promise: a later heartbeat only moves it later (every
+    TTL handed out is honoured).  The failover TTL a new leader gives is
+    not (``_failover``: the nodes holding one); the node's first heartbeat
+    replaces it, earlier or later.
+
+    The earliest deadline is found through a calendar: each live node has
+    one entry, in the bucket of whole seconds (``_BUCKETS_PER_S``) that holds
+    a time no later than its deadline (``_queued``: the entry's bucket), and
+    a heap of the buckets' numbers.  A heartbeat changes the node's deadline
+    and nothing else: its entry comes up with its bucket and moves then to
+    the bucket of the node's deadline -- once per entry's wait (about a TTL
+    + grace), not once per heartbeat, and as a list append, where a heap of
+    ``(deadline, node)`` pairs compared its way down a dozen levels of cold
+    pairs.  A deadline brought earlier (the failover TTL replaced) or a node
+    removed leaves a stale entry that is dropped when its bucket comes up;
+    the calendar is rebuilt once it holds more than twice the live nodes, so
+    memory stays O(nodes).
     """
 
     def __init__(self, cfg: HeartbeatConfig) -> None:
         self.cfg = cfg
         self.deadlines: dict[str, float] = {}
-        self.promised: dict[str, float] = {}  # the latest deadline any answered TTL implies
-        self._heap: list[tuple[float, str]] = []
-        self._queued: dict[str, float] = {}  # node -> the time of its current heap entry (<= its deadline)
+        self._failover: dict[str, None] = {}  # nodes whose deadline is the failover TTL, not a promise
+        self._queued: dict[str, int] = {}  # node -> the bucket of its entry (<= its deadline's bucket)
+        self._buckets: dict[int, list[str]] = {}
+        self._keys: list[int] = []  # a heap of the buckets in _buckets
+        self._entries = 0  # entries in _buckets, stale ones included
         # rate_scaled_interval for the last timer count seen: it changes only
         # when a node comes or goes, and reset runs once per heartbeat.
         self._base_n = -1
@@ -169,21 +182,43 @@ class HeartbeatTimers:
     def __contains__(self, node_id: object) -> bool:
         return node_id in self.deadlines
 
+    def promised(self, node_id: str) -> float:
+        """The deadline answered TTLs promised *node_id* (its deadline, unless a failover one); 0 if none."""
+        if node_id in self._failover:
+            return 0.0
+        return self.deadlines.get(node_id, 0.0)
+
     def _set(self, node_id: str, deadline: float) -> None:
+        """A deadline that is not a promise (the failover TTL)."""
         self.deadlines[node_id] = deadline
+        self._failover[node_id] = None
         queued = self._queued.get(node_id)
-        if queued is None or deadline < queued:
+        if queued is None or int(deadline * _BUCKETS_PER_S) < queued:
             self._queue(node_id, deadline)
 
     def _queue(self, node_id: str, deadline: float) -> None:
-        """A heap entry for *node_id* at *deadline* (any earlier one of it becomes stale)."""
-        self._queued[node_id] = deadline
-        heap = self._heap
-        heapq.heappush(heap, (deadline, node_id))
-        if len(heap) > 2 * len(self.deadlines) + 64:
-            self._heap = [(d, n) for n, d in self.deadlines.items()]
-            heapq.heapify(self._heap)
-            self._queued = dict(self.deadlines)
+        """An entry for *node_id* in the bucket of *deadline* (any other entry of it becomes stale)."""
+        if self._entries >= 2 * len(self.deadlines) + 64:
+            self._rebuild()
+            if node_id in self._queued:  # the rebuild queued it at its deadline
+                return
+        b = int(deadline * _BUCKETS_PER_S)
+        self._queued[node_id] = b
+        bucket = self._buckets.get(b)
+        if bucket is None:
+            self._buckets[b] = [node_id]
+            heapq.heappush(self._keys, b)
+        else:
+            bucket.append(node_id)
+        self._entries += 1
+
+    def _rebuild(self) -> None:
+        self._buckets.clear()
+        self._keys.clear()
+        self._queued.clear()
+        self._entries = 0
+        for node_id, deadline in self.deadlines.items():
+            self._queue(node_id, deadline)
 
     def reset(self, node_id: str, now: float, rng: Random) -> float:
         """A heartbeat (or registration) from *node_id*: returns the TTL for the client.
@@ -192,7 +227,8 @@ class HeartbeatTimers:
         (re)added, as Nomad does; the deadline is ``now + ttl + grace``, or a
         later one already promised to this node.
         """
-        n = len(self.deadlines)
+        deadlines = self.deadlines
+        n = len(deadlines)
         if n != self._base_n:
             self._base_n = n
             cfg = self.cfg
@@ -200,15 +236,19 @@ class HeartbeatTimers:
         base = self._base
         # heartbeat_ttl(self.cfg, n, rng), with random_stagger inlined (base > 0).
         ttl = base + rng.random() * base
-        # max(now + ttl + grace, promised), and _set, inlined: once per heartbeat.
         deadline = now + ttl + self.cfg.heartbeat_grace_s
-        promised = self.promised.get(node_id, 0.0)
-        if promised > deadline:
-            deadline = promised
-        self.promised[node_id] = deadline
-        self.deadlines[node_id] = deadline
+        old = deadlines.get(node_id)
+        if old is not None and not (self._failover and node_id in self._failover):
+            # A promise (nearly every heartbeat): the deadline only moves later, so the node's
+            # entry, no later than the old deadline, stays where it is.
+            if old > deadline:
+                deadline = old
+            deadlines[node_id] = deadline
+            return ttl
+        self._failover.pop(node_id, None)
+        deadlines[node_id] = deadline
         queued = self._queued.get(node_id)
-        if queued is None or deadline < queued:  # nearly always neither: the entry waits
+        if queued is None or int(deadline * _BUCKETS_PER_S) < queued:
             self._queue(node_id, deadline)
         return ttl
 
@@ -229,60 +269,102 @@ class HeartbeatTimers:
 
     def remove(self, node_id: str) -> None:
         self.deadlines.pop(node_id, None)
-        self.promised.pop(node_id, None)
+        self._failover.pop(node_id, None)
         self._queued.pop(node_id, None)
 
     def clear(self) -> None:
         """Leadership lost: no timer survives (Nomad ``clearAllHeartbeatTimers``)."""
         self.deadlines.clear()
-        self.promised.clear()
-        self._heap.clear()
+        self._failover.clear()
         self._queued.clear()
+        self._buckets.clear()
+        self._keys.clear()
+        self._entries = 0
 
-    def _prune(self) -> None:
-        """Bring the heap's top to a live node's entry at its deadline (the earliest of all)."""
-        heap, live, queued = self._heap, self.deadlines, self._queued
-        while heap:
-            d, node_id = heap[0]
-            if queued.get(node_id) != d:
-                heapq.heappop(heap)  # superseded by an earlier entry, or the node is gone
-                continue
-            deadline = live[node_id]
-            if deadline == d:
-                return
-            queued[node_id] = deadline  # the node heartbeated since: its entry moves to the deadline
-            heapq.heapreplace(heap, (deadline, node_id))
+    def _earliest(self) -> float | None:
+        """The earliest deadline, with the first bucket holding live entries, each at its deadline."""
+        keys, buckets, live, queued = self._keys, self._buckets, self.deadlines, self._queued
+        while keys:
+            b = keys[0]
+            bucket = buckets[b]
+            # An entry of a node may stand twice in a bucket (a stale one, from before its deadline
+            # was brought earlier or it was removed, and its live one moved or queued there since):
+            # both look live, and the dict keeps it once.
+            kept: dict[str, None] = {}
+            best = None
+            moved = 0
+            for node_id in bucket:
+                if queued.get(node_id) != b:
+                    continue  # superseded by an earlier entry, or the node is gone
+                deadline = live[node_id]
+                later = int(deadline * _BUCKETS_PER_S)
+                if later != b:  # the node heartbeated since: its entry moves to its deadline's bucket
+                    queued[node_id] = later
+                    later_bucket = buckets.get(later)
+                    if later_bucket is None:
+                        buckets[later] = [node_id]
+                        heapq.heappush(keys, later)
+                    else:
+                        later_bucket.append(node_id)
+                    moved += 1
+                    continue
+                kept[node_id] = None
+                if best is None or deadline < best:
+                    best = deadline
+            self._entries -= len(bucket) - len(kept) - moved
+            if kept:
+                buckets[b] = list(kept)
+                return best
+            del buckets[b]
+            heapq.heappop(keys)
+        return None
 
     def next_deadline(self) -> float | None:
-        self._prune()
-        return self._heap[0][0] if self._heap else None
+        return self._earliest()
 
     def pop_expired(self, now: float) -> list[str]:
-        """Remove and return (in deadline order) every node whose deadline is <= *now*."""
-        out = []
+        """Remove and return (in deadline order, then node ID) every node whose deadline is <= *now*."""
+        expired: list[tuple[float, str]] = []
         while True:
-            self._prune()
-            if not self._heap or self._heap[0][0] > now:
-                return out
-            _, node_id = heapq.heappop(self._heap)
-            del self.deadlines[node_id]
-            del self._queued[node_id]
-            self.promised.pop(node_id, None)
-            out.append(node_id)
+            first = self._earliest()
+            if first is None or first > now:
+                break
+            b = self._keys[0]
+            bucket = self._buckets[b]
+            kept = []
+            for node_id in bucket:  # every entry here is live and at its deadline (_earliest)
+                deadline = self.deadlines[node_id]
+                if deadline <= now:
+                    expired.append((deadline, node_id))
+                    del self.deadlines[node_id]
+                    del self._queued[node_id]
+                    self._failover.pop(node_id, None)
+                else:
+                    kept.append(node_id)
+            self._entries -= len(bucket) - len(kept)
+            if kept:
+                self._buckets[b] = kept
+                break
+            del self._buckets[b]
+            heapq.heappop(self._keys)
+        expired.sort()
+        return [node_id for _, node_id in expired]
 
     def check_invariants(self) -> None:
         if self._queued.keys() != self.deadlines.keys():
-            raise AssertionError("the nodes with a heap entry are not the live nodes")
-        in_heap = set(self._heap)
+            raise AssertionError("the nodes with a calendar entry are not the live nodes")
+        if not self._failover.keys() <= self.deadlines.keys():
+            raise AssertionError("a node without a timer holds a failover deadline")
+        if sorted(self._keys) != sorted(self._buckets) or len(set(self._keys)) != len(self._keys):
+            raise AssertionError("the heap of buckets is not the calendar's buckets")
+        if self._entries != sum(len(b) for b in self._buckets.values()):
+            raise AssertionError("the calendar's entry count is off")
         for node_id, deadline in self.deadlines.items():
             queued = self._queued[node_id]
-            if queued > deadline:
-                raise AssertionError(f"node {node_id}'s heap entry is later than its deadline")
-            if (queued, node_id) not in in_heap:
-                raise AssertionError("a live node's entry is missing from the heap")
-        for node_id, promised in self.promised.items():
-            if self.deadlines.get(node_id, -1.0) < promised:
-                raise AssertionError(f"node {node_id} expires before the deadline promised to it")
+            if queued > int(deadline * _BUCKETS_PER_S):
+                raise AssertionError(f"node {node_id}'s calendar entry is later than its deadline")
+            if node_id not in self._buckets.get(queued, ()):
+                raise AssertionError("a live node's entry is missing from the calendar")
 
 
 # ------------------------------------------------------------ local messages (never on the wire)
@@ -406,11 +488,14 @@ class HeartbeatMonitor(NodeActor):
             refused = HeartbeatReset(m.op_id, m.node_id, False, error=NOT_LEADER)
             self.send(self.env.node, self.endpoint, refused)
             return
-        ttl = self.timers.reset(m.node_id, self.env.now(), self.env.rng)
+        # Interned: a node's ID is a key of two tables for as long as it lives, and each heartbeat looks
+        # it up in both (a client in the same process, the simulator's, sends this very string).
+        node_id = sys.intern(m.node_id)
+        ttl = self.timers.reset(node_id, self.env.now(), self.env.rng)
         if m.status == READY:
-            self.ready[m.node_id] = None
+            self.ready[node_id] = None
         else:
-            self.ready.pop(m.node_id, None)
+            self.ready.pop(node_id, None)
         self.stats["resets"] += 1
         self._arm()
         self.send(self.env.node, self.endpoint,
@@ -471,7 +556,7 @@ class HeartbeatMonitor(NodeActor):
             return
         if self.metrics is not None:  # Nomad's leader.barrier: the leader's barrier on taking the lead
             self.metrics.add_sample(("nomad", "leader", "barrier"), (self.env.now() - self._barrier_at) * 1e3)
-        made = self.timers.initialize(m.value[1], self.env.now())
+        made = self.timers.initialize([sys.intern(n) for n in m.value[1]], self.env.now())
         self.initialized = True
         self.stats["initialized"] += made
         log.info("%s: heartbeat timers initialized for %d nodes (failover TTL %.0fs)",
