@@ -375,7 +375,15 @@ def allocated_resources(a: dict[str, Any]) -> dict[str, Any]:
                  {})
     # The scheduler records a task's memory_max only when it placed it (oversubscription enabled).
     placed = (a.get("AllocatedResources") or {}).get("Tasks") or {}
-    tasks = {t["Name"]: {"Cpu": {"CpuShares": int(t.get("Resources", {}).get("CPU", 0)), "ReservedCores": None},
+    cores = a.get("TaskCores") or {}  # the tasks' reserved cores (and their MHz), when the scheduler set any
+
+    def cpu(t: dict[str, Any]) -> dict[str, Any]:
+        got = cores.get(t["Name"])
+        if got:
+            return {"CpuShares": int(got.get("CpuShares", 0)),
+                    "ReservedCores": list(got.get("ReservedCores") or ())}
+        return {"CpuShares": int(t.get("Resources", {}).get("CPU", 0)), "ReservedCores": None}
+    tasks = {t["Name"]: {"Cpu": cpu(t),
                          "Memory": {"MemoryMB": int(t.get("Resources", {}).get("MemoryMB", 0)),
                                     "MemoryMaxMB": int(((placed.get(t["Name"]) or {}).get("Memory") or {})
                                                        .get("MemoryMaxMB", 0))},

@@ -437,8 +437,9 @@ def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
         task["DispatchPayload"] = {"File": dp.get("file", "")}
     if "resources" in body:
         res = _body(body["resources"], f"{where}.resources")
-        _check(res, {"cpu", "memory", "memory_max"}, f"{where}.resources")
-        task["Resources"] = {k: v for k, v in (("CPU", res.get("cpu")), ("MemoryMB", res.get("memory")),
+        _check(res, {"cpu", "cores", "memory", "memory_max"}, f"{where}.resources")
+        task["Resources"] = {k: v for k, v in (("CPU", res.get("cpu")), ("Cores", res.get("cores")),
+                                               ("MemoryMB", res.get("memory")),
                                                ("MemoryMaxMB", res.get("memory_max")))
                              if v is not None}
     return task

@@ -65,6 +65,10 @@ JOBS = (("web", 6, 400), ("api", 3, 300))  # (job, initial count, CPU MHz per al
 # preemptible from 10 below), asking for most of each node's CPU, so placing it evicts their
 # allocations (the system scheduler preempts by default); ``release`` stops it.
 OPS_JOB, OPS_PRIORITY = "ops", 90
+# An update asks for a whole core per allocation (resources.cores) instead of MHz for every fourth
+# version, when the job runs at most this many: both jobs at it then hold 6 of the 20 cores of five
+# simulated clients (4 cores each), so drained and crashed clients leave them room to converge.
+CORES_JOB_MAX_COUNT = 3
 OPS_CPU_CHOICES = (6000, 9000)  # MHz of a simulated client's 9,600: some evictions, or nearly all
 SEC = 1_000_000_000  # Nomad's durations are nanoseconds
 
@@ -303,6 +307,9 @@ class ClusterScenarioRunner:
                         count = current["TaskGroups"][0]["Count"]
                     job = sim_job(args[0], count=count, cpu=cpu)
                     job["TaskGroups"][0]["Tasks"][0]["Config"]["args"] = [str(3600 + int(args[1]))]
+                    if int(args[1]) % 4 == 3 and count <= CORES_JOB_MAX_COUNT:
+                        # Whole cores instead of MHz: no two allocations on a node may share one.
+                        job["TaskGroups"][0]["Tasks"][0]["Resources"] = {"Cores": 1, "MemoryMB": 256}
                     if int(args[1]) % 2 == 0:  # every other one through a canary that promotes itself
                         job["Update"] = {"Canary": 1, "AutoPromote": True}
                     else:  # the others offer a service whose check holds each replacement back a while

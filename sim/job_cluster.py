@@ -35,7 +35,7 @@ from actors.scheduler.broker import BROKER, BrokerConfig, EvalBroker
 from actors.scheduler.drainer import DRAINER, DrainerConfig, NodeDrainer
 from actors.scheduler import preemption
 from actors.scheduler.job import canonical_job
-from actors.scheduler.scheduler import STOP_UPDATE, TERMINAL_CLIENT, live, node_capacity
+from actors.scheduler.scheduler import STOP_UPDATE, TERMINAL_CLIENT, alloc_cores, live, node_capacity
 from actors.server import ENDPOINT, HEARTBEATS, NODE_GC, RAFT
 from actors.server.alloc_endpoint import ALLOC_ENDPOINT, AllocEndpoint
 from actors.server.heartbeat import HeartbeatMonitor
@@ -151,8 +151,14 @@ class JobCluster(ClientCluster):
                 self._tracked = None
 
     def _check_nodes(self, tables: dict[str, Any], t: _Tracked, nids: list[str]) -> None:
-        """No node over-committed by its live allocations (CPU, memory, disk, NodeMaxAllocs)."""
+        """No node over-committed by its live allocations (CPU, memory, disk, NodeMaxAllocs), nor a core
+        reserved by two of them (Nomad's AllocsFit "cores")."""
         for nid in nids:
+            shared = sorted((c, sorted(ids)) for c, ids in (t.cores.get(nid) or {}).items() if len(ids) > 1)
+            if shared:
+                msg = f"t={self.sched.now:.1f}: node {nid} core {shared[0][0]} reserved by {shared[0][1]}"
+                self.overcommits.append(msg)
+                raise AssertionError(msg)
             used = t.usage.get(nid)
             node = tables["nodes"].get(nid)
             if used is None or node is None:
@@ -407,8 +413,8 @@ class _Tracked:
     from a whole scan.
     """
 
-    __slots__ = ("active", "by_dep", "contrib", "dep_of", "journal", "reg_alloc", "regs_of", "tables",
-                 "usage")
+    __slots__ = ("active", "by_dep", "contrib", "cores", "dep_of", "journal", "reg_alloc", "regs_of",
+                 "tables", "usage")
 
     def __init__(self, tables: dict[str, Any]) -> None:
         self.tables = [tables[n] for n in _WATCHED]
@@ -417,6 +423,8 @@ class _Tracked:
             table.journal = self.journal
         self.contrib: dict[str, tuple[str, int, int, int]] = {}  # live alloc -> node, cpu, mem, disk
         self.usage: dict[str, list[int]] = {}  # node -> [cpu, mem, disk, live allocations]
+        # node -> core -> the live allocations reserving it (resources.cores; only nodes with any)
+        self.cores: dict[str, dict[int, set[str]]] = {}
         self.dep_of: dict[str, str] = {}  # alloc -> its DeploymentID
         self.by_dep: dict[str, set[str]] = {}
         self.active: set[str] = set(tables["deployments"])  # deployments to look at (status read each check)
@@ -451,6 +459,12 @@ class _Tracked:
                 u[2] -= old[3]
                 u[3] -= 1
                 moved.add(old[0])
+                held = self.cores.get(old[0])
+                if held is not None:
+                    for core in [c for c, ids in held.items() if aid in ids]:
+                        held[core].discard(aid)
+                        if not held[core]:
+                            del held[core]
             dep = self.dep_of.pop(aid, None)
             if dep is not None:
                 self.by_dep[dep].discard(aid)
@@ -465,6 +479,8 @@ class _Tracked:
                 u[2] += new[3]
                 u[3] += 1
                 moved.add(nid)
+                for core in alloc_cores(a):
+                    self.cores.setdefault(nid, {}).setdefault(core, set()).add(aid)
             dep = a.get("DeploymentID")
             if dep:
                 self.dep_of[aid] = dep

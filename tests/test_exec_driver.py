@@ -687,3 +687,26 @@ def test_exec_in_task_runs_a_change_script_inside_the_running_task(driver, tmp_p
                         task_dir=str(tmp_path / "a1" / "web"), env={}, enter=enter)
     assert wait_for(lambda: len(got) == 2, 10.0) and "executable file not found" in got[1][1]
     driver.kill(h)
+
+
+@real
+def test_a_task_with_reserved_cores_is_confined_to_them_in_a_cpuset_cgroup(driver, tmp_path):
+    """Nomad's executor confines a task that reserves cores (resources.cores) to them: its cpuset
+    cgroup's cpus are the reserved cores, and the cgroup goes when the task ends."""
+    from actors.client.exec_driver import detect_cgroups
+
+    cg, _ = detect_cgroups()
+    if cg is None or not cg.cpuset or (os.cpu_count() or 1) < 2:
+        pytest.skip("no cpuset controller (or a single core) here")
+    script = "grep Cpus_allowed_list /proc/self/status; exec sleep 30"
+    h = driver.start("a1", "web", {"command": SH, "args": ["-c", script]}, str(tmp_path / "a1" / "web"),
+                     dict(ENV), resources=TaskResources(cpu=2400, memory_mb=64, cores=(1,)))
+    log = tmp_path / "a1" / "alloc" / "logs" / "web.stdout.0"
+    assert wait_for(lambda: log.exists() and "Cpus_allowed_list" in log.read_text(), 10.0)
+    assert stdout(tmp_path).split()[-1] == "1"
+    paths = driver._task_cgroups(h)
+    where = cg.cpuset_path("a1", "web") if cg.mode == "v1" else paths[0]
+    assert where in paths and open(os.path.join(where, "cpuset.cpus")).read().strip() == "1"
+    driver.kill(h)
+    exit_of(driver, h)
+    assert not os.path.exists(where)

@@ -318,7 +318,8 @@ def test_a_check_nomad_refuses_is_refused_once_the_file_is_parsed() -> None:
      "'notes' not supported"),
     ('job "x" { group "g" { service {\n check {\n type = "tcp"\n interval = "often" } } } }',
      r"check\[0\]\.interval: .*invalid duration"),
-    ('job "x" { group "g" { task "t" { resources { cpu = 1\n cores = 2 } } } }', "'cores' not supported"),
+    ('job "x" { group "g" { task "t" { resources { cpu = 1\n numa { affinity = "require" } } } } }',
+     "'numa' not supported"),
     ('job "x" { group "g" { restart { delay = "soon" } } }', "invalid duration"),
     ('job "x" {', "not a valid HCL file"),
     ('job "a" {}\njob "b" {}', "exactly one job block"),
@@ -943,3 +944,15 @@ def test_a_misspelt_name_is_answered_with_nomads_suggestion(line: str, error: st
     with pytest.raises(HclJobError) as got:
         parse_hcl_job(text)
     assert str(got.value).startswith("job['j'].group['g']: ") and error in str(got.value), str(got.value)
+
+
+def test_a_task_reserving_whole_cores_asks_for_them_and_no_cpu_mhz() -> None:
+    """``resources { cores = N }``: the task reserves N whole cores, and its CPU in MHz is 0 (Nomad's api
+    Canonicalize), not the default 100; cpu and cores together are refused as Nomad refuses them."""
+    task = 'job "x" { group "g" { task "t" {\n driver = "raw_exec"\n config { command = "/bin/true" }\n'
+    job = parse_hcl_job(task + ' resources {\n cores = 2\n memory = 64 } } } }')
+    res = canonical_job(job)["TaskGroups"][0]["Tasks"][0]["Resources"]
+    assert (res["Cores"], res["CPU"], res["MemoryMB"]) == (2, 0, 64)
+    both = parse_hcl_job(task + ' resources {\n cores = 1\n cpu = 500 } } } }')
+    with pytest.raises(JobError, match=r"Task can only ask for 'cpu' or 'cores' resource, not both\."):
+        canonical_job(both)

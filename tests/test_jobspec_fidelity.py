@@ -791,18 +791,28 @@ def test_an_allocation_updated_in_place_takes_the_new_versions_delays_policies_a
     c.until(lambda: c.status("a1") == "complete", 60)  # the deadline the new version set
 
 
-def test_a_json_job_reserving_whole_cores_is_refused_not_placed_as_the_default_cpu() -> None:
-    """Nomad's ``resources { cores = N }`` reserves whole CPU cores; this agent does not schedule them, so a
-    JSON job asking for them is refused with the reason (it was taken, and placed with 100 MHz)."""
+def test_a_json_job_reserving_whole_cores_asks_for_no_cpu_mhz_and_is_validated_as_nomad() -> None:
+    """Nomad's ``resources { cores = N }`` reserves whole CPU cores: with cores and no cpu the task's CPU
+    is 0, not the default 100 (api Resources.Canonicalize); both, negative cores, or neither (cores = 0
+    explicitly, no cpu) are refused with Nomad's Resources.Validate messages."""
     from actors.scheduler.job import JobError, canonical_job
 
     def job(res: dict) -> dict:
         return {"ID": "x", "Datacenters": ["dc1"], "TaskGroups": [{"Name": "g", "Tasks": [
             {"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/sleep"}, "Resources": res}]}]}
-    with pytest.raises(JobError, match=r"Resources\.Cores: reserving whole CPU cores \(resources\.cores\) is "
-                                       r"not supported by this agent"):
-        canonical_job(job({"Cores": 2}))
-    assert canonical_job(job({"Cores": 0, "CPU": 250}))["TaskGroups"][0]["Tasks"][0]["Resources"]["CPU"] == 250
+
+    def res(r: dict) -> dict:
+        return canonical_job(job(r))["TaskGroups"][0]["Tasks"][0]["Resources"]
+    assert (res({"Cores": 2})["CPU"], res({"Cores": 2})["Cores"]) == (0, 2)
+    assert res({"Cores": 2, "CPU": 0})["CPU"] == 0
+    assert res({})["CPU"] == 100 and "Cores" not in res({})
+    assert res({"Cores": 0, "CPU": 250})["CPU"] == 250
+    with pytest.raises(JobError, match=r"Task can only ask for 'cpu' or 'cores' resource, not both\."):
+        res({"Cores": 1, "CPU": 500})
+    with pytest.raises(JobError, match=r"cores value \(-1\) cannot be negative"):
+        res({"Cores": -1})
+    with pytest.raises(JobError, match=r"minimum CPU value is 1; got 0"):
+        res({"Cores": 0})
 
 
 def _json_job(task: dict | None = None, group: dict | None = None) -> dict:

@@ -128,6 +128,7 @@ from actors.client.drivers import (
     LogSettings,
     TaskHandle,
     TaskResources,
+    cpuset,
     go_args,
     signal_number,
 )
@@ -674,6 +675,9 @@ class TaskSpec:
     # Its memory_max as the scheduler placed it (AllocatedResources; 0: none, or oversubscription
     # was off): NOMAD_MEMORY_MAX_LIMIT, which a driver with cgroups makes the hard memory limit.
     memory_max_mb: int = 0
+    # The whole CPU cores the scheduler reserved for it (resources.cores; TaskCores): NOMAD_CPU_CORES,
+    # and its cpu is then their MHz (Nomad's AllocatedTaskResources.Cpu).  Empty: none.
+    reserved_cores: tuple[int, ...] = ()
     user: str = ""  # Nomad's task `user`: run the task as this user ("" = the agent's own)
     meta: tuple[tuple[str, str], ...] = ()  # job, group and task meta merged (NOMAD_META_*)
     payload_file: str = ""  # dispatch_payload.file: the job's payload goes to local/<this> ("": none)
@@ -988,6 +992,26 @@ def _memory_max(raw: dict[str, Any], task: str) -> int:
     return mb
 
 
+def _task_cores(raw: dict[str, Any], t: TaskSpec) -> TaskSpec:
+    """*t* with the cores the scheduler reserved for it (``TaskCores[task]``: its ReservedCores, and
+    their MHz as its CPU); as it is when none were (an allocation placed without cores has no TaskCores)."""
+    held = raw.get("TaskCores")
+    if not held:
+        return t
+    got = held.get(t.name) if isinstance(held, dict) else None
+    if got is None:
+        return t
+    where = f"Allocation.TaskCores[{t.name}]"
+    cores = got.get("ReservedCores") if isinstance(got, dict) else None
+    shares = got.get("CpuShares") if isinstance(got, dict) else None
+    if not isinstance(cores, list) or not all(isinstance(c, int) and not isinstance(c, bool) and c >= 0
+                                              for c in cores):
+        raise AllocError(f"{where}.ReservedCores must be a list of core numbers, got {cores!r}")
+    if isinstance(shares, bool) or not isinstance(shares, int) or shares < 0:
+        raise AllocError(f"{where}.CpuShares must be a non-negative integer, got {shares!r}")
+    return replace(t, reserved_cores=tuple(sorted(set(cores))), cpu=shares)
+
+
 def parse_alloc(raw: Any, cfg: AllocRunnerConfig) -> AllocSpec:
     """Validate an allocation dict; AllocError names the bad field."""
     aid = alloc_id_of(raw)
@@ -1017,7 +1041,7 @@ def parse_alloc(raw: Any, cfg: AllocRunnerConfig) -> AllocSpec:
     names = [t.name for t in tasks]
     if len(set(names)) != len(names):
         raise AllocError(f"{where}.Tasks has duplicate task names")
-    tasks = tuple(replace(t, memory_max_mb=_memory_max(raw, t.name)) for t in tasks)
+    tasks = tuple(_task_cores(raw, replace(t, memory_max_mb=_memory_max(raw, t.name))) for t in tasks)
     # A task's own restart block (the servers merged the group's into it); None: the group's.
     tasks = tuple(replace(t, restart=parse_restart_policy(raw_t["RestartPolicy"], restart,
                                                           f"{where}.Tasks[{t.name}]"))
@@ -1302,6 +1326,8 @@ def task_env(spec: AllocSpec, task: TaskSpec, alloc_dir: str, task_dir: str,
         env["NOMAD_MEMORY_MAX_LIMIT"] = str(task.memory_max_mb)
     else:
         env.pop("NOMAD_MEMORY_MAX_LIMIT", None)
+    if task.reserved_cores:  # Nomad's taskenv: the reserved cores as a cpuset list
+        env["NOMAD_CPU_CORES"] = cpuset(task.reserved_cores)
     return env
 
 
@@ -2520,7 +2546,8 @@ class AllocRunner(NodeActor):
                                   # Limits from what was placed (Nomad's drivers.Resources), never
                                   # from env, which the job's env block and env templates can set.
                                   resources=TaskResources(cpu=t.spec.cpu, memory_mb=t.spec.memory_mb,
-                                                          memory_max_mb=t.spec.memory_max_mb))
+                                                          memory_max_mb=t.spec.memory_max_mb,
+                                                          cores=t.spec.reserved_cores))
         except DriverError as exc:
             self._start_failed(a, t, str(exc), exc.recoverable, now)
             return

@@ -81,6 +81,18 @@ class TaskResources:
     cpu: int = 100  # MHz (Nomad's default task resources)
     memory_mb: int = 300
     memory_max_mb: int = 0  # the hard memory limit when set (memory oversubscription)
+    cores: tuple[int, ...] = ()  # the whole cores reserved for it (resources.cores): its cpuset; () none
+
+
+def cpuset(cores: tuple[int, ...]) -> str:
+    """Nomad's idset String: sorted core numbers as a cpuset list, runs collapsed ("0-1,3")."""
+    runs: list[list[int]] = []
+    for c in sorted(set(cores)):
+        if runs and runs[-1][1] == c - 1:
+            runs[-1][1] = c
+        else:
+            runs.append([c, c])
+    return ",".join(f"{lo}" if lo == hi else f"{lo}-{hi}" for lo, hi in runs)
 
 
 # Nomad's default client ``env.denylist`` (command/agent/host DefaultEnvDenyList): the agent's

@@ -63,6 +63,7 @@ from actors.client.drivers import (
     TaskResources,
     check_command_config,
     clear_exit_record,
+    cpuset,
     host_env,
     run_command,
     run_in_thread,
@@ -124,12 +125,22 @@ class Cgroups:
     root: str  # v2: the unified mount; v1: the directory holding one mount per controller
     parent: str  # where task cgroups go, relative to each hierarchy's root
     controllers: tuple[str, ...] = ()  # v1: the hierarchies joined (memory and cpu always)
+    # The cpuset controller is there (v1: mounted; v2: available): a task with reserved cores is confined
+    # to them (Nomad's executor writes the task's cpuset.cpus).
+    cpuset: bool = False
 
     def task_paths(self, alloc_id: str, task: str) -> list[str]:
         """The task's cgroup directories: Nomad's ``<alloc>.<task>`` (v1) / ``<alloc>.<task>.scope`` (v2)."""
         if self.mode == "v2":
             return [os.path.join(self.root, self.parent, f"{alloc_id}.{task}.scope")]
         return [os.path.join(self.root, c, self.parent, f"{alloc_id}.{task}") for c in self.controllers]
+
+    def cpuset_path(self, alloc_id: str, task: str) -> str | None:
+        """v1: the task's directory in the cpuset hierarchy, made only for a task with reserved cores (so
+        every other task is as it was); None without one (v2 confines it in its one cgroup)."""
+        if self.mode != "v1" or not self.cpuset:
+            return None
+        return os.path.join(self.root, "cpuset", self.parent, f"{alloc_id}.{task}")
 
     def by_controller(self, paths: list[str]) -> dict[str, str]:
         """v1: the task's cgroup directory per controller (*paths* as :meth:`task_paths` gave them)."""
@@ -186,7 +197,7 @@ def detect_cgroups(root: str = CGROUP_ROOT, mounts: list[tuple[str, str, str]] |
         missing = [c for c in ("memory", "cpu") if c not in available]
         if missing:  # a limit that cannot be set is no isolation: say which controller is absent
             return None, f"{NO_CGROUP_MOUNT}: cgroup2 at {root} lacks the {' and '.join(missing)} controller"
-        found = Cgroups(mode="v2", root=root, parent="nomad.slice")
+        found = Cgroups(mode="v2", root=root, parent="nomad.slice", cpuset="cpuset" in available)
     else:
         ctrls = []
         for ctrl in ("memory", "cpu", "cpuacct", "pids", "freezer"):
@@ -196,8 +207,10 @@ def detect_cgroups(root: str = CGROUP_ROOT, mounts: list[tuple[str, str, str]] |
                 ctrls.append(ctrl)
         if "memory" in ctrls and "cpu" in ctrls:
             own = _own_cgroup("memory").strip("/")
+            fstype, opts = by_point.get(os.path.join(root, "cpuset"), ("", ""))
+            has_cpuset = fstype == "cgroup" and "cpuset" in opts.split(",")
             found = Cgroups(mode="v1", root=root, parent=os.path.join(own, "nomad") if own else "nomad",
-                            controllers=tuple(ctrls))
+                            controllers=tuple(ctrls), cpuset=has_cpuset)
     if found is None:
         return None, NO_CGROUP_MOUNT
     probe = found.task_paths("fingerprint", f"probe-{os.getpid()}")[0]
@@ -746,7 +759,9 @@ class ExecDriver(RawExecDriver):
             self._cgroups, _ = detect_cgroups()
         if self._cgroups is None:
             return []
-        return self._cgroups.task_paths(handle.alloc_id, handle.task_name)
+        paths = self._cgroups.task_paths(handle.alloc_id, handle.task_name)
+        extra = self._cgroups.cpuset_path(handle.alloc_id, handle.task_name)
+        return [*paths, extra] if extra is not None and os.path.isdir(extra) else paths
 
     def _make_cgroups(self, cg: Cgroups, alloc_id: str, task: str, resources: TaskResources) -> list[str]:
         """Create the task's cgroups and write its limits (Nomad's executor configureCgroups)."""
@@ -769,6 +784,9 @@ class ExecDriver(RawExecDriver):
                     _write(os.path.join(base, "memory.max"), str(hard))
                 if soft:
                     _write(os.path.join(base, "memory.low"), str(soft))
+                if resources.cores and cg.cpuset:
+                    _enable_controllers(cg.root, parent, ("cpuset",))
+                    _write(os.path.join(base, "cpuset.cpus"), cpuset(resources.cores))
                 # cgroups' ConvertCPUSharesToCgroupV2Value: shares [2, 262144] -> weight [1, 10000]
                 _write(os.path.join(base, "cpu.weight"), str(1 + ((shares - 2) * 9999) // 262142))
                 return paths
@@ -785,6 +803,10 @@ class ExecDriver(RawExecDriver):
                         pass
                 elif ctrl == "cpu":
                     _write(os.path.join(p, "cpu.shares"), str(shares))
+            where = cg.cpuset_path(alloc_id, task) if resources.cores else None
+            if where is not None:
+                paths = [*paths, where]  # (removed with the others if it cannot be made)
+                _make_cpuset_v1(os.path.join(cg.root, "cpuset"), where, cpuset(resources.cores))
         except OSError as exc:
             self._remove_cgroups(paths)
             raise DriverError(f"{self.name}: failed to configure the task's cgroups: {exc}",
@@ -873,8 +895,27 @@ def _kv(text: str) -> dict[str, int]:
     return out
 
 
-def _enable_controllers(root: str, parent: str) -> None:
-    """v2: turn the memory, cpu and pids controllers on down to *parent*, so its children have them."""
+def _make_cpuset_v1(mount: str, where: str, cpus: str) -> None:
+    """v1: the task's cpuset cgroup *where* confined to *cpus*; each directory made on the way there takes
+    its parent's cpus and memory nodes (a v1 cpuset takes no process before both are set)."""
+    rel = os.path.relpath(where, mount)
+    node = mount
+    for part in rel.split(os.sep):
+        child = os.path.join(node, part)
+        if not os.path.isdir(child):
+            os.mkdir(child)
+            mems = _read(os.path.join(node, "cpuset.mems")).strip()
+            _write(os.path.join(child, "cpuset.cpus"), cpus if child == where
+                   else _read(os.path.join(node, "cpuset.cpus")).strip())
+            _write(os.path.join(child, "cpuset.mems"), mems)
+        node = child
+    _write(os.path.join(where, "cpuset.cpus"), cpus)
+
+
+def _enable_controllers(root: str, parent: str, controllers: tuple[str, ...] = ("memory", "cpu", "pids")
+                        ) -> None:
+    """v2: turn the memory, cpu and pids controllers (or *controllers*) on down to *parent*, so its
+    children have them."""
     rel = os.path.relpath(parent, root)
     node = root
     for part in ([] if rel == "." else rel.split(os.sep)):
@@ -882,7 +923,7 @@ def _enable_controllers(root: str, parent: str) -> None:
             available = _read(os.path.join(node, "cgroup.controllers")).split()
         except OSError:
             return
-        want = [c for c in ("memory", "cpu", "pids") if c in available]
+        want = [c for c in controllers if c in available]
         if want:
             _try_write(os.path.join(node, "cgroup.subtree_control"), " ".join(f"+{c}" for c in want))
         node = os.path.join(node, part)
@@ -890,7 +931,7 @@ def _enable_controllers(root: str, parent: str) -> None:
         available = _read(os.path.join(node, "cgroup.controllers")).split()
     except OSError:
         return
-    want = [c for c in ("memory", "cpu", "pids") if c in available]
+    want = [c for c in controllers if c in available]
     if want:
         _try_write(os.path.join(node, "cgroup.subtree_control"), " ".join(f"+{c}" for c in want))
 

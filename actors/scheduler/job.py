@@ -323,6 +323,21 @@ def _unsupported_task_blocks(t: dict[str, Any], res: dict[str, Any], field: str)
           f"{field}.Consul", "non-default Consul cluster requires Nomad Enterprise")
 
 
+def _cpu_or_cores(res: dict[str, Any], field: str) -> None:
+    """A task's CPU ask: MHz (``CPU``) or whole cores (``Cores``), as Nomad's api Canonicalize and
+    Resources.Validate take them: the CPU defaults to 100 only when neither is given, to 0 when cores are;
+    not both, no negative cores, and at least 1 MHz without cores (MeetsMinResources)."""
+    cores = _int(res.get("Cores"), f"{field}.Cores", default=0, minimum=None)
+    _need(cores >= 0, f"{field}.Cores", f"cores value ({cores}) cannot be negative")
+    cpu = _int(res.get("CPU"), f"{field}.CPU", default=0 if "Cores" in res and res["Cores"] is not None
+               else DEFAULT_CPU_MHZ, minimum=None)
+    _need(not (cores > 0 and cpu > 0), field, "Task can only ask for 'cpu' or 'cores' resource, not both.")
+    _need(cpu >= 1 or cores > 0, f"{field}.CPU", f"minimum CPU value is 1; got {cpu}")
+    res["CPU"] = cpu
+    if cores:
+        res["Cores"] = cores
+
+
 def _task(raw: Any, field: str) -> dict[str, Any]:
     t = dict(_map(raw, field))
     t["Name"] = _str(t.get("Name"), f"{field}.Name", required=True)
@@ -336,12 +351,7 @@ def _task(raw: Any, field: str) -> dict[str, Any]:
     t["Config"] = cfg
     res = dict(_map(t.get("Resources"), f"{field}.Resources"))
     _unsupported_task_blocks(t, res, field)
-    # Nomad's ``cores`` (whole CPU cores reserved for the task) is not scheduled by this agent: refused,
-    # as the HCL form refuses it, rather than taken and placed as if it asked for the default CPU.
-    cores_at = f"{field}.Resources.Cores"
-    _need(not _int(res.get("Cores"), cores_at, default=0, minimum=None), cores_at,
-          "reserving whole CPU cores (resources.cores) is not supported by this agent; ask for cpu in MHz")
-    res["CPU"] = _int(res.get("CPU"), f"{field}.Resources.CPU", default=DEFAULT_CPU_MHZ, minimum=1)
+    _cpu_or_cores(res, f"{field}.Resources")
     res["MemoryMB"] = _int(res.get("MemoryMB"), f"{field}.Resources.MemoryMB", default=DEFAULT_MEMORY_MB,
                            minimum=10)  # Nomad's minimum memory
     memory_max(res, f"{field}.Resources", t["Name"])
@@ -1706,7 +1716,10 @@ def spec_digest(job: dict[str, Any], group: str) -> tuple[Any, ...]:
                                  t["Resources"]["CPU"], t["Resources"]["MemoryMB"],
                                  repr(sorted(t.get("Env", {}).items())), repr(t.get("Artifacts") or []),
                                  log_settings(t), repr(t.get("VolumeMounts") or []),
-                                 repr(t.get("Templates") or []))
+                                 repr(t.get("Templates") or []),
+                                 # its cores, only when it reserves some: jobs from before cores were
+                                 # scheduled (none reserve any) digest as they did
+                                 *((t["Resources"]["Cores"],) if t["Resources"].get("Cores") else ()))
                                 for t in g["Tasks"])),
                     tuple(sorted(ephemeral_disk(g).items())),  # Nomad's tasksUpdated: "ephemeral disk"
                     repr(sorted((g.get("Volumes") or {}).items())))

@@ -225,6 +225,48 @@ def alloc_usage(alloc: dict[str, Any]) -> tuple[int, int, int]:
     return int(r.get("CPU", 0)), int(r.get("MemoryMB", 0)), int(r.get("DiskMB", 0))
 
 
+def group_cores(group: dict[str, Any]) -> tuple[tuple[str, int], ...]:
+    """The group's tasks that reserve whole CPU cores (``resources.cores``), in task order, with how many."""
+    return tuple((t["Name"], int(t["Resources"]["Cores"])) for t in group["Tasks"]
+                 if (t.get("Resources") or {}).get("Cores"))
+
+
+def node_cores(node: dict[str, Any]) -> tuple[int, int]:
+    """(how many cores the node has, each core's MHz): its ``cpu.numcores`` cores, numbered from 0, all
+    reservable (no client.reserved cores here), each of ``cpu.frequency`` MHz (else its CPU over its
+    cores) -- Nomad's NodeProcessorResources.Topology.UsableCores and each core's MHz."""
+    attrs = node.get("Attributes") or {}
+    n = str(attrs.get("cpu.numcores", "0"))
+    count = int(n) if n.isdecimal() else 0
+    mhz = str(attrs.get("cpu.frequency", ""))
+    if mhz.isdecimal():
+        return count, int(mhz)
+    cpu = ((node.get("NodeResources") or {}).get("Cpu") or {}).get("CpuShares", 0)
+    return count, (int(cpu) // count if count else 0)
+
+
+def alloc_cores(alloc: dict[str, Any]) -> list[int]:
+    """The cores the allocation's tasks reserve (none for one placed without cores: no ``TaskCores``)."""
+    held = alloc.get("TaskCores")
+    return [c for t in held.values() for c in t["ReservedCores"]] if held else []
+
+
+def pick_cores(wanted: tuple[tuple[str, int], ...], count: int, mhz: int,
+               held: set[int]) -> tuple[dict[str, dict[str, Any]], int] | None:
+    """Nomad's SELECTCORES with the CE coreSelector: each task in turn takes the lowest-numbered of the
+    node's *count* cores that neither live allocations (*held*) nor the group's earlier tasks reserve,
+    its CpuShares the sum of its cores' MHz.  (The tasks' reservations, the MHz they add to the
+    allocation's CPU), or None when the node has fewer free cores than asked (exhausted: "cores")."""
+    free = [c for c in range(count) if c not in held]
+    if sum(n for _, n in wanted) > len(free):
+        return None
+    out, at = {}, 0
+    for name, n in wanted:
+        out[name] = {"ReservedCores": free[at:at + n], "CpuShares": n * mhz}
+        at += n
+    return out, at * mhz
+
+
 # Nomad's ComparableResources.Superset names the first dimension a node lacks, in this order.
 DIMENSIONS = ("cpu", "memory", "disk")
 
@@ -258,6 +300,14 @@ def _max_allocs_full(usage: _Usage, node_id: str, node: dict[str, Any], metrics:
     metrics["DimensionExhausted"][MAX_ALLOCS_EXCEEDED] = \
         metrics["DimensionExhausted"].get(MAX_ALLOCS_EXCEEDED, 0) + 1
     return True
+
+
+def _exhaust(metrics: dict[str, Any], node: dict[str, Any], dim: str) -> None:
+    """Nomad's AllocMetric.ExhaustedNode: *node* lacks *dim*."""
+    metrics["NodesExhausted"] += 1
+    metrics["DimensionExhausted"][dim] = metrics["DimensionExhausted"].get(dim, 0) + 1
+    if node.get("NodeClass"):
+        _class_count(metrics, "ClassExhausted", node)
 
 
 def live(alloc: dict[str, Any]) -> bool:
@@ -668,6 +718,9 @@ class _Placer:
         # The job type's PreemptionConfig flag, and the allocations select()'s placement preempts.
         self.preempt_enabled = sched_cfg.preemption_enabled(tables, job.get("Type", "service"))
         self.last_preempted: list[dict[str, Any]] = []
+        # The cores a placement's tasks reserve, and the MHz they add (pick_cores), of select()'s node.
+        self.last_cores: tuple[dict[str, dict[str, Any]], int] | None = None
+        self._cores_of: dict[str, tuple[tuple[str, int], ...]] = {}  # group -> group_cores
 
     def preemption_for(self, node_id: str, cap: tuple[int, ...],
                        need: tuple[int, int, int]) -> list[dict[str, Any]] | None:
@@ -754,6 +807,7 @@ class _Placer:
         sign = -1 if undo else 1
         u = self.usage[node_id]
         ports = self.usage.ports.get(node_id)
+        cores = self.usage.cores.get(node_id)
         for a in allocs:
             for i, v in enumerate(alloc_usage(a)):
                 u[i] -= sign * v
@@ -762,10 +816,34 @@ class _Placer:
                 self.usage.preempted.discard(a["ID"])
                 if ports is not None:
                     ports.update(alloc_port_keys(a))
+                if cores is not None:
+                    cores.update(alloc_cores(a))
             else:
                 self.usage.preempted.add(a["ID"])
                 if ports is not None:
                     ports.difference_update(alloc_port_keys(a))
+                if cores is not None:
+                    cores.difference_update(alloc_cores(a))
+
+    def wanted_cores(self, group: dict[str, Any]) -> tuple[tuple[str, int], ...]:
+        """group_cores, worked out once per evaluation."""
+        got = self._cores_of.get(group["Name"])
+        if got is None:
+            got = self._cores_of[group["Name"]] = group_cores(group)
+        return got
+
+    def cores_on(self, node_id: str, node: dict[str, Any],
+                 group: dict[str, Any]) -> tuple[dict[str, dict[str, Any]], int] | None:
+        """The cores the group's tasks would reserve on *node_id* (pick_cores over what its live
+        allocations, less those this plan stops or preempts, and this plan's placements hold)."""
+        count, mhz = node_cores(node)
+        return pick_cores(self.wanted_cores(group), count, mhz, self.usage.used_cores(node_id, self.stopping))
+
+    def take_cores(self, node_id: str, picked: tuple[dict[str, dict[str, Any]], int] | None) -> None:
+        """The placement on *node_id* reserves *picked*: no later placement of the plan takes them."""
+        if picked:
+            self.usage.used_cores(node_id, self.stopping).update(c for t in picked[0].values()
+                                                                 for c in t["ReservedCores"])
 
     def record_preemptions(self, placed: dict[str, Any], allocs: list[dict[str, Any]]) -> None:
         """The plan evicts *allocs* for *placed* (Nomad's AppendPreemptedAlloc and the placement's
@@ -1108,6 +1186,7 @@ class _Placer:
         need = self.info(group)[0]
         self.last_metric = None
         self.last_preempted = []
+        self.last_cores = None
         preferred = self._preferred(group, prev) if not preempt else None
         m = metrics
         if preferred is not None:
@@ -1159,6 +1238,9 @@ class _Placer:
         on_node = self.on(name)
         spread_alg = self.spread
         need0, need1, need2 = need
+        cores_wanted = bool(self.wanted_cores(group))
+        picks: dict[str, tuple[dict[str, dict[str, Any]], int]] = {}  # node -> its cores (cores_on)
+        self.last_cores = None
         cursor = self.cursor
         evaluated = 0  # added to m["NodesEvaluated"] at the end
         preempting: dict[str, list[dict[str, Any]]] = {}  # node -> what placing there evicts
@@ -1203,14 +1285,22 @@ class _Placer:
                     continue
                 cap = self.capacity(node_id, nodes[node_id])
             used = usage[node_id]
-            after0, after1, after2 = used[0] + need0, used[1] + need1, used[2] + need2
+            cpu_need = need0
+            if cores_wanted:  # Nomad's SELECTCORES, before AllocsFit; evictions free no cores for it
+                picked = self.cores_on(node_id, nodes[node_id], group)
+                if picked is None:
+                    _exhaust(m, nodes[node_id], "cores")
+                    continue
+                picks[node_id] = picked
+                cpu_need += picked[1]
+            after0, after1, after2 = used[0] + cpu_need, used[1] + need1, used[2] + need2
             # exhausted(), inline
             dim = "cpu" if after0 > cap[0] else "memory" if after1 > cap[1] else "disk" if after2 > cap[2] \
                 else None
             evicts = None
             if preempt and (dim is not None or (has_ports and self.assign_ports(node_id, nodes[node_id],
                                                                               group, None) is None)):
-                option = self.preempt_option(node_id, group, need, cap)
+                option = self.preempt_option(node_id, group, (cpu_need, need1, need2), cap)
                 if option is None:
                     if dim is None:  # its ports: counted as the check below does
                         self.assign_ports(node_id, nodes[node_id], group, m)
@@ -1273,6 +1363,10 @@ class _Placer:
         u = self.usage[best]
         for i, v in enumerate(need):
             u[i] += v
+        if cores_wanted:
+            self.last_cores = picks[best]
+            self.take_cores(best, self.last_cores)
+            u[0] += self.last_cores[1]
         self.usage.add_allocs(best, 1)
         if has_ports:
             self.last_ports = self.assign_ports(best, self.nodes[best], group, None) or []
@@ -1411,6 +1505,13 @@ class _Placer:
             return False
         cap = self.usage.capacity(node_id) if self.usage.capacity is not None else node_capacity(node)
         used = self.usage[node_id]  # the replaced allocation's room is free: the plan stops it first
+        picked = None
+        if self.wanted_cores(group):
+            picked = self.cores_on(node_id, node, group)
+            if picked is None:
+                _exhaust(metrics, node, "cores")
+                return False
+            need = (need[0] + picked[1], need[1], need[2])
         after = tuple(used[i] + need[i] for i in range(3))
         dim = exhausted(cap, after)
         if dim is not None:
@@ -1430,6 +1531,8 @@ class _Placer:
             self.usage.used_ports(node_id, self.stopping).update(alloc_port_keys({"AllocatedPorts": ports}))
         for i in range(3):
             used[i] += need[i]
+        self.last_cores = picked
+        self.take_cores(node_id, picked)
         self.usage.add_allocs(node_id, 1)
         self.count_on(node_id, group["Name"], 1)
         if spreads:
@@ -1538,6 +1641,9 @@ class _Usage(dict):  # type: ignore[type-arg]
         # node ID -> (address, port) its live allocations hold (and this batch's placements took),
         # on first look.
         self.ports: dict[str, set[tuple[str, int]]] = {}
+        # node ID -> the cores its live allocations reserve (and this batch's placements took), on first
+        # look at a node for a group that reserves cores.
+        self.cores: dict[str, set[int]] = {}
         # node ID -> its live allocations, counted on first look (only for a node with NodeMaxAllocs),
         # and node ID -> the placements less the freed stops of the plans made with this view.
         self._alloc_counts: dict[str, int] = {}
@@ -1568,6 +1674,16 @@ class _Usage(dict):  # type: ignore[type-arg]
             got = self.ports[node_id] = {v for a in self._node_allocs(node_id)
                                          if live(a) and a["ID"] not in stopping and a["ID"] not in gone
                                          for v in alloc_port_keys(a)}
+        return got
+
+    def used_cores(self, node_id: str, stopping: set[str]) -> set[int]:
+        """The cores reserved on *node_id*; allocations this plan stops (*stopping*) or preempts hold none."""
+        got = self.cores.get(node_id)
+        if got is None:
+            gone = self.preempted
+            got = self.cores[node_id] = {c for a in self._node_allocs(node_id)
+                                         if live(a) and a["ID"] not in stopping and a["ID"] not in gone
+                                         for c in alloc_cores(a)}
         return got
 
     def __missing__(self, node_id: str) -> list[int]:
@@ -1998,8 +2114,8 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
             # A lost allocation its client may still run until stop_on_client_after (and its kill
             # timeout) has passed: the group places nothing before then (Nomad's lostLater).
             missing = []
-        if any(group_ports(group)):
-            placer.stopping = {st["ID"] for st in plan["Stop"]}  # what this plan stops holds no port
+        if any(group_ports(group)) or group_cores(group):
+            placer.stopping = {st["ID"] for st in plan["Stop"]}  # what this plan stops holds no port nor core
         # Nomad's FailedTGAllocs: the AllocMetric of the group's first placement that failed (each
         # Select starts new metrics), the others counted as CoalescedFailures.
         metrics: dict[str, Any] | None = None
@@ -2053,7 +2169,8 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                 continue
             seq += 1
             placed = _alloc(job, group, name, node_id, nodes[node_id], ev["ID"], seq, prev, placer.last_ports,
-                            oversubscribe=placer.oversubscribe, need=placer.info(group)[0])
+                            oversubscribe=placer.oversubscribe, need=placer.info(group)[0],
+                            cores=placer.last_cores)
             placed["Metrics"] = placer.last_metric
             if placer.last_preempted:
                 placer.record_preemptions(placed, placer.last_preempted)
@@ -2186,12 +2303,19 @@ def _unstop(plan: dict[str, Any], placer: _Placer, prev: dict[str, Any]) -> None
     if entry is None:
         return
     ports = alloc_port_keys(prev) if live(prev) else []
+    cores = alloc_cores(prev) if live(prev) else []
+    held_cores = placer.usage.cores.get(prev["NodeID"]) if cores else None
+    if held_cores is not None and held_cores.intersection(cores):
+        return  # a placement of this plan took its cores
     if ports:
         held = placer.usage.ports.get(prev["NodeID"])
         if held is not None:
             if held.intersection(ports):
                 return
             held.update(ports)
+    if held_cores is not None:
+        held_cores.update(cores)
+    if ports or cores:
         placer.stopping.discard(prev["ID"])
     if live(prev):  # it keeps its room after all, and counts on its node again
         u = placer.usage[prev["NodeID"]]
@@ -2353,7 +2477,7 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
         return
     replace_on = plan.pop("_replace", {})
     metrics = _new_metrics()
-    if any(group_ports(group)):
+    if any(group_ports(group)) or group_cores(group):
         placer.stopping = {st["ID"] for st in plan["Stop"]}
     failed = 0
     need = (*group_resources(group), group_disk_mb(group))
@@ -2393,10 +2517,14 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
         u = placer.usage[node_id]
         for i in range(3):
             u[i] += need[i]
+        cores = placer.last_cores
+        if cores:
+            placer.take_cores(node_id, cores)
+            u[0] += cores[1]
         placer.usage.add_allocs(node_id, 1)
         name = f"{job['ID']}.{group['Name']}[0]"
         placed = _alloc(job, group, name, node_id, node, plan["EvalID"], len(plan["Place"]) + 1, prev, ports,
-                        oversubscribe=placer.oversubscribe)
+                        oversubscribe=placer.oversubscribe, cores=cores)
         if evicts is not None:
             placer.record_preemptions(placed, evicts)
         # Nomad's system stack: the node alone is evaluated, and scored by bin-packing only (over what
@@ -2507,7 +2635,7 @@ def _sysbatch_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, 
             replace_on[key] = a
     if count == 0:
         return
-    if any(group_ports(group)):
+    if any(group_ports(group)) or group_cores(group):
         placer.stopping = {st["ID"] for st in plan["Stop"]}
     metrics = _new_metrics()
     failed = 0
@@ -2562,7 +2690,17 @@ def _fit_on_node(placer: _Placer, node_id: str, node: dict[str, Any], group: dic
     """A system or sysbatch placement's room on its node (Nomad's system stack's BinPackIterator): the
     ports assigned, the allocations it evicts (None: none; the usage view counts them evicted), and
     what the node would hold (scored by bin-packing); None when it does not fit, counted in *metrics*.
-    With the job type's preemption enabled, a node lacking room or ports is tried with evictions."""
+    With the job type's preemption enabled, a node lacking room or ports is tried with evictions.  The
+    cores its tasks reserve are left in ``placer.last_cores`` (None: none), their MHz in the utilisation;
+    a node without enough free cores is exhausted ("cores"), evictions or not (Nomad's SELECTCORES)."""
+    placer.last_cores = None
+    if placer.wanted_cores(group):
+        picked = placer.cores_on(node_id, node, group)
+        if picked is None:
+            _exhaust(metrics, node, "cores")
+            return None
+        placer.last_cores = picked
+        need = (need[0] + picked[1], need[1], need[2])
     used = placer.usage[node_id]
     util = tuple(used[i] + need[i] for i in range(3))
     dim = exhausted(cap, util)
@@ -2613,9 +2751,13 @@ def _place_on(plan: dict[str, Any], job: dict[str, Any], group: dict[str, Any], 
         placer.usage.used_ports(node_id, placer.stopping).update(alloc_port_keys({"AllocatedPorts": ports}))
     for i in range(3):
         used[i] += need[i]
+    cores = placer.last_cores
+    if cores:
+        placer.take_cores(node_id, cores)
+        used[0] += cores[1]
     placer.usage.add_allocs(node_id, 1)
     placed = _alloc(job, group, name, node_id, node, plan["EvalID"], len(plan["Place"]) + 1,
-                    prev, ports, oversubscribe=placer.oversubscribe)
+                    prev, ports, oversubscribe=placer.oversubscribe, cores=cores)
     if evicts is not None:
         placer.record_preemptions(placed, evicts)
     plan["Place"].append(placed)
@@ -2625,9 +2767,13 @@ def _place_on(plan: dict[str, Any], job: dict[str, Any], group: dict[str, Any], 
 def _alloc(job: dict[str, Any], group: dict[str, Any], name: str, node_id: str, node: dict[str, Any],
            eval_id: str, seq: int, prev: dict[str, Any] | None,
            ports: list[dict[str, Any]] | None = None, *, oversubscribe: bool = False,
-           need: tuple[int, int, int] | None = None) -> dict[str, Any]:
-    """A new allocation of *group* (*need*: its CPU, memory and disk when already worked out)."""
+           need: tuple[int, int, int] | None = None,
+           cores: tuple[dict[str, dict[str, Any]], int] | None = None) -> dict[str, Any]:
+    """A new allocation of *group* (*need*: its CPU, memory and disk when already worked out; *cores*:
+    the cores its tasks reserve and the MHz they add to its CPU, pick_cores)."""
     cpu, mem, disk = need if need is not None else (*group_resources(group), group_disk_mb(group))
+    if cores:
+        cpu += cores[1]
     alloc = {
         "ID": alloc_id(eval_id, name, seq), "EvalID": eval_id, "Name": name, "Namespace": job["Namespace"],
         "NodeID": node_id, "NodeName": node.get("Name", ""), "JobID": job["ID"],
@@ -2641,6 +2787,8 @@ def _alloc(job: dict[str, Any], group: dict[str, Any], name: str, node_id: str, 
     }
     if ports:
         alloc["AllocatedPorts"] = ports
+    if cores:  # kept only when its tasks reserve cores: an allocation without is the record it was
+        alloc["TaskCores"] = cores[0]
     memory = memory_max_fields(group, oversubscribe)
     if memory:
         alloc["Resources"]["MemoryMaxMB"] = memory["MemoryMaxMB"]

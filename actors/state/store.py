@@ -259,6 +259,26 @@ def _preemptions_by_placement(plan: dict[str, Any], allocs: dict[str, Any],
     return out
 
 
+def _cores_free(store: Any, held_by_node: dict[str, set[int]], placement: dict[str, Any],
+                evicts: Any, alloc_cores: Callable[[Any], list[int]], live: Callable[[Any], bool]) -> bool:
+    """True when the cores *placement* reserves (if any) are held by no live allocation on its node other
+    than its evictions, nor twice by itself; then they are counted held (*held_by_node*, on first look)."""
+    want = alloc_cores(placement)
+    if not want:
+        return True
+    node_id = placement["NodeID"]
+    held = held_by_node.get(node_id)
+    if held is None:
+        held = held_by_node[node_id] = {c for a in store.node_allocs(node_id) if live(a)
+                                        for c in alloc_cores(a)}
+    freed = {c for a in evicts for c in alloc_cores(a)}
+    if held.difference(freed).intersection(want) or len(set(want)) != len(want):
+        return False
+    held.difference_update(freed)
+    held.update(want)
+    return True
+
+
 def _reserved_taken(node: dict[str, Any], placement: dict[str, Any], reserved: frozenset[int]) -> bool:
     """True when a port of *placement* is one the node keeps from allocations: client.reserved on any
     address, a host network's reserved_ports on that network's addresses."""
@@ -1788,6 +1808,7 @@ class StateStore:
         evaluation is created so the job is looked at again with fresh state.
         """
         from actors.scheduler.scheduler import (
+            alloc_cores,
             alloc_port_keys,
             alloc_port_values,
             alloc_usage,
@@ -1825,6 +1846,7 @@ class StateStore:
             used[node_id] = list(self.node_usage(node_id))
         placed, refused = [], []
         ports_held: dict[str, set[int]] = {}  # node -> ports its live allocations hold, on first look
+        cores_held: dict[str, set[int]] = {}  # node -> cores its live allocations reserve, on first look
         # node -> its live allocations, on first look at a node with NodeMaxAllocs (the stops are applied)
         alloc_counts: dict[str, int] = {}
         job = self._plan_job(plan)
@@ -1864,6 +1886,12 @@ class StateStore:
                 if max_allocs_exceeded(node, count + 1 - len(evicts)):
                     refused.append(p["ID"])
                     continue
+            if not _cores_free(self, cores_held, p, evicts, alloc_cores, live):
+                # Nomad's AllocsFit: no two allocations on a node reserve one core ("cores"), as when two
+                # plans raced for the same free cores.  (A placement without TaskCores reserves none:
+                # entries written before cores were scheduled apply as they did.)
+                refused.append(p["ID"])
+                continue
             # Plans since rev 5 hold ports per address (HostIP); older ones apply as they did.
             port_keys = alloc_port_keys if rev >= 5 else alloc_port_values
             want = port_keys(p)
