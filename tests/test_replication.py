@@ -1,0 +1,104 @@
+"""Replication from the authoritative region: the pure diff, the records it writes, and its config.
+
+The loop itself runs against real processes in tests/test_replication_process.py.
+"""
+
+from __future__ import annotations
+
+import msgpack
+import pytest
+
+from actors.server import replication
+from actors.server.replication import KINDS, ReplicationConfig, content_hash, diff
+
+
+def test_missing_objects_are_updated_and_vanished_ones_deleted():
+    local = {"keep": "h1", "gone": "h2"}
+    remote = [("keep", "h1", 5), ("new", "h9", 7)]
+    assert diff(local, remote, 0) == (["gone"], ["new"])
+
+
+def test_a_changed_hash_updates_only_when_modified_after_the_last_list():
+    local = {"p": "old"}
+    assert diff(local, [("p", "new", 10)], 9) == ([], ["p"])
+    # Not modified since the previous list (index 10): our copy is taken as current, as Nomad's diff.
+    assert diff(local, [("p", "new", 10)], 10) == ([], [])
+
+
+def test_an_equal_hash_is_not_rewritten():
+    assert diff({"p": "h"}, [("p", "h", 100)], 0) == ([], [])
+
+
+def test_protected_keys_are_neither_deleted_nor_written():
+    local = {"default": "a", "all": "b", "x": "c"}
+    assert diff(local, [("default", "z", 9)], 0, protected=("default", "all")) == (["x"], [])
+
+
+def test_the_diff_is_sorted_whatever_the_input_order():
+    local = {k: "h" for k in ("c", "a", "b")}
+    remote = [("z", "h", 1), ("y", "h", 1)]
+    assert diff(local, remote, 0) == (["a", "b", "c"], ["y", "z"])
+
+
+def test_content_hash_sees_the_defining_fields_only():
+    fields = ("Description", "Meta")
+    base = {"Name": "n", "Description": "d", "Meta": None, "ModifyIndex": 3}
+    assert content_hash(base, fields) == content_hash({**base, "ModifyIndex": 9, "Meta": {}}, fields)
+    assert content_hash(base, fields) != content_hash({**base, "Description": "e"}, fields)
+
+
+def _kind(name: str) -> replication.Kind:
+    return next(k for k in KINDS if k.name == name)
+
+
+def test_a_fetched_global_token_becomes_an_upsert_with_its_secret_and_times():
+    token = {"AccessorID": "acc", "SecretID": "sec", "Name": "g", "Type": "client", "Policies": ["p"],
+             "Roles": None, "Global": True, "Hash": "h", "CreateTime": "2026-01-02T03:04:05.5Z",
+             "ExpirationTime": None, "ExpirationTTL": "", "CreateIndex": 8, "ModifyIndex": 8}
+    cmd = msgpack.unpackb(_kind("acl_tokens").upsert([token]), raw=False)
+    assert cmd["op"] == "acl_token_upsert"
+    (rec,) = cmd["tokens"]
+    assert rec["SecretID"] == "sec" and rec["Global"] is True and rec["Hash"] == "h"
+    assert rec["CreateTime"] == pytest.approx(1767323045.5)
+    assert rec["ExpirationTime"] is None and rec["ExpirationTTL"] == 0
+
+
+def test_only_global_tokens_are_listed_or_kept_locally():
+    kind = _kind("acl_tokens")
+    assert kind.keep_remote({"Global": True}) and not kind.keep_remote({"Global": False})
+
+    class State:
+        tables = {"acl_tokens": {"g": {"AccessorID": "g", "Global": True, "Hash": "x"},
+                                 "l": {"AccessorID": "l", "Global": False, "Hash": "y"}}}
+
+    assert kind.local(State()) == {"g": "x"}
+
+
+def test_built_in_node_pools_and_the_default_namespace_are_protected():
+    assert _kind("node_pools").protected == ("all", "default")
+    assert _kind("namespaces").protected == ("default",)
+
+
+def test_replication_is_active_only_outside_the_authoritative_region():
+    assert not ReplicationConfig(region="a").active  # "" is this region
+    assert not ReplicationConfig(region="a", authoritative_region="a").active
+    assert ReplicationConfig(region="b", authoritative_region="a").active
+    with pytest.raises(ValueError):
+        ReplicationConfig(backoff_s=0)
+
+
+@pytest.mark.parametrize("path,forwarded", [
+    ("/v1/acl/policy/p", True), ("/v1/acl/role", True), ("/v1/acl/role/x", True), ("/v1/acl/token", True),
+    ("/v1/acl/token/x", True), ("/v1/acl/bootstrap", True), ("/v1/namespace/ns", True),
+    ("/v1/node/pools", True), ("/v1/node/pool/p/nodes", False), ("/v1/node/pool/p", True),
+    ("/v1/jobs", False),
+    ("/v1/acl/token/onetime/exchange", False), ("/v1/acl/login", False)])
+def test_the_global_writes_sent_to_the_authoritative_region(path, forwarded):
+    assert bool(replication._GLOBAL_WRITE.match(path)) == forwarded
+
+
+def test_the_config_keys_are_real():
+    from runtime.config_nomad_keys import ignored
+
+    assert ignored("server.authoritative_region", "a", "f") is None
+    assert ignored("acl.replication_token", "x", "f") is None
