@@ -293,7 +293,8 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
         ChildSpec(name="node-gc", cls=NodeGC, role="server",
                   kwargs=(("config", NodeGCConfig.from_server(srv)), ("wall_clock", time.time))),
         ChildSpec(name="job-gc", cls=JobGC, role="server",
-                  kwargs=(("config", JobGCConfig.from_server(srv, acl_enabled=config.acl.enabled)),
+                  kwargs=(("config", JobGCConfig.from_server(srv, acl_enabled=config.acl.enabled,
+                                                              region=config.region)),
                           ("wall_clock", time.time))),
         ChildSpec(name=REPLICATION, cls=Replicator, role="server",
                   kwargs=(("config", ReplicationConfig(

@@ -102,3 +102,21 @@ def test_the_config_keys_are_real():
 
     assert ignored("server.authoritative_region", "a", "f") is None
     assert ignored("acl.replication_token", "x", "f") is None
+
+
+def test_expired_global_tokens_are_collected_only_in_the_authoritative_region():
+    from actors.server.job_gc import JobGCConfig
+    from actors.state.acl_ops import expired_token_candidates
+    from actors.state.store import StateStore, command
+    from runtime.config import ServerConfig
+
+    st = StateStore()
+    tokens = [{"AccessorID": a, "SecretID": f"{a}-s", "Name": a, "Type": "client", "Policies": [],
+               "Global": a == "global", "CreateTime": 100.0, "ExpirationTime": 200.0}
+              for a in ("global", "local")]
+    assert st.apply(1, command("acl_token_upsert", tokens=tokens))["ok"]
+    assert expired_token_candidates(st, 300.0, 150.0) == ["global", "local"]
+    assert expired_token_candidates(st, 300.0, 150.0, global_tokens=False) == ["local"]
+    assert JobGCConfig.from_server(ServerConfig(), region="b").authoritative
+    assert JobGCConfig.from_server(ServerConfig(authoritative_region="b"), region="b").authoritative
+    assert not JobGCConfig.from_server(ServerConfig(authoritative_region="a"), region="b").authoritative

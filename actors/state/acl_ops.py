@@ -83,15 +83,18 @@ def token_expired(token: dict[str, Any] | None, now: float) -> bool:
 
 
 def expired_token_candidates(store: StateStore, now: float, cutoff: float,
-                             limit: int = MAX_EXPIRED_BATCH) -> list[str]:
+                             limit: int = MAX_EXPIRED_BATCH, global_tokens: bool = True) -> list[str]:
     """Accessors of the tokens the expired-token GC takes (Nomad ``expiredACLTokenGC``); a read query.
 
     Expired at *now* and created before *cutoff* (now - acl_token_gc_threshold), soonest
-    expiry first, at most *limit*: Nomad's order (its expiry index) and batch.
+    expiry first, at most *limit*: Nomad's order (its expiry index) and batch.  Global tokens
+    only with *global_tokens*: outside the authoritative region they are replicated, and the
+    authoritative region's GC deletes them everywhere (Nomad runs its global pass only there).
     """
     tokens = store.tables["acl_tokens"]
     expired = sorted((t["ExpirationTime"], a) for a, t in tokens.items()
-                     if token_expired(t, now) and float(t.get("CreateTime") or 0.0) <= cutoff)
+                     if token_expired(t, now) and float(t.get("CreateTime") or 0.0) <= cutoff
+                     and (global_tokens or not t.get("Global")))
     return [a for _, a in expired[:limit]]
 
 
