@@ -1,0 +1,145 @@
+"""The replication loop in the simulator: a fake authoritative region behind the HTTP endpoint's name,
+a fake Raft over a real StateStore.  Deterministic: virtual time, one seed."""
+
+from __future__ import annotations
+
+import json
+import urllib.parse
+from typing import Any
+
+from actors.http_forward import HttpForwardAccepted, HttpForwardRequest, HttpForwardResponse
+from actors.raft.peer import InfoQuery, Propose, RaftInfo, Read
+from actors.server.replication import REPLICATION, ReplicationConfig, Replicator
+from actors.state.store import StateStore, command
+from runtime.actor import NodeActor
+from runtime.env import Env
+from sim.runtime import Scheduler, SimEnv
+
+NODE = "b0"
+BACKOFF_S = 5.0
+
+
+class FakeRaft(NodeActor):
+    """Leads; applies proposals to a real StateStore; answers reads from it."""
+
+    def __init__(self, env: Env, name: str) -> None:
+        super().__init__(env, name)
+        self.store = StateStore()
+        self.index = 0
+
+    def receive(self, message: Any) -> Any:
+        if isinstance(message, InfoQuery):
+            self.send(self.env.node, message.reply_to, RaftInfo(is_leader=True, term=1, leader=NODE,
+                                                                 voters=(NODE,), learners=()))
+        elif isinstance(message, Read):
+            message.reply.set((self.index, message.query(self.store)))
+        elif isinstance(message, Propose):
+            self.index += 1
+            message.reply.set((self.index, self.store.apply(self.index, message.data)))
+        return None
+
+
+class FakeRegion(NodeActor):
+    """The authoritative region as seen through ``?region=``: its policies and namespaces, or failing."""
+
+    def __init__(self, env: Env, name: str) -> None:
+        super().__init__(env, name)
+        self.index = 10
+        self.policies: dict[str, dict[str, Any]] = {}
+        self.namespaces: dict[str, dict[str, Any]] = {"default": {"Name": "default", "ModifyIndex": 1}}
+        self.failing = False
+        self.requests: list[str] = []
+
+    def receive(self, m: Any) -> Any:
+        if not isinstance(m, HttpForwardRequest):
+            return None
+        self.requests.append(m.url)
+        self.send(m.reply_node, m.reply_actor, HttpForwardAccepted(req_id=m.req_id))
+        path, _, query = m.url.partition("?")
+        assert urllib.parse.parse_qs(query)["region"] == ["a"]
+        assert dict(m.headers).get("X-Nomad-Token") == "repl-secret"
+        status, body = 200, None
+        if self.failing:
+            status, body = 500, "No path to region"
+        elif path == "/v1/acl/policies":
+            body = [{k: p[k] for k in ("Name", "Hash", "ModifyIndex")}
+                    for _, p in sorted(self.policies.items())]
+        elif path.startswith("/v1/acl/policy/"):
+            body = self.policies[urllib.parse.unquote(path.rsplit("/", 1)[1])]
+        elif path == "/v1/namespaces":
+            body = [ns for _, ns in sorted(self.namespaces.items())]
+        else:
+            body = []
+        data = body.encode() if isinstance(body, str) else json.dumps(body).encode()
+        self.send(m.reply_node, m.reply_actor, HttpForwardResponse(
+            req_id=m.req_id, status=status, body=data, headers=(("X-Nomad-Index", str(self.index)),)))
+        return None
+
+    def put_policy(self, name: str, rules: str) -> None:
+        self.index += 1
+        self.policies[name] = {"Name": name, "Description": "", "Rules": rules, "JobACL": None,
+                               "Hash": f"h-{name}-{rules}", "ModifyIndex": self.index}
+
+
+def cluster() -> tuple[Scheduler, FakeRaft, FakeRegion, Replicator]:
+    sched = Scheduler(7)
+    cfg = ReplicationConfig(region="b", authoritative_region="a", token="repl-secret", acl_enabled=True,
+                            backoff_s=BACKOFF_S)
+
+    def boot(env: SimEnv) -> None:
+        env.spawn(FakeRaft, "raft")
+        env.spawn(FakeRegion, "http-endpoint")
+        env.spawn(Replicator, REPLICATION, config=cfg)
+
+    node = sched.add_node(NODE, boot)
+    get = lambda name: sched.actor_of(node.actors[name])
+    return sched, get("raft"), get("http-endpoint"), get(REPLICATION)
+
+
+def test_the_leader_copies_the_authoritative_regions_objects_and_drops_what_it_lacks():
+    sched, raft, region, repl = cluster()
+    region.put_policy("readonly", "r1")
+    region.namespaces["ns1"] = {"Name": "ns1", "Description": "one", "ModifyIndex": 11}
+    raft.index += 1
+    raft.store.apply(raft.index, command("acl_policy_upsert",
+                                         policies=[{"Name": "stale", "Rules": "", "Hash": "x"}]))
+    tables = raft.store.tables
+    assert sched.run_until(lambda: sorted(tables["acl_policies"]) == ["readonly"]
+                           and "ns1" in tables["namespaces"], 5.0)
+    assert tables["acl_policies"]["readonly"]["Hash"] == "h-readonly-r1"
+    assert tables["namespaces"]["ns1"]["Description"] == "one"
+
+    # A change there (a newer ModifyIndex, another hash) is copied; an unchanged one is not rewritten.
+    region.put_policy("readonly", "r2")
+    assert sched.run_until(lambda: tables["acl_policies"]["readonly"]["Rules"] == "r2", 5.0)
+    written = raft.index
+    sched.run_for(3.0)
+    assert raft.index == written
+    assert repl.status()["kinds"]["acl_policies"]["errors"] == 0
+
+
+def test_a_failing_region_is_retried_after_the_backoff_only():
+    sched, raft, region, repl = cluster()
+    region.failing = True
+    sched.run_for(1.0)
+    tried = len(region.requests)
+    assert tried and repl.status()["kinds"]["acl_policies"]["last_error"].startswith("500")
+    sched.run_for(BACKOFF_S - 1.5)
+    assert len(region.requests) == tried  # no retry within the backoff
+    region.failing = False
+    region.put_policy("p", "r")
+    assert sched.run_until(lambda: "p" in raft.store.tables["acl_policies"], BACKOFF_S)
+
+
+def test_losing_leadership_stops_the_loops():
+    sched, raft, region, repl = cluster()
+    sched.run_for(1.0)
+    assert region.requests
+    repl.env.send(NODE, REPLICATION, RaftInfo(is_leader=False, term=2, leader="", voters=(NODE,),
+                                              learners=()))
+    sched.run_for(0.5)
+    seen = len(region.requests)
+    region.put_policy("late", "r")
+    sched.run_for(10.0)
+    assert len(region.requests) == seen
+    assert "late" not in raft.store.tables["acl_policies"]
