@@ -55,7 +55,7 @@ def test_a_fetched_global_token_becomes_an_upsert_with_its_secret_and_times():
     token = {"AccessorID": "acc", "SecretID": "sec", "Name": "g", "Type": "client", "Policies": ["p"],
              "Roles": None, "Global": True, "Hash": "h", "CreateTime": "2026-01-02T03:04:05.5Z",
              "ExpirationTime": None, "ExpirationTTL": "", "CreateIndex": 8, "ModifyIndex": 8}
-    cmd = msgpack.unpackb(_kind("acl_tokens").upsert([token]), raw=False)
+    cmd = msgpack.unpackb(_kind("acl_tokens").upsert([token], {}), raw=False)
     assert cmd["op"] == "acl_token_upsert"
     (rec,) = cmd["tokens"]
     assert rec["SecretID"] == "sec" and rec["Global"] is True and rec["Hash"] == "h"
@@ -92,7 +92,8 @@ def test_replication_is_active_only_outside_the_authoritative_region():
     ("/v1/acl/token/x", True), ("/v1/acl/bootstrap", True), ("/v1/namespace/ns", True),
     ("/v1/node/pools", True), ("/v1/node/pool/p/nodes", False), ("/v1/node/pool/p", True),
     ("/v1/jobs", False),
-    ("/v1/acl/token/onetime/exchange", False), ("/v1/acl/login", False)])
+    ("/v1/acl/token/onetime/exchange", False), ("/v1/acl/auth-method/corp", True),
+    ("/v1/acl/binding-rule", True), ("/v1/acl/binding-rules", False)])
 def test_the_global_writes_sent_to_the_authoritative_region(path, forwarded):
     assert bool(replication._GLOBAL_WRITE.match(path)) == forwarded
 
@@ -120,3 +121,32 @@ def test_expired_global_tokens_are_collected_only_in_the_authoritative_region():
     assert JobGCConfig.from_server(ServerConfig(), region="b").authoritative
     assert JobGCConfig.from_server(ServerConfig(authoritative_region="b"), region="b").authoritative
     assert not JobGCConfig.from_server(ServerConfig(authoritative_region="a"), region="b").authoritative
+
+
+def test_an_auth_method_read_through_the_api_is_stored_as_it_was_there():
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from actors.acl_auth import canonical_method, method_out
+
+    pem = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
+    body = {"Name": "corp", "Type": "JWT", "TokenLocality": "global", "MaxTokenTTL": "1h",
+            "Config": {"JWTValidationPubKeys": [pem], "BoundAudiences": ["nomad"], "ExpirationLeeway": "30s",
+                       "ClaimMappings": {"sub": "user"}}}
+    stored = canonical_method(body, None, min_ttl_ns=10**9, max_ttl_ns=24 * 3600 * 10**9, now_s=1767323045.5)
+    cmd = msgpack.unpackb(_kind("acl_auth_methods").upsert([method_out(stored)], {}), raw=False)
+    (rec,) = cmd["methods"]
+    assert rec == stored
+
+
+def test_a_binding_rule_new_here_is_created_and_a_known_one_updated():
+    from actors.acl_auth import rule_out
+
+    rules = [rule_out({"ID": i, "AuthMethod": "corp", "BindType": "role", "BindName": "r", "Hash": "h",
+                       "CreateTime": 100.0, "ModifyTime": 200.0}) for i in ("known", "new")]
+    cmd = msgpack.unpackb(_kind("acl_binding_rules").upsert(rules, {"known": "old"}), raw=False)
+    assert cmd["created"] == ["new"]
+    assert cmd["rules"][0] == {"ID": "known", "Description": "", "AuthMethod": "corp", "Selector": "",
+                               "BindType": "role", "BindName": "r", "Hash": "h", "CreateTime": 100.0,
+                               "ModifyTime": 200.0}

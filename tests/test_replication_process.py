@@ -3,8 +3,8 @@
 Region ``a`` is authoritative (``server.authoritative_region = "a"`` on both
 servers); region ``b`` joins its gossip and carries ``a``'s management token
 as ``acl.replication_token``.  What is created in ``a`` (a policy, a global
-token, a namespace, a node pool) appears in ``b`` and what is deleted there
-disappears; a local token stays in its region; a policy, a global token and
+token, a namespace, a node pool, an auth method and its binding rule) appears
+in ``b`` and what is deleted there disappears; a local token stays in its region; a policy, a global token and
 a namespace written to ``b`` land in ``a`` (Nomad sends these writes to the
 authoritative region).  One server a region, free ports, killed by PID.
 """
@@ -25,6 +25,14 @@ CLUSTER_DEADLINE_S = 40.0
 # A change in a reaches b through a blocking query that returns at once, a diff and a Raft write.
 REPLICATE_DEADLINE_S = 20.0
 POLICY = 'namespace "default" { policy = "read" }'
+
+
+def _pem() -> str:
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    return ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
 
 def server_config(tmp: Any, name: str, region: str, token: str = "") -> dict[str, Any]:
@@ -64,6 +72,14 @@ def test_global_objects_replicate_from_the_authoritative_region_and_writes_go_to
                  mgmt).json()
     assert call(pa, "PUT", "/v1/namespace/ns1", {"Name": "ns1", "Description": "one"}, mgmt).status == 200
     assert call(pa, "PUT", "/v1/node/pools", {"Name": "pool1", "Description": "p"}, mgmt).status == 200
+    method = {"Name": "corp", "Type": "JWT", "TokenLocality": "global", "MaxTokenTTL": "1h",
+              "Config": {"JWTValidationPubKeys": [_pem()], "BoundAudiences": ["nomad"]}}
+    r = call(pa, "PUT", "/v1/acl/auth-method", method, mgmt)
+    assert r.status == 200, r.text
+    r = call(pa, "PUT", "/v1/acl/binding-rule", {"AuthMethod": "corp", "BindType": "policy",
+                                                 "BindName": "readonly"}, mgmt)
+    assert r.status == 200, r.text
+    rule_id = r.json()["ID"]
 
     b_cfg = server_config(tmp_path, "b0", "b", token=mgmt)
     b = agents(["-config", b_cfg["path"], "-join", f"127.0.0.1:{a_cfg['serf']}"], http_port=b_cfg["http"])
@@ -82,6 +98,14 @@ def test_global_objects_replicate_from_the_authoritative_region_and_writes_go_to
              REPLICATE_DEADLINE_S, detail)
     wait_for(lambda: names(pb, "/v1/node/pools", "Name", mgmt) == ["all", "default", "pool1"],
              "a's node pool in b", REPLICATE_DEADLINE_S, detail)
+    wait_for(lambda: names(pb, "/v1/acl/auth-methods", "Name", mgmt) == ["corp"], "a's auth method in b",
+             REPLICATE_DEADLINE_S, detail)
+    wait_for(lambda: names(pb, "/v1/acl/binding-rules", "ID", mgmt) == [rule_id], "a's binding rule in b",
+             REPLICATE_DEADLINE_S, detail)
+    got = call(pb, "GET", "/v1/acl/auth-method/corp", token=mgmt).json()
+    want = call(pa, "GET", "/v1/acl/auth-method/corp", token=mgmt).json()
+    assert {k: v for k, v in got.items() if not k.endswith("Index")} == \
+        {k: v for k, v in want.items() if not k.endswith("Index")}
     # The replicated token works in b: it reads with its policy there.
     me = call(pb, "GET", "/v1/acl/token/self", token=g1["SecretID"]).json()
     assert me["AccessorID"] == g1["AccessorID"]

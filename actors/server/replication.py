@@ -2,10 +2,11 @@
 
 In a federated cluster one region is authoritative (``server.authoritative_region``)
 for the objects every region shares: ACL policies, global ACL tokens, ACL
-roles, namespaces and node pools.  The leader of every other region runs one
-loop per kind when ACLs are enabled (as Nomad's leader starts
+roles, ACL auth methods and binding rules, namespaces and node pools.  The
+leader of every other region runs one loop per kind when ACLs are enabled (as Nomad's leader starts
 ``replicateACLPolicies``, ``replicateACLTokens``, ``replicateACLRoles``,
-``replicateNamespaces`` and ``replicateNodePools`` only then):
+``replicateACLAuthMethods``, ``replicateACLBindingRules``, ``replicateNamespaces``
+and ``replicateNodePools`` only then):
 
 1. list the kind in the authoritative region with a blocking query
    (``?index=`` the index of the last list, so an unchanged region answers
@@ -30,8 +31,7 @@ it (``actors.http_api.forward_region``) to a server of that region, with the
 replication token (``acl.replication_token``) as the request's token.  The
 actor only tells; the endpoint's greenlet waits on the network.
 
-Not replicated: ACL auth methods and binding rules (Nomad replicates them
-too).  Writes of these kinds sent to a non-authoritative region are
+Writes of these kinds sent to a non-authoritative region are
 answered by the authoritative one (:func:`forward_to_authoritative`), with
 or without ACLs, as Nomad's endpoints do.
 """
@@ -157,6 +157,27 @@ def _role_record(r: dict[str, Any]) -> dict[str, Any]:
             "Hash": r.get("Hash", "")}
 
 
+def _method_record(m: dict[str, Any]) -> dict[str, Any]:
+    """An API auth method (``method_out``) -> the ``acl_auth_method_upsert`` record (ns, epoch seconds)."""
+    from actors.acl_auth import _config, _duration
+    from actors.http_acl import _epoch
+
+    return {"Name": m["Name"], "Type": m.get("Type", ""), "TokenLocality": m.get("TokenLocality", ""),
+            "TokenNameFormat": m.get("TokenNameFormat", ""),
+            "MaxTokenTTL": _duration(m.get("MaxTokenTTL"), "MaxTokenTTL"), "Default": bool(m.get("Default")),
+            "Config": _config(m.get("Config")), "Hash": m.get("Hash", ""),
+            "CreateTime": _epoch(m.get("CreateTime")), "ModifyTime": _epoch(m.get("ModifyTime"))}
+
+
+def _rule_record(r: dict[str, Any]) -> dict[str, Any]:
+    """An API binding rule (``rule_out``) -> the ``acl_binding_rule_upsert`` record."""
+    from actors.http_acl import _epoch
+
+    return {**{k: r.get(k, "") for k in ("ID", "Description", "AuthMethod", "Selector", "BindType",
+                                         "BindName", "Hash")},
+            "CreateTime": _epoch(r.get("CreateTime")), "ModifyTime": _epoch(r.get("ModifyTime"))}
+
+
 def _local_hashes(table: str, key: str, hash_of: Callable[[dict[str, Any]], str],
                   keep: Callable[[dict[str, Any]], bool]) -> Callable[[Any], dict[str, str]]:
     def query(state: Any) -> dict[str, str]:
@@ -175,7 +196,7 @@ class Kind:
     local: Callable[[Any], dict[str, str]]  # a Raft read: key -> hash of what is here
     hash_of: Callable[[dict[str, Any]], str]  # an object's (or stub's) hash as listed
     fetch_path: str | None  # where one is read in full; None: the list holds whole objects
-    upsert: Callable[[list[dict[str, Any]]], bytes]
+    upsert: Callable[[list[dict[str, Any]], dict[str, str]], bytes]  # (objects, what is here) -> command
     delete: Callable[[list[str]], bytes]
     keep_remote: Callable[[dict[str, Any]], bool] = lambda o: True
     protected: tuple[str, ...] = ()
@@ -190,29 +211,42 @@ KINDS: tuple[Kind, ...] = (
     Kind("acl_policies", "/v1/acl/policies", "Name",
          _local_hashes("acl_policies", "Name", _stored_hash, lambda r: True), _stored_hash,
          "/v1/acl/policy/",
-         lambda objs: command("acl_policy_upsert", policies=[_policy_record(p) for p in objs]),
+         lambda objs, _: command("acl_policy_upsert", policies=[_policy_record(p) for p in objs]),
          lambda keys: command("acl_policy_delete", names=keys)),
     Kind("acl_roles", "/v1/acl/roles", "ID",
          _local_hashes("acl_roles", "ID", _stored_hash, lambda r: True), _stored_hash, None,
-         lambda objs: command("acl_role_upsert", roles=[_role_record(r) for r in objs]),
+         lambda objs, _: command("acl_role_upsert", roles=[_role_record(r) for r in objs]),
          lambda keys: command("acl_role_delete", ids=keys)),
     # Global tokens only (Nomad's GlobalOnly list): a region's local tokens stay its own.
     Kind("acl_tokens", "/v1/acl/tokens", "AccessorID",
          _local_hashes("acl_tokens", "AccessorID", _stored_hash, lambda r: bool(r.get("Global"))),
          _stored_hash, "/v1/acl/token/",
-         lambda objs: command("acl_token_upsert", tokens=[_token_record(t) for t in objs]),
+         lambda objs, _: command("acl_token_upsert", tokens=[_token_record(t) for t in objs]),
          lambda keys: command("acl_token_delete", accessor_ids=keys),
          keep_remote=lambda o: bool(o.get("Global"))),
+    # Auth methods before binding rules: a rule names its method.  Only JWT methods exist here, so
+    # the API's sanitizing (it redacts OIDC client secrets) loses nothing a method needs.
+    Kind("acl_auth_methods", "/v1/acl/auth-methods", "Name",
+         _local_hashes("acl_auth_methods", "Name", _stored_hash, lambda r: True), _stored_hash,
+         "/v1/acl/auth-method/",
+         lambda objs, _: command("acl_auth_method_upsert", methods=[_method_record(m) for m in objs]),
+         lambda keys: command("acl_auth_method_delete", names=keys)),
+    Kind("acl_binding_rules", "/v1/acl/binding-rules", "ID",
+         _local_hashes("acl_binding_rules", "ID", _stored_hash, lambda r: True), _stored_hash,
+         "/v1/acl/binding-rule/",
+         lambda objs, here: command("acl_binding_rule_upsert", rules=[_rule_record(r) for r in objs],
+                                    created=[r["ID"] for r in objs if r["ID"] not in here]),
+         lambda keys: command("acl_binding_rule_delete", ids=keys)),
     Kind("namespaces", "/v1/namespaces", "Name",
          _local_hashes("namespaces", "Name", lambda r: content_hash(r, _NS_FIELDS), lambda r: True),
          lambda o: content_hash(o, _NS_FIELDS), None,
-         lambda objs: command("namespace_upsert", namespaces=[
+         lambda objs, _: command("namespace_upsert", namespaces=[
              {k: o.get(k) for k in ("Name", *_NS_FIELDS)} for o in objs]),
          lambda keys: command("namespace_delete", names=keys), protected=("default",)),
     Kind("node_pools", "/v1/node/pools", "Name",
          _local_hashes("node_pools", "Name", lambda r: content_hash(r, _POOL_FIELDS), lambda r: True),
          lambda o: content_hash(o, _POOL_FIELDS), None,
-         lambda objs: command("node_pool_upsert", pools=[
+         lambda objs, _: command("node_pool_upsert", pools=[
              {k: o.get(k) for k in ("Name", *_POOL_FIELDS)} for o in objs]),
          lambda keys: command("node_pool_delete", names=keys), protected=_BUILT_IN_POOLS),
 )
@@ -231,6 +265,7 @@ class _Loop:
     remote_index: int = 0  # this round's list's index
     remote: dict[str, dict[str, Any]] = field(default_factory=dict)  # key -> listed object
     update: list[str] = field(default_factory=list)
+    local: dict[str, str] = field(default_factory=dict)  # this round's local key -> hash
     fetched: list[dict[str, Any]] = field(default_factory=list)
     pending: int = 0  # fetches in flight
     rounds: int = 0
@@ -395,6 +430,7 @@ class Replicator(NodeActor):
         if step == "local":
             remote = [(k, lp.kind.hash_of(o), int(o.get("ModifyIndex") or 0))
                       for k, o in sorted(lp.remote.items())]
+            lp.local = result
             delete, lp.update = diff(result, remote, lp.min_index, lp.kind.protected)
             if delete:
                 log.info("%s: replication deletes %s %s", self.env.node, lp.kind.name, ", ".join(delete))
@@ -437,7 +473,7 @@ class Replicator(NodeActor):
         log.info("%s: replication upserts %s %s", self.env.node, lp.kind.name,
                  ", ".join(str(o.get(lp.kind.key)) for o in objs))
         try:
-            data = lp.kind.upsert(objs)
+            data = lp.kind.upsert(objs, lp.local)
         except (KeyError, TypeError, ValueError) as e:  # the other region sent what we cannot store
             self._fail(lp.kind.name, lp.gen, f"bad {lp.kind.name} from the authoritative region: {e}")
             return
@@ -468,35 +504,63 @@ class Replicator(NodeActor):
 
 # Nomad's endpoints set ``args.Region = AuthoritativeRegion`` for these writes (acl_endpoint.go
 # Bootstrap, UpsertPolicies, DeletePolicies, UpsertRoles, DeleteRoles, global UpsertTokens and
-# DeleteTokens; namespace_endpoint.go; node_pool_endpoint.go), so a write in any region lands
+# DeleteTokens, the auth method and binding rule writes, and a Login with a method whose tokens
+# are global; namespace_endpoint.go; node_pool_endpoint.go), so a write in any region lands
 # where the loops above replicate it from.
-_GLOBAL_WRITE = re.compile(r"^/v1/(?:acl/(?:bootstrap|policy/[^/]+|role|role/[^/]+|token|token/[^/]+)"
+_GLOBAL_WRITE = re.compile(r"^/v1/(?:acl/(?:bootstrap|policy/[^/]+|role|role/[^/]+|token|token/[^/]+"
+                           r"|auth-method|auth-method/[^/]+|binding-rule|binding-rule/[^/]+)"
                            r"|namespace|namespace/[^/]+|node/pools|node/pool/[^/]+)$")
 _TOKEN_WRITE = re.compile(r"^/v1/acl/token(?:/[^/]+)?$")
+_LOGIN = "/v1/acl/login"
 # How long the hook waits for this server's own state to say whether a token is global.
 TOKEN_LOOKUP_TIMEOUT_S = 5.0
 
 
-def _global_token_write(req: Any, environ: dict[str, Any], api: Any) -> bool:
-    """A token write goes to the authoritative region only for a global token (Nomad's rule)."""
+def _local_read(api: Any, query: Callable[[Any], Any]) -> Any:
+    """*query* on this server's state (stale: a follower answers too); None without a state store."""
+    ref = api.env.lookup(RAFT)
+    if ref is None or not ref.is_alive():
+        return None
+    fut = api.env.make_future()
+    ref.tell(Read(query=query, reply=fut, stale=True))
+    return fut.get(timeout=TOKEN_LOOKUP_TIMEOUT_S)[1]
+
+
+def _body_doc(req: Any, environ: dict[str, Any]) -> Any:
+    """The request's JSON body (None when malformed: the handler here answers it); still readable after."""
     from actors.http_api import decode_json, read_body
 
-    if req.method == "DELETE":
-        accessor = req.path.rsplit("/", 1)[1]
-        ref = api.env.lookup(RAFT)
-        if ref is None or not ref.is_alive():
-            return False
-        fut = api.env.make_future()
-        ref.tell(Read(query=lambda st: bool((st.tables["acl_tokens"].get(accessor) or {}).get("Global")),
-                      reply=fut, stale=True))
-        return bool(fut.get(timeout=TOKEN_LOOKUP_TIMEOUT_S)[1])
     body = read_body(req)
     environ["wsgi.input"], environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
     try:
-        doc = decode_json(body)
+        return decode_json(body)
     except (UnicodeDecodeError, ValueError):
-        return False  # the handler here answers the malformed body
+        return None
+
+
+def _global_token_write(req: Any, environ: dict[str, Any], api: Any) -> bool:
+    """A token write goes to the authoritative region only for a global token (Nomad's rule)."""
+    if req.method == "DELETE":
+        accessor = req.path.rsplit("/", 1)[1]
+        return bool(_local_read(api, lambda st: (st.tables["acl_tokens"].get(accessor) or {}).get("Global")))
+    doc = _body_doc(req, environ)
     return isinstance(doc, dict) and doc.get("Global") is True
+
+
+def _global_login(req: Any, environ: dict[str, Any], api: Any) -> bool:
+    """A login goes to the authoritative region when its method makes global tokens (Nomad's Login)."""
+    from actors.state.acl_ops import default_auth_method
+
+    doc = _body_doc(req, environ)
+    if not isinstance(doc, dict):
+        return False
+    name = doc.get("AuthMethodName") or ""
+
+    def locality(st: Any) -> str:
+        method = st.tables["acl_auth_methods"].get(name) if name else default_auth_method(st)
+        return (method or {}).get("TokenLocality") or ""
+
+    return _local_read(api, locality) == "global"
 
 
 def forward_to_authoritative(req: Any, environ: dict[str, Any], api: Any) -> Any:
@@ -504,7 +568,8 @@ def forward_to_authoritative(req: Any, environ: dict[str, Any], api: Any) -> Any
     answered by the authoritative one; None: answer here."""
     from actors.http_api import forward_region
 
-    if req.method not in ("PUT", "POST", "DELETE") or not _GLOBAL_WRITE.match(req.path):
+    login = req.path == _LOGIN
+    if req.method not in ("PUT", "POST", "DELETE") or not (login or _GLOBAL_WRITE.match(req.path)):
         return None
     ref = api.env.lookup(REPLICATION)
     if ref is None or not ref.is_alive():
@@ -513,6 +578,8 @@ def forward_to_authoritative(req: Any, environ: dict[str, Any], api: Any) -> Any
     if not status["active"]:
         return None
     if _TOKEN_WRITE.match(req.path) and not _global_token_write(req, environ, api):
+        return None
+    if login and not _global_login(req, environ, api):
         return None
     region = status["authoritative_region"]
     query = {**req.query, "region": [region]}
