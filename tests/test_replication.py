@@ -150,3 +150,25 @@ def test_a_binding_rule_new_here_is_created_and_a_known_one_updated():
     assert cmd["rules"][0] == {"ID": "known", "Description": "", "AuthMethod": "corp", "Selector": "",
                                "BindType": "role", "BindName": "r", "Hash": "h", "CreateTime": 100.0,
                                "ModifyTime": 200.0}
+
+
+def test_a_replicated_token_may_name_a_policy_or_role_not_here_yet():
+    from actors.state.acl_ops import token_policy_names, token_view
+    from actors.state.store import StateStore, command
+
+    token = {"AccessorID": "acc", "SecretID": "sec", "Name": "g", "Type": "client", "Policies": ["later"],
+             "Roles": [{"ID": "role-later", "Name": ""}], "Global": True, "Hash": "h"}
+    st = StateStore()
+    refused = st.apply(1, command("acl_token_upsert", tokens=[token]))
+    assert refused["ok"] is False and "cannot find policy later" in refused["error"]
+    assert st.apply(2, command("acl_token_upsert", tokens=[token], replicated=True))["ok"]
+    stored = st.tables["acl_tokens"]["acc"]
+    assert stored["Roles"] == [{"ID": "role-later"}]
+    assert token_view(st, stored)["Roles"] == []  # shown once the role arrives
+    # A replicated role may come before its policy too (Nomad's AllowMissingPolicies).
+    role = {"ID": "role-later", "Name": "rl", "Description": "", "Policies": [{"ID": "", "Name": "later"}],
+            "Hash": "rh", "CreateIndex": 3, "ModifyIndex": 3}  # as the authoritative region lists it
+    assert st.apply(3, _kind("acl_roles").upsert([role], {}))["ok"]
+    assert st.apply(4, command("acl_policy_upsert", policies=[{"Name": "later", "Rules": ""}]))["ok"]
+    assert token_view(st, stored)["Roles"] == [{"ID": "role-later", "Name": "rl"}]
+    assert token_policy_names(st, stored) == ["later"]

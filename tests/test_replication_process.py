@@ -2,7 +2,7 @@
 
 Region ``a`` is authoritative (``server.authoritative_region = "a"`` on both
 servers); region ``b`` joins its gossip and carries ``a``'s management token
-as ``acl.replication_token``.  What is created in ``a`` (a policy, a global
+as ``acl.replication_token``.  What is created in ``a`` (a policy, a role, a global
 token, a namespace, a node pool, an auth method and its binding rule) appears
 in ``b`` and what is deleted there disappears; a local token stays in its region; a policy, a global token and
 a namespace written to ``b`` land in ``a`` (Nomad sends these writes to the
@@ -66,8 +66,10 @@ def test_global_objects_replicate_from_the_authoritative_region_and_writes_go_to
 
     r = call(pa, "POST", "/v1/acl/policy/readonly", {"Name": "readonly", "Rules": POLICY}, mgmt)
     assert r.status == 200, r.text
+    r = call(pa, "POST", "/v1/acl/role", {"Name": "r1", "Policies": [{"Name": "readonly"}]}, mgmt)
+    assert r.status == 200, r.text
     g1 = call(pa, "POST", "/v1/acl/token", {"Name": "g1", "Type": "client", "Policies": ["readonly"],
-                                            "Global": True}, mgmt).json()
+                                            "Roles": [{"Name": "r1"}], "Global": True}, mgmt).json()
     local = call(pa, "POST", "/v1/acl/token", {"Name": "l1", "Type": "client", "Policies": ["readonly"]},
                  mgmt).json()
     assert call(pa, "PUT", "/v1/namespace/ns1", {"Name": "ns1", "Description": "one"}, mgmt).status == 200
@@ -98,6 +100,8 @@ def test_global_objects_replicate_from_the_authoritative_region_and_writes_go_to
              REPLICATE_DEADLINE_S, detail)
     wait_for(lambda: names(pb, "/v1/node/pools", "Name", mgmt) == ["all", "default", "pool1"],
              "a's node pool in b", REPLICATE_DEADLINE_S, detail)
+    wait_for(lambda: names(pb, "/v1/acl/roles", "Name", mgmt) == ["r1"], "a's role in b",
+             REPLICATE_DEADLINE_S, detail)
     wait_for(lambda: names(pb, "/v1/acl/auth-methods", "Name", mgmt) == ["corp"], "a's auth method in b",
              REPLICATE_DEADLINE_S, detail)
     wait_for(lambda: names(pb, "/v1/acl/binding-rules", "ID", mgmt) == [rule_id], "a's binding rule in b",
@@ -109,6 +113,7 @@ def test_global_objects_replicate_from_the_authoritative_region_and_writes_go_to
     # The replicated token works in b: it reads with its policy there.
     me = call(pb, "GET", "/v1/acl/token/self", token=g1["SecretID"]).json()
     assert me["AccessorID"] == g1["AccessorID"]
+    assert me["Roles"] == [{"ID": g1["Roles"][0]["ID"], "Name": "r1"}]
     assert call(pb, "GET", "/v1/acl/token/self", token=local["SecretID"]).status == 403
 
     # Changes and deletes in a follow: the blocking list answers and b catches up.

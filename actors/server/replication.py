@@ -215,13 +215,16 @@ KINDS: tuple[Kind, ...] = (
          lambda keys: command("acl_policy_delete", names=keys)),
     Kind("acl_roles", "/v1/acl/roles", "ID",
          _local_hashes("acl_roles", "ID", _stored_hash, lambda r: True), _stored_hash, None,
-         lambda objs, _: command("acl_role_upsert", roles=[_role_record(r) for r in objs]),
+         lambda objs, here: command("acl_role_upsert", roles=[_role_record(r) for r in objs],
+                                    created=[r["ID"] for r in objs if r["ID"] not in here],
+                                    allow_missing_policies=True),
          lambda keys: command("acl_role_delete", ids=keys)),
     # Global tokens only (Nomad's GlobalOnly list): a region's local tokens stay its own.
     Kind("acl_tokens", "/v1/acl/tokens", "AccessorID",
          _local_hashes("acl_tokens", "AccessorID", _stored_hash, lambda r: bool(r.get("Global"))),
          _stored_hash, "/v1/acl/token/",
-         lambda objs, _: command("acl_token_upsert", tokens=[_token_record(t) for t in objs]),
+         lambda objs, _: command("acl_token_upsert", tokens=[_token_record(t) for t in objs],
+                                 replicated=True),
          lambda keys: command("acl_token_delete", accessor_ids=keys),
          keep_remote=lambda o: bool(o.get("Global"))),
     # Auth methods before binding rules: a rule names its method.  Only JWT methods exist here, so
@@ -382,6 +385,10 @@ class Replicator(NodeActor):
             return
         self._drop(m.req_id)
         body = b"".join(req.chunks)
+        if m.status == 404 and req.what == "fetch" and req.gen == self.loops[req.kind].gen:
+            # Deleted there since the list (Nomad's Get* answer leaves it out): the next list drops it.
+            self._fetched(self.loops[req.kind], None)
+            return
         if m.status != 200:
             self._fail(req.kind, req.gen, f"{m.status}: {body[:200].decode(errors='replace')}")
             return
