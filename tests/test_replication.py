@@ -172,3 +172,44 @@ def test_a_replicated_token_may_name_a_policy_or_role_not_here_yet():
     assert st.apply(4, command("acl_policy_upsert", policies=[{"Name": "later", "Rules": ""}]))["ok"]
     assert token_view(st, stored)["Roles"] == [{"ID": "role-later", "Name": "rl"}]
     assert token_policy_names(st, stored) == ["later"]
+
+
+class _Ref:
+    def is_alive(self) -> bool:
+        return True
+
+
+class _Api:
+    """What forward_to_authoritative asks of the HTTP API: the replicator's status and acl_enabled."""
+
+    def __init__(self, acl_enabled: bool, active: bool = True) -> None:
+        import types
+
+        self.ctx = types.SimpleNamespace(acl_enabled=acl_enabled)
+        self.env = types.SimpleNamespace(lookup=lambda name: _Ref())
+        self.active = active
+
+    def ask(self, actor: str, message: object) -> dict:
+        return {"active": self.active, "authoritative_region": "a"}
+
+
+@pytest.mark.parametrize("method,path,acl,active,sent", [
+    ("PUT", "/v1/namespace/ns", True, True, True),
+    ("PUT", "/v1/namespace/ns", False, True, False),  # Nomad: written locally without ACLs
+    ("PUT", "/v1/node/pools", False, True, False),
+    ("POST", "/v1/acl/policy/p", True, True, True),
+    ("POST", "/v1/acl/policy/p", True, False, False),  # the authoritative region answers itself
+    ("GET", "/v1/acl/policy/p", True, True, False),
+    ("POST", "/v1/jobs", True, True, False)])
+def test_global_writes_are_sent_to_the_authoritative_region_with_it_in_the_url(
+        monkeypatch, method, path, acl, active, sent):
+    from actors import http_api
+
+    seen = []
+    monkeypatch.setattr(http_api, "forward_region", lambda req, environ, api: seen.append(req) or "sent")
+    req = http_api.Request(method=method, path=path, query={"region": ["b"], "x": ["1"]},
+                           url=path + "?region=b&x=1")
+    got = replication.forward_to_authoritative(req, {}, _Api(acl, active))
+    assert (got == "sent") == sent
+    if sent:
+        assert seen[0].query["region"] == ["a"] and seen[0].url == path + "?region=a&x=1"

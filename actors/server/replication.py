@@ -32,8 +32,9 @@ replication token (``acl.replication_token``) as the request's token.  The
 actor only tells; the endpoint's greenlet waits on the network.
 
 Writes of these kinds sent to a non-authoritative region are
-answered by the authoritative one (:func:`forward_to_authoritative`), with
-or without ACLs, as Nomad's endpoints do.
+answered by the authoritative one (:func:`forward_to_authoritative`), as
+Nomad's endpoints do (namespaces and node pools only with ACLs enabled:
+without them Nomad writes those in the region asked).
 """
 
 from __future__ import annotations
@@ -512,8 +513,8 @@ class Replicator(NodeActor):
 # Nomad's endpoints set ``args.Region = AuthoritativeRegion`` for these writes (acl_endpoint.go
 # Bootstrap, UpsertPolicies, DeletePolicies, UpsertRoles, DeleteRoles, global UpsertTokens and
 # DeleteTokens, the auth method and binding rule writes, and a Login with a method whose tokens
-# are global; namespace_endpoint.go; node_pool_endpoint.go), so a write in any region lands
-# where the loops above replicate it from.
+# are global; namespace_endpoint.go and node_pool_endpoint.go with ACLs enabled only), so a write
+# in any region lands where the loops above replicate it from.
 _GLOBAL_WRITE = re.compile(r"^/v1/(?:acl/(?:bootstrap|policy/[^/]+|role|role/[^/]+|token|token/[^/]+"
                            r"|auth-method|auth-method/[^/]+|binding-rule|binding-rule/[^/]+)"
                            r"|namespace|namespace/[^/]+|node/pools|node/pool/[^/]+)$")
@@ -584,6 +585,8 @@ def forward_to_authoritative(req: Any, environ: dict[str, Any], api: Any) -> Any
     status = api.ask(REPLICATION, "status")
     if not status["active"]:
         return None
+    if not req.path.startswith("/v1/acl/") and not api.ctx.acl_enabled:
+        return None  # Nomad writes namespaces and node pools locally without ACLs ("silently")
     if _TOKEN_WRITE.match(req.path) and not _global_token_write(req, environ, api):
         return None
     if login and not _global_login(req, environ, api):
