@@ -35,11 +35,11 @@ def _pem() -> str:
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo).decode()
 
 
-def server_config(tmp: Any, name: str, region: str, token: str = "") -> dict[str, Any]:
+def server_config(tmp: Any, name: str, region: str, token: str = "", expect: int = 1) -> dict[str, Any]:
     ports = {"http": free_port(), "rpc": free_port(), "serf": free_port()}
     lines = [f'name = "{name}"', f'region = "{region}"', f'data_dir = "{tmp / f"data-{name}"}"',
              'bind_addr = "127.0.0.1"', "[ports]", *(f"{k} = {v}" for k, v in ports.items()),
-             "[server]", "enabled = true", "bootstrap_expect = 1", 'authoritative_region = "a"',
+             "[server]", "enabled = true", f"bootstrap_expect = {expect}", 'authoritative_region = "a"',
              "[acl]", "enabled = true", *([f'replication_token = "{token}"'] if token else [])]
     path = tmp / f"{name}.toml"
     path.write_text("\n".join(lines) + "\n")
@@ -145,3 +145,51 @@ def test_global_objects_replicate_from_the_authoritative_region_and_writes_go_to
     assert names(pa, "/v1/acl/tokens", "Name", mgmt) == ["Bootstrap Token", "l1"]
     wait_for(lambda: tokens_in_b() == ["Bootstrap Token", "lb"], "the global token deleted from b",
              REPLICATE_DEADLINE_S, detail)
+
+
+def test_only_the_leader_replicates_and_a_new_leader_takes_over(agents, tmp_path):  # noqa: F811
+    a_cfg = server_config(tmp_path, "a0", "a")
+    a = agents(["-config", a_cfg["path"]], http_port=a_cfg["http"]).wait_healthy()
+    wait_for(lambda: call(a.http_port, "GET", "/v1/status/leader").status == 200, "a leader in a",
+             CLUSTER_DEADLINE_S, a.detail)
+    mgmt = call(a.http_port, "POST", "/v1/acl/bootstrap").json()["SecretID"]
+    b_cfgs = [server_config(tmp_path, f"b{i}", "b", token=mgmt, expect=3) for i in range(3)]
+    b = [agents(["-config", c["path"], "-join", f"127.0.0.1:{a_cfg['serf']}"], http_port=c["http"])
+         for c in b_cfgs]
+    detail = lambda: "\n".join(p.detail() for p in [a, *b])
+    b_rpcs = {f"127.0.0.1:{c['rpc']}": i for i, c in enumerate(b_cfgs)}
+
+    def b_leader() -> int | None:
+        try:
+            r = call(b[0].http_port, "GET", "/v1/status/leader")
+        except OSError:
+            return None
+        return b_rpcs.get(r.json()) if r.status == 200 else None
+
+    def policies_in(i: int) -> list[str] | None:
+        return names(b[i].http_port, "/v1/acl/policies", "Name", mgmt)
+
+    r = call(a.http_port, "POST", "/v1/acl/policy/first", {"Name": "first", "Rules": POLICY}, mgmt)
+    assert r.status == 200, r.text
+    wait_for(lambda: b_leader() is not None and all(policies_in(i) == ["first"] for i in range(3)),
+             "a's policy on every server of b", CLUSTER_DEADLINE_S, detail)
+    leader = b_leader()
+    started = "replicating acl_policies from authoritative region a"
+    assert [any(started in line for line in p.out + p.err) for p in b] == [i == leader for i in range(3)]
+
+    b[leader].kill()
+    rest = [i for i in range(3) if i != leader]
+
+    def new_leader() -> int | None:
+        try:
+            r = call(b[rest[0]].http_port, "GET", "/v1/status/leader")
+        except OSError:
+            return None
+        got = b_rpcs.get(r.json()) if r.status == 200 else None
+        return got if got != leader else None
+
+    wait_for(lambda: new_leader() is not None, "a new leader in b", CLUSTER_DEADLINE_S, detail)
+    r = call(a.http_port, "POST", "/v1/acl/policy/second", {"Name": "second", "Rules": POLICY}, mgmt)
+    assert r.status == 200, r.text
+    wait_for(lambda: all(policies_in(i) == ["first", "second"] for i in rest),
+             "the new leader replicates", REPLICATE_DEADLINE_S, detail)

@@ -184,3 +184,18 @@ def test_after_random_changes_and_outages_the_region_converges_on_the_authoritat
         written = raft.index
         sched.run_for(5.0)
         assert raft.index == written, seed  # and then stops writing
+
+
+def test_a_refused_write_is_retried_soon_then_less_and_less_often():
+    sched, raft, _, repl = cluster()
+    raft.index += 1
+    assert raft.store.apply(raft.index, command("namespace_upsert", namespaces=[{"Name": "busy"}]))["ok"]
+    # A live job keeps the namespace here: the authoritative region no longer has it, the delete is refused.
+    raft.store.tables["jobs"]["busy/web"] = {"ID": "web", "Namespace": "busy", "Status": "running"}
+    sched.run_for(BACKOFF_S * 6)
+    refused = raft.index - 1
+    # 1, 2, 4 s then the 5 s backoff: about 9 refused writes in 30 s, not one a second.
+    assert 4 <= refused <= 10, refused
+    assert repl.status()["kinds"]["namespaces"]["last_error"].startswith("delete refused")
+    del raft.store.tables["jobs"]["busy/web"]
+    assert sched.run_until(lambda: "busy" not in raft.store.tables["namespaces"], BACKOFF_S + 1.0)

@@ -84,9 +84,15 @@ class ReplicationConfig:
     # A request's answer must come within its wait plus this (the endpoint's own region forward
     # waits 10 s plus the wait: actors.http_api.REGION_FORWARD_TIMEOUT_S), else it failed.
     request_margin_s: float = 15.0
+    # A write this region's state refused mostly waits on another kind's replication (a binding
+    # rule on its auth method, which lands within a round): it is retried after this, doubled on
+    # each refusal in a row up to backoff_s, so a lasting refusal (a namespace that still has jobs
+    # here) settles at the backoff instead of writing a refused entry every second.
+    refused_retry_s: float = 1.0
 
     def __post_init__(self) -> None:
-        for name in ("round_interval_s", "backoff_s", "blocking_wait_s", "request_margin_s"):
+        for name in ("round_interval_s", "backoff_s", "blocking_wait_s", "request_margin_s",
+                     "refused_retry_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
 
@@ -274,6 +280,7 @@ class _Loop:
     pending: int = 0  # fetches in flight
     rounds: int = 0
     errors: int = 0
+    refusals: int = 0  # writes refused in a row (their retry doubles)
     last_error: str = ""
 
 
@@ -447,7 +454,7 @@ class Replicator(NodeActor):
                 self._fetch(lp)
             return
         if isinstance(result, dict) and result.get("ok") is False:
-            self._fail(name, gen, f"{step} refused: {result.get('error', '')}")
+            self._fail(name, gen, f"{step} refused: {result.get('error', '')}", refused=True)
             return
         if step == "delete":
             self._fetch(lp)
@@ -492,10 +499,11 @@ class Replicator(NodeActor):
         lp.rounds += 1
         lp.gen += 1
         lp.last_error = ""
+        lp.refusals = 0
         if self.is_leader:
             self.set_timer(f"round:{lp.kind.name}", self.cfg.round_interval_s)
 
-    def _fail(self, name: str, gen: int, error: str) -> None:
+    def _fail(self, name: str, gen: int, error: str, refused: bool = False) -> None:
         lp = self.loops.get(name)
         if lp is None or gen != lp.gen:
             return
@@ -505,7 +513,11 @@ class Replicator(NodeActor):
         log.error("%s: failed to replicate %s from region %s: %s", self.env.node, name,
                   self.cfg.authoritative_region, error)
         if self.is_leader:
-            self.set_timer(f"round:{name}", self.cfg.backoff_s)
+            delay = self.cfg.backoff_s
+            if refused:
+                lp.refusals += 1
+                delay = min(delay, self.cfg.refused_retry_s * 2 ** (lp.refusals - 1))
+            self.set_timer(f"round:{name}", delay)
 
 
 # ---------------------------------------------------------------- writes go to the authoritative region
