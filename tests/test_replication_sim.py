@@ -199,3 +199,19 @@ def test_a_refused_write_is_retried_soon_then_less_and_less_often():
     assert repl.status()["kinds"]["namespaces"]["last_error"].startswith("delete refused")
     del raft.store.tables["jobs"]["busy/web"]
     assert sched.run_until(lambda: "busy" not in raft.store.tables["namespaces"], BACKOFF_S + 1.0)
+
+
+def test_a_regained_leadership_lists_everything_afresh():
+    sched, raft, region, repl = cluster()
+    region.put_policy("p", "r1")
+    assert sched.run_until(lambda: "p" in raft.store.tables["acl_policies"], 5.0)
+    lost = RaftInfo(is_leader=False, term=2, leader="", voters=(NODE,), learners=())
+    repl.env.send(NODE, REPLICATION, lost)
+    sched.run_for(0.5)
+    # Meanwhile this region's copy diverged (another leader's write, a restore): the next term mends it.
+    raft.index += 1
+    raft.store.apply(raft.index, command("acl_policy_upsert",
+                                         policies=[{"Name": "p", "Rules": "x", "Hash": "x"}]))
+    won = RaftInfo(is_leader=True, term=3, leader=NODE, voters=(NODE,), learners=())
+    repl.env.send(NODE, REPLICATION, won)
+    assert sched.run_until(lambda: raft.store.tables["acl_policies"]["p"]["Rules"] == "r1", 5.0)

@@ -338,6 +338,8 @@ class Replicator(NodeActor):
         for name, lp in sorted(self.loops.items()):
             lp.gen += 1
             lp.pending = 0
+            lp.refusals = 0
+            lp.min_index = 0  # a new term lists everything afresh, as Nomad's loops start at index 0
             if leader:
                 log.info("%s: replicating %s from authoritative region %s", self.env.node, name,
                          self.cfg.authoritative_region)
