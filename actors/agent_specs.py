@@ -251,6 +251,7 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
     from actors.server.job_gc import JobGC, JobGCConfig
     from actors.server.node_endpoint import NodeEndpoint
     from actors.server.node_gc import NodeGC, NodeGCConfig
+    from actors.server.replication import REPLICATION, ReplicationConfig, Replicator
     from actors.server.var_locks import VAR_LOCKS, VarLockReaper
 
     srv = config.server
@@ -281,7 +282,7 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
                           ("server_id", raft_id), ("state", _server_state(srv, ctx.metrics)),
                           ("leadership_subscribers", ("server-membership", "node-endpoint", "heartbeats",
                                                       "node-gc", "job-gc", "eval-broker", "drainer",
-                                                      PERIODIC, VAR_LOCKS)),
+                                                      PERIODIC, VAR_LOCKS, REPLICATION)),
                           ("metrics", ctx.metrics))),
         ChildSpec(name="node-endpoint", cls=NodeEndpoint, role="server",
                   kwargs=(("servers", (ctx.addrs.rpc_adv,)), ("wall_clock", time.time),
@@ -292,8 +293,13 @@ def server_specs(config: Config, ctx: AgentContext) -> list[ChildSpec]:
         ChildSpec(name="node-gc", cls=NodeGC, role="server",
                   kwargs=(("config", NodeGCConfig.from_server(srv)), ("wall_clock", time.time))),
         ChildSpec(name="job-gc", cls=JobGC, role="server",
-                  kwargs=(("config", JobGCConfig.from_server(srv, acl_enabled=config.acl.enabled)),
+                  kwargs=(("config", JobGCConfig.from_server(srv, acl_enabled=config.acl.enabled,
+                                                              region=config.region)),
                           ("wall_clock", time.time))),
+        ChildSpec(name=REPLICATION, cls=Replicator, role="server",
+                  kwargs=(("config", ReplicationConfig(
+                      region=config.region, authoritative_region=srv.authoritative_region,
+                      token=config.acl.replication_token, acl_enabled=config.acl.enabled)),)),
         ChildSpec(name=VAR_LOCKS, cls=VarLockReaper, role="server", kwargs=(("wall_clock", time.time),)),
         ChildSpec(name="alloc-endpoint", cls=AllocEndpoint, role="server",
                   kwargs=(("wall_clock", time.time),)),

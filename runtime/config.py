@@ -299,6 +299,10 @@ class ServerConfig:
     # longer ago than this (and has expired), so `acl token list` still shows
     # a just-expired token as expired for a while; checked with the core GC every 5 min.
     acl_token_gc_threshold_s: float = _dur(3600, gt=0)
+    # The region whose ACL policies, global tokens, roles, namespaces and node pools are the
+    # truth (Nomad's authoritative_region): "" means this server's own region.  A server of
+    # another region replicates them from it on its leader and sends their writes to it.
+    authoritative_region: str = ""
     raft_protocol: int = 3  # only 3 is accepted since Nomad 1.4
     raft_multiplier: int = _f(1, ge=1, le=10)  # scales raft timeouts; reloadable
     # A Raft snapshot once this many entries were applied since the last,
@@ -577,6 +581,9 @@ class Acl:
     # expires; at most 24h, so a forgotten expiring token cannot outlive a day.
     token_min_expiration_ttl_s: float = _dur(60, gt=0)
     token_max_expiration_ttl_s: float = _dur(24 * 3600, gt=0)
+    # The token a non-authoritative region's leader presents to the authoritative region when it
+    # replicates ACL objects (Nomad's replication_token): a management token there.  Redacted.
+    replication_token: str = _f("", secret=True)
 
 
 @conf

@@ -60,6 +60,7 @@ FLAGS: dict[str, tuple[tuple[str, ...], Any]] = {
     "log-include-location": (("log_include_location",), bool),
     "node": (("name",), str),
     "acl-enabled": (("acl", "enabled"), bool),
+    "acl-replication-token": (("acl", "replication_token"), str),
 }
 # Nomad's flags for settings this agent does not use: -flag -> (Nomad's config key, why nothing happens,
 # refused).  An accepted one warns as the key does in a file (runtime.config_nomad_keys); a refused one
@@ -81,8 +82,6 @@ UNUSED_FLAGS: dict[str, tuple[str, str, bool]] = {
     "network-speed": ("client.network_speed", "deprecated in Nomad; bandwidth is not scheduled", False),
     "eventlog": ("eventlog.enabled", "Windows event log only", False),
     "eventlog-level": ("eventlog.level", "Windows event log only", False),
-    "acl-replication-token": ("acl.replication_token",
-                              "ACL objects are not replicated between regions here", False),
     **{f"consul-{n}": (f"consul.{n.replace('-', '_')}", _NO_CONSUL, False) for n in (
         "auth", "ca-file", "cert-file", "key-file", "client-service-name", "client-http-check-name",
         "client-failures-before-critical", "client-failures-before-warning", "server-service-name",

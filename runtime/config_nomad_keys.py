@@ -81,7 +81,6 @@ IGNORED: dict[str, tuple[str, Callable[[Any], bool] | None]] = {
     "client.log_file": ("the agent's log_file serves the whole agent", None),
     "client.fingerprint": ("fingerprinters here take no per-fingerprinter configuration", None),
     # -- server
-    "server.authoritative_region": ("ACL objects are not replicated between regions here", None),
     # Strict enforcement refuses clients without an introduction token: refused rather than dropped.
     "server.client_introduction": ("introduction tokens are not supported: clients here register with their "
                                    "node secret alone",
@@ -117,8 +116,6 @@ IGNORED: dict[str, tuple[str, Callable[[Any], bool] | None]] = {
     "autopilot.enable_redundancy_zones": (_ENT, None),
     "autopilot.disable_upgrade_migration": (_ENT, None),
     "autopilot.enable_custom_upgrades": (_ENT, None),
-    # -- acl
-    "acl.replication_token": ("ACL objects are not replicated between regions here", None),
     # -- telemetry
     "telemetry.statsite_address": (_NO_SINK, None),
     "telemetry.use_node_name": ("metrics here carry the host's name unless disable_hostname", None),

@@ -617,7 +617,8 @@ def test_no_secret_appears_in_the_agent_output_or_agent_self(agent, management):
     assert r.status == 200
     assert r.json()["config"]["ACL"] == {"Enabled": True, "TokenTTL": 30 * 10**9, "PolicyTTL": 30 * 10**9,
                                          "RoleTTL": 30 * 10**9, "TokenMinExpirationTTL": 10**9,
-                                         "TokenMaxExpirationTTL": 24 * 3600 * 10**9}
+                                         "TokenMaxExpirationTTL": 24 * 3600 * 10**9,
+                                         "ReplicationToken": ""}  # Nomad: "<redacted>" once set
     assert len(SECRETS) >= 3
     printed = "\n".join(agent.out + agent.err)
     assert "request complete" in printed  # dev mode logs every request at DEBUG: the lines were checked

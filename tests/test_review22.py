@@ -44,9 +44,8 @@ def test_nomads_flags_for_unused_settings_warn_like_their_config_keys():
         "(the flag for consul.address)",
         "WARNING: -vault-address: ignored: this agent does not integrate with Vault "
         "(the flag for vault.address)",
-        "WARNING: -acl-replication-token: ignored: ACL objects are not replicated between regions here "
-        "(the flag for acl.replication_token)",
     ]
+    assert cfg.acl.replication_token == "x"  # a real setting now: the token replication presents
 
 
 def test_nomads_dev_connect_flag_is_refused_not_ignored():

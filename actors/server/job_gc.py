@@ -77,6 +77,10 @@ class JobGCConfig:
     # acl.enabled: Nomad's expiredACLTokenGC does nothing when ACLs are off,
     # so neither the timer nor a forced GC looks at tokens then.
     acl_enabled: bool = False
+    # Whether this region is the authoritative one (server.authoritative_region unset or this
+    # region): only there are expired global tokens collected (Nomad's CoreJobGlobalTokenExpiredGC
+    # runs only there); elsewhere they are replicated, and their deletion arrives by replication.
+    authoritative: bool = True
 
     def __post_init__(self) -> None:
         for name in ("eval_interval_s", "eval_threshold_s", "batch_eval_threshold_s", "job_interval_s",
@@ -89,12 +93,13 @@ class JobGCConfig:
             raise ValueError("batch_size must be >= 1")
 
     @classmethod
-    def from_server(cls, server: ServerConfig, *, acl_enabled: bool = False) -> JobGCConfig:
+    def from_server(cls, server: ServerConfig, *, acl_enabled: bool = False, region: str = "") -> JobGCConfig:
         return cls(eval_threshold_s=server.eval_gc_threshold_s,
                    batch_eval_threshold_s=server.batch_eval_gc_threshold_s,
                    job_interval_s=server.job_gc_interval_s, job_threshold_s=server.job_gc_threshold_s,
                    deployment_threshold_s=server.deployment_gc_threshold_s,
-                   token_threshold_s=server.acl_token_gc_threshold_s, acl_enabled=acl_enabled)
+                   token_threshold_s=server.acl_token_gc_threshold_s, acl_enabled=acl_enabled,
+                   authoritative=server.authoritative_region in ("", region))
 
 
 @dataclass(slots=True)
@@ -109,9 +114,11 @@ class _Run:
     token_gc: tuple[float, float] | None = None  # (now, cutoff) when expired ACL tokens are collected too
 
 
-def _scan_with_tokens(state: Any, *, scan: Any, now: float, cutoff: float) -> dict[str, list[str]]:
+def _scan_with_tokens(state: Any, *, scan: Any, now: float, cutoff: float,
+                      global_tokens: bool = True) -> dict[str, list[str]]:
     """The core GC scan plus the expired ACL tokens (a read query, inside Raft)."""
-    return {**scan(state), "acl_tokens": expired_token_candidates(state, now, cutoff)}
+    return {**scan(state), "acl_tokens": expired_token_candidates(state, now, cutoff,
+                                                                  global_tokens=global_tokens)}
 
 
 class JobGC(LeaderGC):
@@ -173,7 +180,8 @@ class JobGC(LeaderGC):
         token_gc = None
         if token_threshold_s is not None:
             token_gc = (now, now - token_threshold_s)
-            query = functools.partial(_scan_with_tokens, scan=query, now=now, cutoff=token_gc[1])
+            query = functools.partial(_scan_with_tokens, scan=query, now=now, cutoff=token_gc[1],
+                                      global_tokens=self.cfg.authoritative)
         self._start_run(_Run(cutoffs=cutoffs, forced=forced, reply=reply, token_gc=token_gc), query)
 
     def _raft_reply(self, m: RaftReply) -> None:

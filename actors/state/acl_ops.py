@@ -83,15 +83,18 @@ def token_expired(token: dict[str, Any] | None, now: float) -> bool:
 
 
 def expired_token_candidates(store: StateStore, now: float, cutoff: float,
-                             limit: int = MAX_EXPIRED_BATCH) -> list[str]:
+                             limit: int = MAX_EXPIRED_BATCH, global_tokens: bool = True) -> list[str]:
     """Accessors of the tokens the expired-token GC takes (Nomad ``expiredACLTokenGC``); a read query.
 
     Expired at *now* and created before *cutoff* (now - acl_token_gc_threshold), soonest
-    expiry first, at most *limit*: Nomad's order (its expiry index) and batch.
+    expiry first, at most *limit*: Nomad's order (its expiry index) and batch.  Global tokens
+    only with *global_tokens*: outside the authoritative region they are replicated, and the
+    authoritative region's GC deletes them everywhere (Nomad runs its global pass only there).
     """
     tokens = store.tables["acl_tokens"]
     expired = sorted((t["ExpirationTime"], a) for a, t in tokens.items()
-                     if token_expired(t, now) and float(t.get("CreateTime") or 0.0) <= cutoff)
+                     if token_expired(t, now) and float(t.get("CreateTime") or 0.0) <= cutoff
+                     and (global_tokens or not t.get("Global")))
     return [a for _, a in expired[:limit]]
 
 
@@ -235,8 +238,14 @@ def acl_bootstrap(store: StateStore, index: int, cmd: dict[str, Any]) -> Any:
 
 
 def acl_token_upsert(store: StateStore, index: int, cmd: dict[str, Any]) -> Any:
-    """Create or update tokens, all or none: a new one needs its SecretID, an update keeps it."""
+    """Create or update tokens, all or none: a new one needs its SecretID, an update keeps it.
+
+    ``replicated`` (global tokens copied from the authoritative region, actors.server.replication):
+    policies and roles are not required to exist here yet, as Nomad's state store does not check
+    them; readers leave out what is missing (token_policy_names, token_view).
+    """
     tokens, policies = store.tables["acl_tokens"], store.tables["acl_policies"]
+    replicated = bool(cmd.get("replicated"))
     records = [_token_record(t) for t in cmd["tokens"]]
     for idx, t in enumerate(records):
         old = tokens.get(t["AccessorID"])
@@ -256,12 +265,14 @@ def acl_token_upsert(store: StateStore, index: int, cmd: dict[str, Any]) -> Any:
         if old is None and token_by_secret(store, t["SecretID"]) is not None:
             return _refuse("token secret is already in use", 400)
         missing = [p for p in t["Policies"] if p not in policies]
-        if missing:
+        if missing and not replicated:
             return _refuse(f"cannot find policy {missing[0]}", 400)
         links: list[dict[str, str]] = []
         for link in t["Roles"]:  # by ID, else by name; stored by ID only, deduplicated (Nomad upsertTokens)
             role = (store.tables["acl_roles"].get(link["ID"]) if link["ID"]
                     else role_by_name(store, link["Name"]))
+            if role is None and replicated and link["ID"]:
+                role = {"ID": link["ID"]}  # its role arrives by replication too
             if role is None:
                 return _refuse(f"cannot find role {link['ID'] or link['Name']}", 400)
             if all(known["ID"] != role["ID"] for known in links):
@@ -368,7 +379,9 @@ def acl_role_upsert(store: StateStore, index: int, cmd: dict[str, Any]) -> Any:
     role sent without an ID); any other role must exist.  A name belongs to
     one role; every policy a role names must exist.  An unchanged role keeps
     its ModifyIndex.  Names, descriptions and the policy count are checked
-    at the edge (``ACLRole.Validate``).
+    at the edge (``ACLRole.Validate``).  ``allow_missing_policies``: Nomad's
+    ``AllowMissingPolicies``, set by replication (actors.server.replication),
+    whose roles may arrive before their policies.
     """
     roles, policies = store.tables["acl_roles"], store.tables["acl_policies"]
     created = cmd.get("created") or []
@@ -385,7 +398,7 @@ def acl_role_upsert(store: StateStore, index: int, cmd: dict[str, Any]) -> Any:
         if named is not None and named["ID"] != r["ID"]:
             return _refuse(f"role with name {r['Name']} already exists", 400)
         missing = [p["Name"] for p in r["Policies"] if p["Name"] not in policies]
-        if missing:
+        if missing and not cmd.get("allow_missing_policies"):
             return _refuse(f"cannot find policy {missing[0]}", 400)
     changed = False
     for r in records:
