@@ -1676,11 +1676,16 @@ def _ns_query(alloc: dict[str, Any]) -> str:
 
 
 def _node_url(addr: str, alloc: dict[str, Any]) -> str:
-    """The HTTP API of the node that runs *alloc* (client endpoints are served there, as in Nomad)."""
-    node = request(addr, "GET", f"/v1/node/{alloc['NodeID']}")
+    """The HTTP API of the node that runs *alloc* (client endpoints are served there, as in Nomad), or
+    the agent at *addr*, which relays them, when the node cannot be looked up (Nomad's api: the lookup
+    needs node:read, which a namespace's policy does not grant) or has no HTTP address."""
+    try:
+        node = request(addr, "GET", f"/v1/node/{alloc['NodeID']}")
+    except CliError:
+        return addr.rstrip("/")
     http_addr = node.get("HTTPAddr") or ""
     if not http_addr:
-        raise CliError(f"node {short(alloc['NodeID'])} has no HTTP address to reach it at")
+        return addr.rstrip("/")
     return f"{'https' if addr.startswith('https://') else 'http'}://{http_addr}"
 
 
