@@ -155,6 +155,10 @@ def ago(t: Any) -> str:
 NOT_FOUND = {"job": 'No job(s) with prefix or ID "{}" found'}
 
 
+class AmbiguousPrefix(CliError):
+    """A prefix that matched several objects; its message lists them."""
+
+
 def resolve(addr: str, kind: str, ident: str, not_found: str = "") -> dict[str, Any] | str:
     """A unique ID prefix -> the object's list entry (``/v1/<kind>s?prefix=``), as Nomad's CLI resolves.
     *not_found*: the command's own message for no match (``{}``: the prefix)."""
@@ -178,6 +182,9 @@ def resolve(addr: str, kind: str, ident: str, not_found: str = "") -> dict[str, 
         raise CliError(message.format(json.dumps(ident)[1:-1]))
     if kind == "job":
         raise CliError(f"Prefix {json.dumps(ident)} matched multiple jobs\n\n{job_list_table(got, star)}")
+    if kind == "allocation":  # Nomad's formatAllocListStubs
+        listed = alloc_table(got, False, with_node=True)
+        raise AmbiguousPrefix(f"Prefix matched multiple allocations\n\n{listed}")
     ids = "\n".join(o["ID"] for o in got)
     raise CliError(f"Prefix matched multiple {kind}s\n\n{ids}")
 
@@ -865,7 +872,13 @@ def alloc_status(addr: str, args: list[str]) -> str:
 
     flags, rest = parse_flags(args, {"verbose": bool, "short": bool, "json": bool, "stats": bool})
     verbose = flags.get("verbose", False)
-    stub = resolve(addr, "allocation", one_arg(rest, "nomad alloc status <allocation>"))
+    ident = one_arg(rest, "nomad alloc status <allocation>")
+    if len(ident) == 1:
+        raise CliError("Identifier must contain at least two characters.")
+    try:
+        stub = resolve(addr, "allocation", ident)
+    except AmbiguousPrefix as e:  # Nomad's alloc status lists them on stdout and succeeds (not the others)
+        return str(e)
     a = request(addr, "GET", f"/v1/allocation/{stub['ID']}")
     if flags.get("json"):
         return as_json(a)

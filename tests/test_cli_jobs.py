@@ -1384,6 +1384,34 @@ def test_a_one_character_node_id_is_refused_before_any_lookup(monkeypatch):
             cmd("http://x", args)
 
 
+def test_alloc_status_lists_an_ambiguous_prefix_and_other_alloc_commands_refuse_it(monkeypatch):
+    """Nomad's alloc status: one character is refused; a prefix of several allocations (in two namespaces
+    with -namespace '*') lists them as formatAllocListStubs on stdout and exits 0; alloc stop, logs, ...
+    print the same table as their error (exit 1)."""
+    from runtime import cli, cli_jobs
+
+    assert cli.COMMANDS
+
+    stubs = [{"ID": f"ab{c}00000-0000-4000-8000-000000000000", "EvalID": "e", "NodeID": "n1234567-x",
+              "NodeName": "vm", "TaskGroup": "g", "JobVersion": 0, "DesiredStatus": "run",
+              "ClientStatus": "running", "Namespace": ns, "CreateIndex": i}
+             for i, (c, ns) in enumerate((("1", "a"), ("2", "b")))]
+
+    def request(addr: str, method: str, path: str, *a: Any, **k: Any) -> Any:
+        assert (method, path, k.get("prefix")) == ("GET", "/v1/allocations", "ab"), (method, path, k)
+        return stubs
+
+    monkeypatch.setattr(cli_jobs, "request", request)
+    with pytest.raises(cli_jobs.CliError, match=r"^Identifier must contain at least two characters\.$"):
+        cli_jobs.alloc_status("http://x", ["a"])
+    out = cli_jobs.alloc_status("http://x", ["ab"])
+    assert out.startswith("Prefix matched multiple allocations\n\nID        Node ID   Task Group"), out
+    assert "ab200000  n1234567  g" in out and "ab100000" in out
+    with pytest.raises(cli_jobs.CliError, match=r"^Prefix matched multiple allocations\n\nID  ") as e:
+        cli_jobs.alloc_stop("http://x", ["ab"])
+    assert "ab100000" in str(e.value)
+
+
 def test_node_config_says_nomads_words_for_misuse_and_a_server_agent(monkeypatch) -> None:
     """Nomad's node_config.go: the flags' misuse with the help hint, and the agent's error under
     "Error querying server list: " / "Error updating server list: " (a server-only agent answers 501)."""
