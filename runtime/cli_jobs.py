@@ -872,7 +872,13 @@ def alloc_status(addr: str, args: list[str]) -> str:
 
     flags, rest = parse_flags(args, {"verbose": bool, "short": bool, "json": bool, "stats": bool})
     verbose = flags.get("verbose", False)
-    ident = one_arg(rest, "nomad alloc status <allocation>")
+    if not rest and flags.get("json"):  # Nomad: no argument with -json or -t lists every allocation
+        return as_json(request(addr, "GET", "/v1/allocations"))
+    if len(rest) != 1:
+        raise CliError("This command takes one of the following argument conditions:\n"
+                       " * A single <allocation>\n * No arguments, with output format specified\n"
+                       "For additional help try 'nomad alloc status -help'")
+    ident = rest[0]
     if len(ident) == 1:
         raise CliError("Identifier must contain at least two characters.")
     try:

@@ -1404,12 +1404,20 @@ def test_alloc_status_lists_an_ambiguous_prefix_and_other_alloc_commands_refuse_
     monkeypatch.setattr(cli_jobs, "request", request)
     with pytest.raises(cli_jobs.CliError, match=r"^Identifier must contain at least two characters\.$"):
         cli_jobs.alloc_status("http://x", ["a"])
+    with pytest.raises(cli_jobs.CliError, match=r"^This command takes one of the following argument "
+                                                r"conditions:\n \* A single <allocation>\n"):
+        cli_jobs.alloc_status("http://x", [])
     out = cli_jobs.alloc_status("http://x", ["ab"])
     assert out.startswith("Prefix matched multiple allocations\n\nID        Node ID   Task Group"), out
     assert "ab200000  n1234567  g" in out and "ab100000" in out
     with pytest.raises(cli_jobs.CliError, match=r"^Prefix matched multiple allocations\n\nID  ") as e:
         cli_jobs.alloc_stop("http://x", ["ab"])
     assert "ab100000" in str(e.value)
+    # no argument with -json (or -t): every allocation, as Allocations().List
+    monkeypatch.setattr(cli_jobs, "request", lambda addr, method, path, *a, **k: stubs if (
+        method, path, k.get("prefix")) == ("GET", "/v1/allocations", None) else None)
+    assert [a["ID"] for a in json.loads(cli_jobs.alloc_status("http://x", ["-json"]))] == [
+        s["ID"] for s in stubs]
 
 
 def test_node_config_says_nomads_words_for_misuse_and_a_server_agent(monkeypatch) -> None:
