@@ -167,7 +167,7 @@ def test_commands_on_one_variable_refuse_the_wildcard_namespace(capsys: Any, mon
     for argv in (("get", "app/cfg"), ("put", "app/cfg", "k=v"), ("purge", "app/cfg"),
                  ("lock", "app/cfg", "true")):
         code, out, err = run(capsys, "var", argv[0], "-namespace", "*", *argv[1:])
-        assert (code, out, err) == (1, "", 'The wildcard namespace ("*") is not valid for this command.\n'), argv
+        assert (code, out, err) == (1, "", cli_variables.WILDCARD_NOT_ALLOWED + "\n"), argv
     monkeypatch.setenv("NOMAD_NAMESPACE", "*")
     assert run(capsys, "var", "purge", "app/cfg")[0] == 1
     assert api.calls == []
