@@ -109,7 +109,10 @@ def format_deployments(deps: list[dict[str, Any]], verbose: bool) -> str:
 
 def _resolve(addr: str, rest: list[str], usage: str) -> dict[str, Any]:
     """The deployment an ID or unique prefix names (its list entry: the whole deployment)."""
-    found = resolve(addr, "deployment", one_arg(rest, usage))
+    ident = one_arg(rest, usage)
+    if len(ident.replace("-", "")) == 1:  # Nomad's getDeployment
+        raise CliError("Error retrieving deployment: Identifier must contain at least two characters.")
+    found = resolve(addr, "deployment", ident)
     assert isinstance(found, dict)
     return found
 

@@ -185,6 +185,12 @@ def resolve(addr: str, kind: str, ident: str, not_found: str = "") -> dict[str, 
     if kind == "allocation":  # Nomad's formatAllocListStubs
         listed = alloc_table(got, False, with_node=True)
         raise AmbiguousPrefix(f"Prefix matched multiple allocations\n\n{listed}")
+    if kind == "evaluation":  # Nomad's formatEvalList
+        raise AmbiguousPrefix(f"Prefix matched multiple evaluations\n\n{eval_list_table(got, False)}")
+    if kind == "deployment":  # Nomad's formatDeployments
+        from runtime.cli_deployments import format_deployments  # it imports this module
+
+        raise AmbiguousPrefix(f"Prefix matched multiple deployments\n\n{format_deployments(got, False)}")
     ids = "\n".join(o["ID"] for o in got)
     raise CliError(f"Prefix matched multiple {kind}s\n\n{ids}")
 
@@ -2162,7 +2168,10 @@ def eval_status(addr: str, args: list[str]) -> str | tuple[str, int]:
     others could not be."""
     flags, rest = parse_flags(args, {"verbose": bool, "json": bool, "monitor": bool})
     verbose = flags.get("verbose", False)
-    stub = resolve(addr, "evaluation", one_arg(rest, "nomad eval status <evaluation>"))
+    ident = one_arg(rest, "nomad eval status <evaluation>")
+    if len(ident) == 1:
+        raise CliError("Identifier must contain at least two characters.")
+    stub = resolve(addr, "evaluation", ident)
     if flags.get("monitor"):
         return monitor(addr, stub["ID"], verbose=verbose)
     ev = request(addr, "GET", f"/v1/evaluation/{stub['ID']}")
@@ -2229,13 +2238,19 @@ def eval_list(addr: str, args: list[str]) -> str:
         return as_json(evals)
     if not evals:
         return "No evals found"
-    rows = [["ID", "Priority", "Triggered By", "Job ID", "Namespace", "Node ID", "Status", "Placement Failures"]]
+    return eval_list_table(evals, verbose) + _next_page(meta, "")
+
+
+def eval_list_table(evals: list[dict[str, Any]], verbose: bool) -> str:
+    """Nomad's formatEvalList."""
+    rows = [["ID", "Priority", "Triggered By", "Job ID", "Namespace", "Node ID", "Status",
+             "Placement Failures"]]
     for e in evals:
         rows.append([short(e["ID"], verbose), str(e.get("Priority", 50)), e.get("TriggeredBy", ""),
                      e.get("JobID", ""), e.get("Namespace", "default"),
                      short(e["NodeID"], verbose) if e.get("NodeID") else "<none>", e.get("Status", ""),
                      eval_failure_status(e)])
-    return table(rows) + _next_page(meta, "")
+    return table(rows)
 
 
 # Nomad's diff markers (command/job_plan.go getDiffString) and their printed widths.
