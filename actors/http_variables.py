@@ -28,8 +28,9 @@ With ACLs, a token reaches a variable through its policies' ``namespace
 { variables { path "glob" { capabilities } } }`` blocks alone (a namespace's
 ``read`` or ``write`` policy grants none), as in Nomad: ``read`` to read it,
 ``write`` to write it, ``destroy`` to delete it; a list keeps the
-variables the token may ``list`` (``read`` and ``write`` include it), and
-refuses a token that may list none in the namespace (actors.acl).
+variables the token may ``list`` (``read`` and ``write`` include it), in
+every namespace with ``namespace=*``; a token that may list none gets an
+empty list, not a 403, as Nomad's Variables.List.
 actors.state.variables has the rules.
 """
 
@@ -87,12 +88,14 @@ def _cas(req: Request) -> int | None:
 def variables_list(req: Request, api: Api) -> Any:
     require(req, "GET")
     ns, prefix = _namespace(req), (req.query.get("prefix") or [""])[0]
-    answer = state_query(req, api, (v.TABLE,),
-                         lambda st: [_copy(v.metadata(x)) for x in v.listed(st.tables, ns, prefix)])
-    if api.ctx.acl_enabled:
+    acl = None
+    if api.ctx.acl_enabled:  # the token first: an unknown secret is refused before a blocking query
         from actors.http_acl import resolve  # http_acl imports http_api, which imports us
 
         _, acl = resolve(req, api)
+    answer = state_query(req, api, (v.TABLE,),
+                         lambda st: [_copy(v.metadata(x)) for x in v.listed(st.tables, ns, prefix)])
+    if acl is not None:
         # Nomad's List leaves a lock out of what a non-management token sees (its ID is the holder's).
         answer = Answer([m if acl.management else {k: x for k, x in m.items() if k != "Lock"}
                          for m in answer.value if acl.allow_variable(m["Namespace"], m["Path"], "list")],

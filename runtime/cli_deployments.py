@@ -13,6 +13,7 @@ named by its ID or a unique prefix (resolved through ``/v1/deployments?prefix=``
 from __future__ import annotations
 
 import datetime as dt
+import json
 import sys
 import time
 import urllib.parse
@@ -108,7 +109,10 @@ def format_deployments(deps: list[dict[str, Any]], verbose: bool) -> str:
 
 def _resolve(addr: str, rest: list[str], usage: str) -> dict[str, Any]:
     """The deployment an ID or unique prefix names (its list entry: the whole deployment)."""
-    found = resolve(addr, "deployment", one_arg(rest, usage))
+    ident = one_arg(rest, usage)
+    if len(ident.replace("-", "")) == 1:  # Nomad's getDeployment
+        raise CliError("Error retrieving deployment: Identifier must contain at least two characters.")
+    found = resolve(addr, "deployment", ident)
     assert isinstance(found, dict)
     return found
 
@@ -240,6 +244,16 @@ def deployment_resume(addr: str, args: list[str]) -> tuple[str, int]:
                          bool(flags.get("detach")))
 
 
+def _promoted(addr: str, eval_id: str, detach: bool, verbose: bool) -> tuple[str, int]:
+    """Nomad's deployment promote and job promote after the promotion: nothing when no evaluation was
+    made, ``Evaluation ID: <id>`` with -detach, else the evaluation's monitor."""
+    if not eval_id:
+        return "", 0
+    if detach:
+        return f"Evaluation ID: {eval_id}", 0
+    return monitor(addr, eval_id, verbose=verbose)
+
+
 def deployment_promote(addr: str, args: list[str]) -> tuple[str, int]:
     """``nomad deployment promote [-group g]... [-detach] <deployment>``: the server's answer."""
     flags, rest = parse_flags(args, {"group": list, "detach": bool, "verbose": bool})
@@ -247,24 +261,30 @@ def deployment_promote(addr: str, args: list[str]) -> tuple[str, int]:
     groups = flags.get("group") or []
     got = request(addr, "PUT", f"/v1/deployment/promote/{d['ID']}",
                   {"DeploymentID": d["ID"], "All": not groups, "Groups": groups or None})
-    return _then_monitor(addr, f'Deployment "{d["ID"]}" promoted', got.get("EvalID", ""),
-                         bool(flags.get("detach")))
+    return _promoted(addr, got.get("EvalID", ""), bool(flags.get("detach")), bool(flags.get("verbose")))
 
 
 def job_promote(addr: str, args: list[str]) -> tuple[str, int]:
-    """``nomad job promote [-group g]... [-detach] <job>``: promote the job's latest deployment."""
+    """``nomad job promote [-group g]... [-detach] <job>``: promote the latest deployment of the job the
+    prefix names (JobIDByPrefix: with -namespace '*', in whichever namespace it is)."""
     flags, rest = parse_flags(args, {"group": list, "detach": bool, "verbose": bool})
     if len(rest) != 1:
         raise CliError("This command takes one argument: <job>\n"
                        "usage: nomad job promote [-group <group>]... <job>")
-    d = request(addr, "GET", f"/v1/job/{urllib.parse.quote(rest[0], safe='')}/deployment")
+    job = resolve(addr, "job", rest[0].strip())
+    assert isinstance(job, dict)
+    job_id = job["ID"]
+    d = request(addr, "GET", f"/v1/job/{urllib.parse.quote(job_id, safe='')}/deployment")
     if not d:
-        raise CliError(f'No deployment found for job "{rest[0]}"')
+        raise CliError(f"Job {json.dumps(job_id)} has no deployment to promote")
     groups = flags.get("group") or []
-    got = request(addr, "PUT", f"/v1/deployment/promote/{d['ID']}",
-                  {"DeploymentID": d["ID"], "All": not groups, "Groups": groups or None})
-    return _then_monitor(addr, f'Deployment "{d["ID"]}" promoted', got.get("EvalID", ""),
-                         bool(flags.get("detach")))
+    try:
+        got = request(addr, "PUT", f"/v1/deployment/promote/{d['ID']}",
+                      {"DeploymentID": d["ID"], "All": not groups, "Groups": groups or None})
+    except CliError as e:
+        raise CliError(f"Error promoting deployment {json.dumps(d['ID'])} for job {json.dumps(job_id)}: "
+                       f"{e}") from None
+    return _promoted(addr, got.get("EvalID", ""), bool(flags.get("detach")), bool(flags.get("verbose")))
 
 
 def job_deployments(addr: str, args: list[str]) -> str:

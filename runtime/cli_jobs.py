@@ -155,6 +155,10 @@ def ago(t: Any) -> str:
 NOT_FOUND = {"job": 'No job(s) with prefix or ID "{}" found'}
 
 
+class AmbiguousPrefix(CliError):
+    """A prefix that matched several objects; its message lists them."""
+
+
 def resolve(addr: str, kind: str, ident: str, not_found: str = "") -> dict[str, Any] | str:
     """A unique ID prefix -> the object's list entry (``/v1/<kind>s?prefix=``), as Nomad's CLI resolves.
     *not_found*: the command's own message for no match (``{}``: the prefix)."""
@@ -178,6 +182,15 @@ def resolve(addr: str, kind: str, ident: str, not_found: str = "") -> dict[str, 
         raise CliError(message.format(json.dumps(ident)[1:-1]))
     if kind == "job":
         raise CliError(f"Prefix {json.dumps(ident)} matched multiple jobs\n\n{job_list_table(got, star)}")
+    if kind == "allocation":  # Nomad's formatAllocListStubs
+        listed = alloc_table(got, False, with_node=True)
+        raise AmbiguousPrefix(f"Prefix matched multiple allocations\n\n{listed}")
+    if kind == "evaluation":  # Nomad's formatEvalList
+        raise AmbiguousPrefix(f"Prefix matched multiple evaluations\n\n{eval_list_table(got, False)}")
+    if kind == "deployment":  # Nomad's formatDeployments
+        from runtime.cli_deployments import format_deployments  # it imports this module
+
+        raise AmbiguousPrefix(f"Prefix matched multiple deployments\n\n{format_deployments(got, False)}")
     ids = "\n".join(o["ID"] for o in got)
     raise CliError(f"Prefix matched multiple {kind}s\n\n{ids}")
 
@@ -865,7 +878,19 @@ def alloc_status(addr: str, args: list[str]) -> str:
 
     flags, rest = parse_flags(args, {"verbose": bool, "short": bool, "json": bool, "stats": bool})
     verbose = flags.get("verbose", False)
-    stub = resolve(addr, "allocation", one_arg(rest, "nomad alloc status <allocation>"))
+    if not rest and flags.get("json"):  # Nomad: no argument with -json or -t lists every allocation
+        return as_json(request(addr, "GET", "/v1/allocations"))
+    if len(rest) != 1:
+        raise CliError("This command takes one of the following argument conditions:\n"
+                       " * A single <allocation>\n * No arguments, with output format specified\n"
+                       "For additional help try 'nomad alloc status -help'")
+    ident = rest[0]
+    if len(ident) == 1:
+        raise CliError("Identifier must contain at least two characters.")
+    try:
+        stub = resolve(addr, "allocation", ident)
+    except AmbiguousPrefix as e:  # Nomad's alloc status lists them on stdout and succeeds (not the others)
+        return str(e)
     a = request(addr, "GET", f"/v1/allocation/{stub['ID']}")
     if flags.get("json"):
         return as_json(a)
@@ -1676,11 +1701,16 @@ def _ns_query(alloc: dict[str, Any]) -> str:
 
 
 def _node_url(addr: str, alloc: dict[str, Any]) -> str:
-    """The HTTP API of the node that runs *alloc* (client endpoints are served there, as in Nomad)."""
-    node = request(addr, "GET", f"/v1/node/{alloc['NodeID']}")
+    """The HTTP API of the node that runs *alloc* (client endpoints are served there, as in Nomad), or
+    the agent at *addr*, which relays them, when the node cannot be looked up (Nomad's api: the lookup
+    needs node:read, which a namespace's policy does not grant) or has no HTTP address."""
+    try:
+        node = request(addr, "GET", f"/v1/node/{alloc['NodeID']}")
+    except CliError:
+        return addr.rstrip("/")
     http_addr = node.get("HTTPAddr") or ""
     if not http_addr:
-        raise CliError(f"node {short(alloc['NodeID'])} has no HTTP address to reach it at")
+        return addr.rstrip("/")
     return f"{'https' if addr.startswith('https://') else 'http'}://{http_addr}"
 
 
@@ -2138,7 +2168,10 @@ def eval_status(addr: str, args: list[str]) -> str | tuple[str, int]:
     others could not be."""
     flags, rest = parse_flags(args, {"verbose": bool, "json": bool, "monitor": bool})
     verbose = flags.get("verbose", False)
-    stub = resolve(addr, "evaluation", one_arg(rest, "nomad eval status <evaluation>"))
+    ident = one_arg(rest, "nomad eval status <evaluation>")
+    if len(ident) == 1:
+        raise CliError("Identifier must contain at least two characters.")
+    stub = resolve(addr, "evaluation", ident)
     if flags.get("monitor"):
         return monitor(addr, stub["ID"], verbose=verbose)
     ev = request(addr, "GET", f"/v1/evaluation/{stub['ID']}")
@@ -2205,13 +2238,19 @@ def eval_list(addr: str, args: list[str]) -> str:
         return as_json(evals)
     if not evals:
         return "No evals found"
-    rows = [["ID", "Priority", "Triggered By", "Job ID", "Namespace", "Node ID", "Status", "Placement Failures"]]
+    return eval_list_table(evals, verbose) + _next_page(meta, "")
+
+
+def eval_list_table(evals: list[dict[str, Any]], verbose: bool) -> str:
+    """Nomad's formatEvalList."""
+    rows = [["ID", "Priority", "Triggered By", "Job ID", "Namespace", "Node ID", "Status",
+             "Placement Failures"]]
     for e in evals:
         rows.append([short(e["ID"], verbose), str(e.get("Priority", 50)), e.get("TriggeredBy", ""),
                      e.get("JobID", ""), e.get("Namespace", "default"),
                      short(e["NodeID"], verbose) if e.get("NodeID") else "<none>", e.get("Status", ""),
                      eval_failure_status(e)])
-    return table(rows) + _next_page(meta, "")
+    return table(rows)
 
 
 # Nomad's diff markers (command/job_plan.go getDiffString) and their printed widths.

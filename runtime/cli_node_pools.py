@@ -98,11 +98,19 @@ def pool_info(addr: str, args: list[str]) -> str:
 
 
 def _spec(path: str, as_json_spec: bool) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as f:
-            text = f.read()
-    except OSError as e:
-        raise CliError(f"Failed to read file: {e}") from None
+    """The pool *path* specifies; ``-``: read from stdin, as Nomad's node pool apply."""
+    if path == "-":
+        try:
+            text = sys.stdin.read()
+        except (OSError, UnicodeDecodeError) as e:
+            raise CliError(f"Failed to read stdin: {e}") from None
+    else:
+        try:
+            with open(path, encoding="utf-8") as f:
+                text = f.read()
+        except OSError as e:  # Go's *PathError: "open <path>: no such file or directory"
+            why = (e.strerror or str(e)).lower()
+            raise CliError(f"Failed to read file {json.dumps(path)}: open {path}: {why}") from None
     if as_json_spec or path.endswith(".json"):
         try:
             spec = json.loads(text)

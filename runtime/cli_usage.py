@@ -31,7 +31,7 @@ from typing import Any
 
 from runtime import cli_jobs
 from runtime.cli import CliError, table
-from runtime.cli_jobs import _ibytes, _ns_query, kv, short
+from runtime.cli_jobs import _ibytes, _ns_query, kv
 
 # How long the CLI waits for a node's stats: the node answers at once, or after a fresh CPU sample of
 # a quarter second (runtime.host_stats.TASK_STATS_PRIME_S); longer means the node is not reachable
@@ -41,9 +41,11 @@ NODE_DOWN = "Omitting resource statistics since the node is down."
 
 
 def _node_base(addr: str, node: dict[str, Any]) -> str:
+    """The node's HTTP API, or the agent at *addr* (which relays client endpoints, as Nomad's api asks
+    its configured address) when the node is not known or has no HTTP address."""
     http_addr = node.get("HTTPAddr") or ""
     if not http_addr:
-        raise CliError(f"node {short(node.get('ID', ''))} has no HTTP address to reach it at")
+        return addr.rstrip("/")
     return f"{'https' if addr.startswith('https://') else 'http'}://{http_addr}"
 
 
@@ -66,7 +68,10 @@ def alloc_stats(addr: str, a: dict[str, Any], node: dict[str, Any] | None = None
 def fetch_alloc_stats(addr: str, a: dict[str, Any]) -> tuple[dict[str, Any] | None, list[str]]:
     """(stats or None, lines for stdout) as Nomad's alloc status: a failure is reported on stderr."""
     try:
-        node = cli_jobs.request(addr, "GET", f"/v1/node/{a['NodeID']}")
+        try:
+            node = cli_jobs.request(addr, "GET", f"/v1/node/{a['NodeID']}")
+        except CliError:  # not readable with this token (node:read): ask the agent, as Nomad's api does
+            node = {}
         if (node or {}).get("Status") == "down":
             return None, ["", NODE_DOWN]
         return alloc_stats(addr, a, node or {}), []

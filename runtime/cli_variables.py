@@ -47,6 +47,19 @@ from runtime.cli_jobs import kv, one_arg, parse_flags, request
 __all__ = ["VARIABLE_COMMANDS"]
 
 
+# Nomad's errWildcardNamespaceNotAllowed (command/var.go): one variable lives in one namespace.
+WILDCARD_NOT_ALLOWED = 'The wildcard namespace ("*") is not valid for this command.'
+
+
+def _refuse_wildcard() -> None:
+    """var get, put, purge and lock name one variable: -namespace '*' is refused before any request
+    (the API would answer a read 404 and a delete 204 with nothing deleted)."""
+    from runtime.cli import ACTIVE
+
+    if ACTIVE.get("namespace") == "*":
+        raise CliError(WILDCARD_NOT_ALLOWED)
+
+
 def _url(path: str) -> str:
     return "/v1/var/" + urllib.parse.quote(path.strip().strip("/"), safe="/")
 
@@ -182,6 +195,7 @@ def var_get(addr: str, args: list[str]) -> str | tuple[str, int]:
     if not 1 <= len(rest) <= 2:
         raise CliError("This command takes one argument: <path>")
     out = _out_format(flags, _default_out("table", "json"))
+    _refuse_wildcard()
     try:
         var = request(addr, "GET", _url(rest[0]))
     except CliError as e:
@@ -301,6 +315,7 @@ def var_put(addr: str, args: list[str]) -> tuple[str, int]:
     if fmt not in ("json", "hcl"):
         raise CliError('Invalid value for "-in"; valid values are [hcl, json]')
     out = _out_format(flags, _default_out("none", "json"))
+    _refuse_wildcard()
     if not rest:
         raise CliError("Not enough arguments (expected >1, got 0)")
 
@@ -391,6 +406,7 @@ def var_purge(addr: str, args: list[str]) -> tuple[str, int]:
             query["cas"] = int(flags["check-index"])
         except ValueError:
             raise CliError(f"Error parsing check-index value {flags['check-index']!r}") from None
+    _refuse_wildcard()
     try:
         request(addr, "DELETE", _url(path), **query)
     except CliError as e:
@@ -435,6 +451,7 @@ def var_lock(addr: str, args: list[str]) -> tuple[str, int]:
     flags, rest = parse_flags(args, {"verbose": bool, "ttl": str, "delay": str, "shell": bool,
                                      "early-return": bool, "max-retry": str, "backoff": str, "out": str})
     verbose = (lambda msg: print(msg, file=sys.stderr)) if flags.get("verbose") else (lambda msg: None)
+    _refuse_wildcard()
     if len(rest) < 2:
         raise CliError(f"Not enough arguments (expected >2, got {len(rest)})")
     spec: dict[str, Any] = {}

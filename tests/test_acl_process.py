@@ -328,7 +328,11 @@ def test_variables_are_reached_through_a_policys_variables_paths_only(agent, man
         assert call(port, "PUT", f"/v1/var/{path}", {"Items": {"a": "b"}}, token=management).status == 200
     for token in ("", reader, writer):
         assert call(port, "GET", "/v1/var/acl/v", token=token).status == 403
-        assert call(port, "GET", "/v1/vars", token=token).status == 403
+        # Nomad's Variables.List refuses no token: it keeps what the token may list (here nothing)
+        listed = call(port, "GET", "/v1/vars", token=token)
+        assert (listed.status, listed.json()) == (200, []), listed.text
+        listed = call(port, "GET", "/v1/vars?namespace=*", token=token)
+        assert (listed.status, listed.json()) == (200, []), listed.text
         r = call(port, "PUT", "/v1/var/acl/v", {"Items": {"a": "c"}}, token=token)
         assert (r.status, r.text) == (403, "Permission denied")
         assert call(port, "DELETE", "/v1/var/acl/v", token=token).status == 403
@@ -337,6 +341,8 @@ def test_variables_are_reached_through_a_policys_variables_paths_only(agent, man
     assert call(port, "GET", "/v1/var/acl/v", token=team).status == 403
     assert call(port, "GET", "/v1/var/shared/v", token=team).status == 403  # list only: no contents
     listed = call(port, "GET", "/v1/vars", token=team).json()
+    assert sorted(v["Path"] for v in listed) == ["shared/v", "team/db"]
+    listed = call(port, "GET", "/v1/vars?namespace=*", token=team).json()  # every namespace, filtered
     assert sorted(v["Path"] for v in listed) == ["shared/v", "team/db"]
     assert call(port, "DELETE", "/v1/var/team/db", token=team).status == 204
     assert call(port, "GET", "/v1/var/acl/v", token=management).json()["Items"] == {"a": "b"}
@@ -788,3 +794,36 @@ def test_alloc_exec_needs_alloc_exec_and_for_raw_exec_alloc_node_exec(agent, man
         assert r.returncode == 4, r.stderr
     finally:
         purge(agent, management, "acl-exec")
+
+
+def test_a_namespace_token_without_node_read_reads_its_allocations_logs_files_and_stats(agent, management):
+    """Nomad's api asks the node directly only when it can look the node up (node:read); otherwise it asks
+    the agent, which relays: a namespace's write policy is enough for alloc logs, fs and status -stats."""
+    port = agent.http_port
+    assert call(port, "PUT", "/v1/namespace", {"Name": "acl-logs"}, token=management).status == 200
+    job = {"ID": "acl-logs", "Namespace": "acl-logs", "Type": "service", "Datacenters": ["dc1"],
+           "TaskGroups": [{"Name": "g", "Count": 1, "Tasks": [{
+               "Name": "t", "Driver": "raw_exec", "Resources": {"CPU": 20, "MemoryMB": 16},
+               "Config": {"command": "/bin/sh", "args": ["-c", "echo logged; exec sleep 60"]}}]}]}
+    assert call(port, "PUT", "/v1/jobs", {"Job": job}, token=management).status == 200
+    try:
+        def running() -> str | None:
+            for a in call(port, "GET", "/v1/job/acl-logs/allocations?namespace=acl-logs",
+                          token=management).json():
+                if (a.get("TaskStates") or {}).get("t", {}).get("State") == "running":
+                    return a["ID"]
+            return None
+        alloc_id = wait_for(running, "acl-logs running", 20.0)
+        tok = client_token(agent, management, "ns-logs", "ns-logs",
+                           'namespace "acl-logs" { policy = "write" }')["SecretID"]
+        logs = wait_for(lambda: (lambda r: r if "logged" in r.stdout else None)(
+            nomad(agent, "alloc", "logs", "-namespace", "acl-logs", alloc_id, token=tok)), "logs", 10.0)
+        assert logs.returncode == 0, logs.stderr
+        r = nomad(agent, "alloc", "fs", "-namespace", "acl-logs", alloc_id, "alloc/logs", token=tok)
+        assert r.returncode == 0 and "t.stdout.0" in r.stdout, r.stderr
+        r = nomad(agent, "alloc", "status", "-namespace", "acl-logs", "-stats", alloc_id, token=tok)
+        assert r.returncode == 0 and "Couldn't retrieve stats" not in r.stderr, r.stderr
+        assert "MHz" in r.stdout
+    finally:
+        r = call(port, "DELETE", "/v1/job/acl-logs?namespace=acl-logs&purge=true", token=management)
+        assert r.status == 200, r.text

@@ -1384,6 +1384,70 @@ def test_a_one_character_node_id_is_refused_before_any_lookup(monkeypatch):
             cmd("http://x", args)
 
 
+def test_alloc_status_lists_an_ambiguous_prefix_and_other_alloc_commands_refuse_it(monkeypatch):
+    """Nomad's alloc status: one character is refused; a prefix of several allocations (in two namespaces
+    with -namespace '*') lists them as formatAllocListStubs on stdout and exits 0; alloc stop, logs, ...
+    print the same table as their error (exit 1)."""
+    from runtime import cli, cli_jobs
+
+    assert cli.COMMANDS
+
+    stubs = [{"ID": f"ab{c}00000-0000-4000-8000-000000000000", "EvalID": "e", "NodeID": "n1234567-x",
+              "NodeName": "vm", "TaskGroup": "g", "JobVersion": 0, "DesiredStatus": "run",
+              "ClientStatus": "running", "Namespace": ns, "CreateIndex": i}
+             for i, (c, ns) in enumerate((("1", "a"), ("2", "b")))]
+
+    def request(addr: str, method: str, path: str, *a: Any, **k: Any) -> Any:
+        assert (method, path, k.get("prefix")) == ("GET", "/v1/allocations", "ab"), (method, path, k)
+        return stubs
+
+    monkeypatch.setattr(cli_jobs, "request", request)
+    with pytest.raises(cli_jobs.CliError, match=r"^Identifier must contain at least two characters\.$"):
+        cli_jobs.alloc_status("http://x", ["a"])
+    with pytest.raises(cli_jobs.CliError, match=r"^This command takes one of the following argument "
+                                                r"conditions:\n \* A single <allocation>\n"):
+        cli_jobs.alloc_status("http://x", [])
+    out = cli_jobs.alloc_status("http://x", ["ab"])
+    assert out.startswith("Prefix matched multiple allocations\n\nID        Node ID   Task Group"), out
+    assert "ab200000  n1234567  g" in out and "ab100000" in out
+    with pytest.raises(cli_jobs.CliError, match=r"^Prefix matched multiple allocations\n\nID  ") as e:
+        cli_jobs.alloc_stop("http://x", ["ab"])
+    assert "ab100000" in str(e.value)
+    # no argument with -json (or -t): every allocation, as Allocations().List
+    monkeypatch.setattr(cli_jobs, "request", lambda addr, method, path, *a, **k: stubs if (
+        method, path, k.get("prefix")) == ("GET", "/v1/allocations", None) else None)
+    assert [a["ID"] for a in json.loads(cli_jobs.alloc_status("http://x", ["-json"]))] == [
+        s["ID"] for s in stubs]
+
+
+def test_eval_and_deployment_status_list_an_ambiguous_prefix_as_nomads_tables(monkeypatch):
+    """Nomad's eval status (formatEvalList) and deployment commands (formatDeployments): several matches
+    are listed as a table in the error; one character is refused before any lookup."""
+    from runtime import cli, cli_deployments, cli_jobs
+
+    assert cli.COMMANDS
+    evals = [{"ID": f"cd{c}00000-0000-4000-8000-000000000000", "Priority": 50, "TriggeredBy": "job-register",
+              "JobID": "web", "Namespace": ns, "Status": "complete"} for c, ns in (("1", "a"), ("2", "b"))]
+    deps = [{"ID": f"cd{c}00000-0000-4000-8000-000000000000", "JobID": "web", "JobVersion": 0,
+             "Status": "successful", "StatusDescription": "ok"} for c in "12"]
+
+    def request(addr: str, method: str, path: str, *a: Any, **k: Any) -> Any:
+        return {"/v1/evaluations": evals, "/v1/deployments": deps}[path]
+
+    monkeypatch.setattr(cli_jobs, "request", request)
+    with pytest.raises(cli_jobs.CliError, match=r"^Prefix matched multiple evaluations\n\nID  +Priority  +"
+                                                r"Triggered By  +Job ID  +Namespace") as e:
+        cli_jobs.eval_status("http://x", ["cd"])
+    assert "cd100000  50        job-register  web     a" in str(e.value)
+    with pytest.raises(cli_jobs.CliError, match=r"^Prefix matched multiple deployments\n\nID  +Job ID") as e:
+        cli_deployments.deployment_status("http://x", ["cd"])
+    assert "cd200000" in str(e.value)
+    with pytest.raises(cli_jobs.CliError, match=r"^Identifier must contain at least two characters\.$"):
+        cli_jobs.eval_status("http://x", ["c"])
+    with pytest.raises(cli_jobs.CliError, match=r"^Error retrieving deployment: Identifier must contain"):
+        cli_deployments.deployment_fail("http://x", ["c"])
+
+
 def test_node_config_says_nomads_words_for_misuse_and_a_server_agent(monkeypatch) -> None:
     """Nomad's node_config.go: the flags' misuse with the help hint, and the agent's error under
     "Error querying server list: " / "Error updating server list: " (a server-only agent answers 501)."""

@@ -158,3 +158,16 @@ def test_put_warns_of_item_keys_a_template_cannot_read_directly(capsys: Any, mon
     assert err == ("Variable Warnings:\n2 warnings:\n\n"
                    f'* "a.b c" contains characters [" ","."] {tail}\n'
                    f'* "my-key" contains characters ["-"] {tail}\n\n')
+
+
+def test_commands_on_one_variable_refuse_the_wildcard_namespace(capsys: Any, monkeypatch: Any) -> None:
+    """Nomad's errWildcardNamespaceNotAllowed: var get, put, purge and lock with -namespace '*' ask nothing
+    (a purge in "*" used to answer 'Successfully purged' and delete nothing)."""
+    api = _api(monkeypatch, {})
+    for argv in (("get", "app/cfg"), ("put", "app/cfg", "k=v"), ("purge", "app/cfg"),
+                 ("lock", "app/cfg", "true")):
+        code, out, err = run(capsys, "var", argv[0], "-namespace", "*", *argv[1:])
+        assert (code, out, err) == (1, "", cli_variables.WILDCARD_NOT_ALLOWED + "\n"), argv
+    monkeypatch.setenv("NOMAD_NAMESPACE", "*")
+    assert run(capsys, "var", "purge", "app/cfg")[0] == 1
+    assert api.calls == []

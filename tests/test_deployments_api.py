@@ -526,9 +526,10 @@ def test_a_canary_runs_beside_the_old_version_until_promoted_by_the_cli(dev):  #
     shown = nomad(dev, "alloc", "status", new["ID"]).stdout
     assert re.search(r"^Deployment Health\s+= healthy$", shown, re.M)
     assert re.search(r"^Canary\s+= true$", shown, re.M)
-    promoted = nomad(dev, "job", "promote", "dep-canary")
+    # Nomad's job promote: the job by prefix (JobIDByPrefix), then the evaluation's monitor, no header
+    promoted = nomad(dev, "job", "promote", "-namespace", "*", "dep-can")
     assert promoted.returncode == 0, promoted.stderr
-    assert promoted.stdout.startswith(f'Deployment "{dep["ID"]}" promoted'), promoted.stdout
+    assert promoted.stdout.startswith("==> ") and "Monitoring evaluation" in promoted.stdout, promoted.stdout
     done = await_deployment(dev, "dep-canary", 1, "successful")
     assert done["TaskGroups"]["web"]["Promoted"] is True and done["TaskGroups"]["web"]["HealthyAllocs"] == 2
     final = live(call(port, "GET", "/v1/job/dep-canary/allocations").json())

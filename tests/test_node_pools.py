@@ -248,3 +248,23 @@ def test_the_cli_applies_lists_shows_and_deletes_pools(dev, tmp_path):  # noqa: 
     broken.write_text("node_pool {")
     out = nomad(port, "node", "pool", "apply", str(broken))
     assert out.returncode == 1 and "Failed to parse node pool" in out.stderr
+
+
+def test_node_pool_apply_reads_the_specification_from_stdin_with_a_dash(monkeypatch, tmp_path):
+    """Nomad's node pool apply: "-" is stdin (HCL, or JSON with -json); a missing file is named."""
+    import io
+
+    from runtime import cli, cli_node_pools
+
+    assert cli.COMMANDS
+    sent: list = []
+    monkeypatch.setattr(cli_node_pools, "request",
+                        lambda addr, method, path, body=None, **q: sent.append(body))
+    monkeypatch.setattr("sys.stdin", io.StringIO('node_pool "prod" {\n  description = "p"\n}\n'))
+    assert cli_node_pools.pool_apply("http://x", ["-"]) == 'Successfully applied node pool "prod"!'
+    monkeypatch.setattr("sys.stdin", io.StringIO('{"Name": "prod2"}'))
+    assert cli_node_pools.pool_apply("http://x", ["-json", "-"]) == 'Successfully applied node pool "prod2"!'
+    assert [b["Name"] for b in sent] == ["prod", "prod2"] and sent[0]["Description"] == "p"
+    missing = str(tmp_path / "nope.hcl")
+    with pytest.raises(cli.CliError, match=f'^Failed to read file "{missing}": open {missing}: no such file'):
+        cli_node_pools.pool_apply("http://x", [missing])
