@@ -35,6 +35,9 @@ Cluster fault verbs (on top of the Raft scenario verbs in ``sim.scenarios``):
   CPU_MHZ on every node: the system scheduler evicts the service jobs'
   allocations where they leave too little room (Nomad's preemption).
 * ``release`` -- stop ``ops`` (the liveness phase does, if it still runs).
+* ``namespace NS`` -- create namespace NS.
+* ``scale_in NS JOB COUNT`` -- register JOB in namespace NS with COUNT allocations (the same job ID
+  as a default-namespace job is another job there).
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from actors.raft.peer import RaftError
+from actors.state.store import command
 from sim.client_cluster import ClusterConfig
 from sim.job_cluster import JobCluster, JobClusterConfig, sim_job
 from sim.raft_cluster import RaftChecker
@@ -91,6 +95,12 @@ CLUSTER_SCENARIOS: dict[str, list[Step]] = {
                                     (90, "update", "web", 2)],
     # A high-priority system job evicts the service jobs' allocations (replaced where room is left,
     # else blocked), across a client's restart and a leader crash; released, they are placed again.
+    # The same job ID in a second namespace, scaled in both across a client's restart and a leader
+    # crash: each must run its own count, no allocation counted for the other.
+    "namespaces": [(12, "namespace", "team"), (14, "scale_in", "team", "web", 3),
+                   (25, "crash_client", "c0001"), (30, "scale", "web", 2), (40, "crash", "@leader"),
+                   (50, "restart", "@crashed"), (60, "restart_client", "c0001"),
+                   (70, "scale_in", "team", "web", 5), (80, "drain", "c0002", 20)],
     "preemption": [(20, "preempt", 9000), (30, "crash_client", "c0001"), (40, "crash", "@leader"),
                    (50, "restart", "@crashed"), (60, "restart_client", "c0001"), (90, "release")],
 }
@@ -115,7 +125,7 @@ CLUSTER_VERBS: dict[str, int] = {
     **{v: n for v, n in RAFT_VERBS.items()
        if v in ("crash", "restart", "heal", "loss", "duplicate", "reorder", "delay", "drift")},
     "crash_client": 1, "restart_client": 1, "partition_clients": -1, "partition_servers": -1, "scale": 2,
-    "update": 2, "drain": 2, "preempt": 1, "release": 0,
+    "update": 2, "drain": 2, "preempt": 1, "release": 0, "namespace": 1, "scale_in": 3,
 }
 
 
@@ -242,6 +252,8 @@ class ClusterScenarioRunner:
             kind, names = "node", (*c.servers, *c.clients)
         elif verb in ("scale", "update"):
             kind, names = "job", tuple(j for j, _, _ in JOBS)
+        elif verb == "scale_in":
+            kind, names, args = "job", tuple(j for j, _, _ in JOBS), args[1:]
         else:
             return
         if verb == "drift" and abs(float(args[1]) - 1.0) > MAX_DRIFT + 1e-12:
@@ -286,11 +298,20 @@ class ClusterScenarioRunner:
             net.configure(latency_min_s=float(args[0]), latency_max_s=float(args[1]))
         elif verb == "drift":
             set_clock_rate(c.sched.nodes[args[0]], c.sched.now, float(args[1]))
-        elif verb in ("scale", "drain", "update", "preempt", "release"):
+        elif verb in ("scale", "drain", "update", "preempt", "release", "namespace", "scale_in"):
             if c.leader() is None:
                 return f"{verb} skipped: no leader"
             try:
-                if verb == "preempt":
+                if verb == "namespace":
+                    _, result = c.propose(command("namespace_upsert", namespaces=[{"Name": args[0]}]))
+                    if not result.get("ok"):
+                        return f"namespace failed: {result.get('error')}"
+                elif verb == "scale_in":
+                    cpu = next(cpu for j, _, cpu in JOBS if j == args[1])
+                    job = sim_job(args[1], count=int(args[2]), cpu=cpu)
+                    job["Namespace"] = args[0]
+                    c.register(job)
+                elif verb == "preempt":
                     ops = sim_job(OPS_JOB, count=1, cpu=int(args[0]), mem=128, job_type="system")
                     ops["Priority"] = OPS_PRIORITY
                     c.register(ops)

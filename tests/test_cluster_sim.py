@@ -146,3 +146,23 @@ def test_the_preemption_checker_refuses_an_eviction_nomads_rules_forbid() -> Non
         with pytest.raises(AssertionError, match=why):
             JobCluster._check_preemptions(fake, {"allocs": {**base, **change}}, {"low"})
     assert len(fake.preemption_violations) == 5
+
+
+def test_the_namespaces_scenario_runs_each_namespaces_job_at_its_own_count(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same job ID in two namespaces is two jobs: each runs its own count through faults."""
+    import sim.job_cluster as job_cluster
+    from actors.scheduler.scheduler import live
+    counts: dict[tuple[str, str], int] = {}
+    close = job_cluster.JobCluster.close
+
+    def counting_close(self: job_cluster.JobCluster) -> None:
+        for a in self.checker.replica.tables["allocs"].values():
+            if live(a):
+                key = (a.get("Namespace", "default"), a["JobID"])
+                counts[key] = counts.get(key, 0) + 1
+        close(self)
+    monkeypatch.setattr(job_cluster.JobCluster, "close", counting_close)
+    r = run_cluster_seed(11, scenario="namespaces", clients=5)
+    assert r.ok, f"{r.error}\nreplay: {r.replay()}"
+    assert counts[("team", "web")] == 5 and counts[("default", "web")] == 2, counts
