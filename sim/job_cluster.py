@@ -185,7 +185,9 @@ class JobCluster(ClientCluster):
             if p is None:
                 continue  # collected since (a stopped job's allocations are)
             mine, theirs = preemption.alloc_priority(a), preemption.alloc_priority(p)
-            if a.get("DesiredStatus") != "evict":
+            # Evicted, or stopped since by a plan of its own job made before the eviction applied
+            # (both terminal, as in Nomad's plan apply); never wanted running again.
+            if a.get("DesiredStatus") not in ("evict", "stop"):
                 wrong = "not evicted"
             elif p.get("NodeID") != a.get("NodeID"):
                 wrong = "by an allocation on another node"

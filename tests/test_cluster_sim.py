@@ -137,6 +137,9 @@ def test_the_preemption_checker_refuses_an_eviction_nomads_rules_forbid() -> Non
             "high": alloc("high", "ops", 90, PreemptedAllocations=["low"])}
     fake = types.SimpleNamespace(sched=types.SimpleNamespace(now=1.0), preemption_violations=[])
     JobCluster._check_preemptions(fake, {"allocs": base}, {"low", "high"})  # Nomad's rules: fine
+    # stopped since by its own job's plan, made before the eviction applied (simulator seed 560104)
+    JobCluster._check_preemptions(fake, {"allocs": {**base, "low": {**base["low"], "DesiredStatus": "stop"}}},
+                                  {"low"})
     named = {"PreemptedAllocations": ["low"]}
     for change, why in [({"high": alloc("high", "ops", 55, **named)}, "by priority 55 over 50"),
                         ({"high": alloc("high", "ops", 90, "n2", **named)}, "another node"),
