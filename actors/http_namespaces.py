@@ -19,6 +19,7 @@ the write are Nomad's 500s, as its RPC errors reach HTTP.
 
 from __future__ import annotations
 
+import json
 import urllib.parse
 from typing import Any
 
@@ -89,6 +90,40 @@ def _region(api: Api) -> str:
     return _local_region(api, None)
 
 
+# What each other region is asked before a namespace is deleted (Nomad's namespaceTerminalJobsInRegion,
+# namespaceTerminalAllocsInRegion and namespaceNoAssociatedVarsInRegion), and whether an item holds it.
+_REMOTE_CHECKS = (("/v1/jobs", lambda j: j.get("Status") != "dead"),
+                  ("/v1/allocations", lambda a: a.get("ClientStatus") not in ("complete", "failed", "lost")),
+                  ("/v1/vars", lambda v: True))
+
+
+def _remote_holdings(req: Request, api: Api, name: str,
+                     region: str) -> dict[str, dict[str, tuple[bool, bool, bool]]]:
+    """{name: {region: (jobs, allocations, variables)}} of every other known region, asked with the
+    request's token as Nomad's DeleteNamespaces asks each region it knows (an unanswered or refused
+    question refuses the delete with its error, as Nomad's)."""
+    from actors.http_api import FORWARD_HEADERS, Response, forward_region, known_regions
+
+    keys = {"HTTP_" + h.upper().replace("-", "_") for h in FORWARD_HEADERS}
+    environ = {k: v for k, v in (req.environ or {}).items() if k in keys}
+    found = {}
+    for other in known_regions(api):
+        if other == region:
+            continue
+        held = []
+        for path, holds in _REMOTE_CHECKS:
+            query = {"namespace": [name], "region": [other]}
+            url = f"{path}?{urllib.parse.urlencode(query, doseq=True)}"
+            asked = Request("GET", path, query, url, environ)
+            resp = forward_region(asked, environ, api)
+            if not isinstance(resp, Response) or resp.status != 200:
+                raise CodedError(500, resp.body.decode(errors="replace") if isinstance(resp, Response)
+                                 else f"unexpected answer from region {other}")
+            held.append(any(holds(item) for item in json.loads(resp.body or b"[]")))
+        found[other] = (held[0], held[1], held[2])
+    return {name: found}
+
+
 @route("/v1/namespaces")
 def namespaces_list(req: Request, api: Api) -> Any:
     require(req, "GET")
@@ -116,8 +151,9 @@ def namespace_request(req: Request, api: Api) -> Any:
         return _upsert(req, api, name)
     if req.method == "DELETE":
         region = _region(api)
+        remote = _remote_holdings(req, api, name, region)
         refused = state_query(req, api, (ns_state.TABLE, "jobs", "allocs", "variables"),
-                              lambda st: ns_state.delete_refusal(st.tables, [name], region)).value
+                              lambda st: ns_state.delete_refusal(st.tables, [name], region, remote)).value
         if refused:
             raise CodedError(500, refused)
         return _write(api, "namespace_delete", names=[name])
