@@ -19,7 +19,6 @@ the write are Nomad's 500s, as its RPC errors reach HTTP.
 
 from __future__ import annotations
 
-import json
 import urllib.parse
 from typing import Any
 
@@ -102,25 +101,16 @@ def _remote_holdings(req: Request, api: Api, name: str,
     """{name: {region: (jobs, allocations, variables)}} of every other known region, asked with the
     request's token as Nomad's DeleteNamespaces asks each region it knows (an unanswered or refused
     question refuses the delete with its error, as Nomad's)."""
-    from actors.http_api import FORWARD_HEADERS, Response, forward_region, known_regions
+    from actors.http_api import ask_region, known_regions
 
-    keys = {"HTTP_" + h.upper().replace("-", "_") for h in FORWARD_HEADERS}
-    environ = {k: v for k, v in (req.environ or {}).items() if k in keys}
     found = {}
     for other in known_regions(api):
-        if other == region:
-            continue
-        held = []
-        for path, holds in _REMOTE_CHECKS:
-            query = {"namespace": [name], "region": [other]}
-            url = f"{path}?{urllib.parse.urlencode(query, doseq=True)}"
-            asked = Request("GET", path, query, url, environ)
-            resp = forward_region(asked, environ, api)
-            if not isinstance(resp, Response) or resp.status != 200:
-                raise CodedError(500, resp.body.decode(errors="replace") if isinstance(resp, Response)
-                                 else f"unexpected answer from region {other}")
-            held.append(any(holds(item) for item in json.loads(resp.body or b"[]")))
-        found[other] = (held[0], held[1], held[2])
+        if other != region:
+            held = []
+            for path, holds in _REMOTE_CHECKS:
+                items = ask_region(req, api, other, path, {"namespace": [name]}) or ()
+                held.append(any(holds(item) for item in items))
+            found[other] = (held[0], held[1], held[2])
     return {name: found}
 
 
