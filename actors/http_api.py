@@ -426,7 +426,10 @@ class App:
                 guard(req, self.api)
             return self._encode(req, handler(req, self.api))
         except CodedError as e:
-            level = logging.DEBUG if 400 <= e.code < 500 else logging.ERROR
+            # A request an actor of this agent sent itself (the replicator's lists, through
+            # actors.http_forward) is logged by that actor when it fails, in its own words.
+            own = (environ or {}).get("nomad.forwarded_from") == self.api.env.node
+            level = logging.DEBUG if 400 <= e.code < 500 or own else logging.ERROR
             log.log(level, "request failed: method=%s path=%s error=%s code=%d",
                     req.method, req.url, e.message, e.code)
             return Response(e.code, e.message.encode())
