@@ -426,7 +426,10 @@ class App:
                 guard(req, self.api)
             return self._encode(req, handler(req, self.api))
         except CodedError as e:
-            level = logging.DEBUG if 400 <= e.code < 500 else logging.ERROR
+            # A request an actor of this agent sent itself (the replicator's lists, through
+            # actors.http_forward) is logged by that actor when it fails, in its own words.
+            own = (environ or {}).get("nomad.forwarded_from") == self.api.env.node
+            level = logging.DEBUG if 400 <= e.code < 500 or own else logging.ERROR
             log.log(level, "request failed: method=%s path=%s error=%s code=%d",
                     req.method, req.url, e.message, e.code)
             return Response(e.code, e.message.encode())
@@ -851,6 +854,22 @@ def forward_region(req: Request, environ: dict[str, Any], api: Api) -> Response 
         except OSError as e:
             errors.append(f"{target}: {e}")
     raise CodedError(500, f"failed forwarding to region {region}: {'; '.join(errors)}")
+
+
+def ask_region(req: Request, api: Api, region: str, path: str, query: dict[str, list[str]]) -> Any:
+    """The decoded answer of ``GET path?query`` asked of another *region* with *req*'s token, as
+    Nomad's endpoints ask each region with an RPC before some writes (a namespace's or node pool's
+    delete); its refusal or no path to it is a 500 with its error, as the RPC's error is."""
+    keys = {"HTTP_" + h.upper().replace("-", "_") for h in FORWARD_HEADERS}
+    environ = {k: v for k, v in (req.environ or {}).items() if k in keys}
+    query = {**query, "region": [region]}
+    asked = Request("GET", path, query, f"{path}?{urllib.parse.urlencode(query, doseq=True)}", environ)
+    resp = forward_region(asked, environ, api)
+    if not isinstance(resp, Response):
+        raise CodedError(500, f"unexpected answer from region {region}")
+    if resp.status != 200:
+        raise CodedError(500, resp.body.decode(errors="replace"))
+    return decode_json(resp.body) if resp.body else None
 
 
 # A job registration or plan (``PUT /v1/jobs``, ``/v1/job/<id>``, ``/v1/job/<id>/plan``) goes to the

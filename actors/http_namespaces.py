@@ -89,6 +89,31 @@ def _region(api: Api) -> str:
     return _local_region(api, None)
 
 
+# What each other region is asked before a namespace is deleted (Nomad's namespaceTerminalJobsInRegion,
+# namespaceTerminalAllocsInRegion and namespaceNoAssociatedVarsInRegion), and whether an item holds it.
+_REMOTE_CHECKS = (("/v1/jobs", lambda j: j.get("Status") != "dead"),
+                  ("/v1/allocations", lambda a: a.get("ClientStatus") not in ("complete", "failed", "lost")),
+                  ("/v1/vars", lambda v: True))
+
+
+def _remote_holdings(req: Request, api: Api, name: str,
+                     region: str) -> dict[str, dict[str, tuple[bool, bool, bool]]]:
+    """{name: {region: (jobs, allocations, variables)}} of every other known region, asked with the
+    request's token as Nomad's DeleteNamespaces asks each region it knows (an unanswered or refused
+    question refuses the delete with its error, as Nomad's)."""
+    from actors.http_api import ask_region, known_regions
+
+    found = {}
+    for other in known_regions(api):
+        if other != region:
+            held = []
+            for path, holds in _REMOTE_CHECKS:
+                items = ask_region(req, api, other, path, {"namespace": [name]}) or ()
+                held.append(any(holds(item) for item in items))
+            found[other] = (held[0], held[1], held[2])
+    return {name: found}
+
+
 @route("/v1/namespaces")
 def namespaces_list(req: Request, api: Api) -> Any:
     require(req, "GET")
@@ -116,8 +141,9 @@ def namespace_request(req: Request, api: Api) -> Any:
         return _upsert(req, api, name)
     if req.method == "DELETE":
         region = _region(api)
+        remote = _remote_holdings(req, api, name, region)
         refused = state_query(req, api, (ns_state.TABLE, "jobs", "allocs", "variables"),
-                              lambda st: ns_state.delete_refusal(st.tables, [name], region)).value
+                              lambda st: ns_state.delete_refusal(st.tables, [name], region, remote)).value
         if refused:
             raise CodedError(500, refused)
         return _write(api, "namespace_delete", names=[name])

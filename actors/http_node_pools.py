@@ -83,6 +83,40 @@ def _acl(req: Request, api: Api) -> Any:
     return resolve(req, api)[1]
 
 
+def _refuse_in_use(req: Request, api: Api, name: str) -> None:
+    """Nomad's DeleteNodePools asks this region and every other it knows (NodePool.ListNodes and
+    ListJobs, with the caller's token) whether the pool has nodes or non-terminal jobs, and refuses
+    with the regions that do, this one first -- so a pool still used in another region is not deleted
+    here and then refused by that region's replication on every round."""
+    from actors.http_api import _local_region, ask_region, known_regions
+
+    region = _local_region(api, None)
+
+    def here(st: Any) -> tuple[bool, bool]:
+        jobs = any(j.get("NodePool", pools.DEFAULT) == name and j.get("Status") != "dead"
+                   for j in st.tables["jobs"].values())
+        return jobs, any(n.get("NodePool", pools.DEFAULT) == name for n in st.tables["nodes"].values())
+
+    if name in pools.BUILT_IN:
+        return  # the write says it is not allowed
+    jobs, nodes = state_query(req, api, ("jobs", "nodes"), here).value
+    with_jobs, with_nodes = [region] if jobs else [], [region] if nodes else []
+    for other in known_regions(api):
+        if other == region:
+            continue
+        base = f"/v1/node/pool/{urllib.parse.quote(name, safe='')}"
+        if ask_region(req, api, other, base + "/nodes", {"per_page": ["1"]}):
+            with_nodes.append(other)
+        if ask_region(req, api, other, base + "/jobs", {"per_page": ["1"], "filter": ['Status != "dead"']}):
+            with_jobs.append(other)
+    errors = ([f'node pool "{name}" has non-terminal jobs in regions: [{" ".join(with_jobs)}]'] if with_jobs
+              else []) + ([f'node pool "{name}" has nodes in regions: [{" ".join(with_nodes)}]'] if with_nodes
+                          else [])
+    if errors:
+        head = "1 error occurred:" if len(errors) == 1 else f"{len(errors)} errors occurred:"
+        raise CodedError(500, head + "".join(f"\n\t* {e}" for e in errors) + "\n\n")
+
+
 @route("/v1/node/pool/")
 def node_pool_request(req: Request, api: Api) -> Any:
     name, _, sub = req.path[len("/v1/node/pool/"):].partition("/")
@@ -91,6 +125,7 @@ def node_pool_request(req: Request, api: Api) -> Any:
         raise CodedError(400, "missing node pool name")
     if sub == "":
         if req.method == "DELETE":
+            _refuse_in_use(req, api, name)
             index = _write(api, "node_pool_delete", names=[name])
             return Answer(None, (("X-Nomad-Index", str(index)),))
         require(req, "GET")

@@ -33,9 +33,15 @@ __all__ = ["ACL_COMMANDS"]
 
 
 def _kv(rows: list[tuple[str, str]]) -> str:
-    """Nomad's ``formatKV``: ``Key = value`` lines, the keys padded to one width."""
+    """Nomad's ``formatKV``: ``Key = value`` lines, the keys padded to one width; an empty value is
+    ``<none>`` (its columnize placeholder)."""
     width = max(len(k) for k, _ in rows)
-    return "\n".join(f"{k.ljust(width)} = {v}" for k, v in rows)
+    return "\n".join(f"{k.ljust(width)} = {v or '<none>'}" for k, v in rows)
+
+
+def _list(rows: list[list[str]]) -> str:
+    """Nomad's ``formatList``: a table whose empty cells are ``<none>``."""
+    return table([rows[0]] + [[c or "<none>" for c in r] for r in rows[1:]])
 
 
 _API_TIME = re.compile(r"(\d{4}-\d{2}-\d{2})T(\d{2}:\d{2}:\d{2})(?:\.(\d+))?Z")
@@ -149,15 +155,15 @@ def policy_list(addr: str, args: list[str]) -> str:
     got = request(addr, "GET", "/v1/acl/policies") or []
     if not got:
         return "No policies found"
-    return table([["Name", "Description"]] + [[p["Name"], p.get("Description", "")] for p in got])
+    return _list([["Name", "Description"]] + [[p["Name"], p.get("Description", "")] for p in got])
 
 
 def policy_info(addr: str, args: list[str]) -> str:
     if len(args) != 1:
         raise CliError("acl policy info takes one argument: <name>")
     p = request(addr, "GET", f"/v1/acl/policy/{args[0]}")
-    out = (f"Name        = {p['Name']}\nDescription = {p.get('Description', '')}\n"
-           f"CreateIndex = {p.get('CreateIndex', 0)}\nModifyIndex = {p.get('ModifyIndex', 0)}")
+    out = _kv([("Name", p["Name"]), ("Description", p.get("Description") or ""),
+               ("CreateIndex", str(p.get("CreateIndex", 0))), ("ModifyIndex", str(p.get("ModifyIndex", 0)))])
     job_acl = p.get("JobACL")
     if job_acl:  # Nomad's formatACLPolicy: the workload the policy is attached to
         out += "\n\nAssociated Workload\n" + _kv([(k, str(job_acl.get(k, ""))) for k in
@@ -364,7 +370,7 @@ def role_list(addr: str, args: list[str]) -> str:
         return json.dumps(roles, indent=4)
     if not roles:
         return "No ACL roles found"
-    return table([["ID", "Name", "Description", "Policies"]] + [
+    return _list([["ID", "Name", "Description", "Policies"]] + [
         [r["ID"], r.get("Name", ""), r.get("Description", ""),
          ",".join(sorted(p["Name"] for p in r.get("Policies") or []))] for r in roles])
 

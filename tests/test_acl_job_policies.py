@@ -100,5 +100,6 @@ def test_acl_policy_info_shows_the_associated_workload(capsys: Any, monkeypatch:
     code, out, _ = run(capsys, "acl", "policy", "info", "p")
     assert code == 0 and out.splitlines() == [
         "Name        = p", "Description = d", "CreateIndex = 3", "ModifyIndex = 4", "",
-        "Associated Workload", "Namespace = default", "JobID     = web", "Group     = g", "Task      = ", "",
+        "Associated Workload", "Namespace = default", "JobID     = web", "Group     = g",
+        "Task      = <none>", "",  # Nomad's formatKV: an empty field is <none>
         "Rules", "", "node {}"]

@@ -324,3 +324,23 @@ def test_a_client_agent_resolves_roles_through_its_server(st, monkeypatch):
     assert len(asked) == 3  # all cached
     for cache in (http_acl._remote_tokens, http_acl._remote_roles, http_acl._remote_policies):
         cache.clear()
+
+
+def test_cli_prints_an_empty_description_as_none(monkeypatch):
+    """Nomad's formatKV and formatList put columnize's ``<none>`` in an empty field: a policy or role
+    made without -description shows ``Description = <none>`` and a ``<none>`` cell in its list."""
+    import runtime.cli  # noqa: F401  (first: it imports runtime.cli_acl)
+    from runtime import cli_acl
+
+    answers = {"/v1/acl/policy/p": {"Name": "p", "Description": "", "Rules": "", "CreateIndex": 5,
+                                    "ModifyIndex": 5},
+               "/v1/acl/policies": [{"Name": "p", "Description": ""}],
+               "/v1/acl/role/r1": {"ID": "r1", "Name": "r", "Description": "", "Policies": [{"Name": "p"}],
+                                   "CreateIndex": 6, "ModifyIndex": 6},
+               "/v1/acl/roles": [{"ID": "r1", "Name": "r", "Description": "", "Policies": [{"Name": "p"}]}]}
+    monkeypatch.setattr(cli_acl, "request", lambda addr, method, path, body=None: answers[path])
+    assert cli_acl.policy_info("http://x", ["p"]).startswith(
+        "Name        = p\nDescription = <none>\nCreateIndex = 5\nModifyIndex = 5\n")
+    assert cli_acl.policy_list("http://x", []).splitlines()[1].split() == ["p", "<none>"]
+    assert "Description  = <none>\n" in cli_acl.role_info("http://x", ["r1"])
+    assert cli_acl.role_list("http://x", []).splitlines()[1].split() == ["r1", "r", "<none>", "p"]

@@ -879,3 +879,24 @@ def test_log_include_location_names_the_file_and_line_that_logged_as_hclog_does(
     finally:
         root.handlers[:], _ = saved
         root.setLevel(saved[1])
+
+
+def test_a_failed_request_of_this_agents_own_actor_is_not_logged_as_an_error(rigs, caplog):
+    """The replicator lists the authoritative region through this agent's HTTP endpoint and logs its
+    own failure ("failed to replicate ..."): the endpoint logs that request's failure at DEBUG, not a
+    second ERROR line per kind and round; an operator's failed request is still an ERROR."""
+    config = dataclasses.replace(dev_config(), name="n1",
+                                 server=dataclasses.replace(dev_config().server, enabled=False))
+    rig = rigs(three, config)
+    app = App(Api(rig.node.env, HttpContext(metrics=rig.metrics, prometheus=False)))
+    caplog.set_level(logging.DEBUG, logger="agent.http")
+
+    def get(**extra: Any) -> None:
+        b"".join(app({"REQUEST_METHOD": "GET", "PATH_INFO": "/v1/jobs", "QUERY_STRING": "", **extra},
+                     lambda status, headers: None))
+
+    get(**{"nomad.forwarded_from": rig.node.env.node})
+    get(**{"nomad.forwarded_from": "another-agent:4647"})
+    get()
+    failed = [r.levelname for r in caplog.records if r.getMessage().startswith("request failed")]
+    assert failed == ["DEBUG", "ERROR", "ERROR"]

@@ -190,7 +190,8 @@ def test_the_pool_endpoints_answer_as_nomads(dev):  # noqa: F811
     assert nomad(port, "node", "pool", "nodes", "-filter", 'Status == "nope"', "all").stdout == "No nodes\n"
     assert call(port, "DELETE", "/v1/job/pooled2?purge=true").status == 200
     r = call(port, "DELETE", "/v1/node/pool/http-pool")
-    assert (r.status, r.text) == (400, 'node pool "http-pool" has non-terminal jobs')
+    assert (r.status, r.text) == (500, '1 error occurred:\n\t* node pool "http-pool" has non-terminal '
+                                       'jobs in regions: [global]\n\n')  # Nomad's DeleteNodePools
     assert call(port, "DELETE", "/v1/job/pooled?purge=true").status == 200
     assert call(port, "DELETE", "/v1/node/pool/http-pool").status == 200
     assert call(port, "GET", "/v1/node/pool/http-pool").status == 404

@@ -193,3 +193,49 @@ def test_only_the_leader_replicates_and_a_new_leader_takes_over(agents, tmp_path
     assert r.status == 200, r.text
     wait_for(lambda: all(policies_in(i) == ["first", "second"] for i in rest),
              "the new leader replicates", REPLICATE_DEADLINE_S, detail)
+
+
+def test_a_namespace_or_node_pool_with_jobs_in_another_region_is_not_deleted(agents, tmp_path):  # noqa: F811
+    """Nomad's DeleteNamespaces and DeleteNodePools ask every region for what still uses the namespace
+    or pool before they write: one still used in b is refused in a, named with the region that uses it,
+    and is deleted (there and, by replication, in b) once b's job is gone."""
+    a_cfg = server_config(tmp_path, "a0", "a")
+    a = agents(["-config", a_cfg["path"]], http_port=a_cfg["http"]).wait_healthy()
+    pa = a.http_port
+    wait_for(lambda: call(pa, "GET", "/v1/status/leader").status == 200, "a leader in a",
+             CLUSTER_DEADLINE_S, a.detail)
+    mgmt = call(pa, "POST", "/v1/acl/bootstrap").json()["SecretID"]
+    assert call(pa, "PUT", "/v1/namespace/ns1", {"Name": "ns1"}, mgmt).status == 200
+    assert call(pa, "PUT", "/v1/node/pools", {"Name": "pool1"}, mgmt).status == 200
+    b_cfg = server_config(tmp_path, "b0", "b", token=mgmt)
+    b = agents(["-config", b_cfg["path"], "-join", f"127.0.0.1:{a_cfg['serf']}"], http_port=b_cfg["http"])
+    pb = b.http_port
+    detail = lambda: a.detail() + "\n" + b.detail()
+    wait_for(lambda: names(pb, "/v1/namespaces", "Name", mgmt) == ["default", "ns1"], "a's namespace in b",
+             CLUSTER_DEADLINE_S, detail)
+    wait_for(lambda: names(pb, "/v1/node/pools", "Name", mgmt) == ["all", "default", "pool1"],
+             "a's node pool in b", REPLICATE_DEADLINE_S, detail)
+    job = {"ID": "j1", "Name": "j1", "Namespace": "ns1", "NodePool": "pool1", "Type": "batch",
+           "Datacenters": ["dc1"],
+           "TaskGroups": [{"Name": "g", "Count": 1, "Tasks": [{"Name": "t", "Driver": "exec",
+                                                               "Config": {"command": "/bin/true"}}]}]}
+    r = call(pb, "PUT", "/v1/jobs?namespace=ns1", {"Job": job}, mgmt)
+    assert r.status == 200, r.text
+
+    r = call(pa, "DELETE", "/v1/namespace/ns1", token=mgmt)
+    assert r.status == 500, r.text
+    assert 'namespace "ns1" has non-terminal jobs in regions: [b]' in r.text
+    assert names(pa, "/v1/namespaces", "Name", mgmt) == ["default", "ns1"]
+    r = call(pa, "DELETE", "/v1/node/pool/pool1", token=mgmt)
+    assert (r.status, r.text) == (500, '1 error occurred:\n\t* node pool "pool1" has non-terminal jobs in '
+                                       'regions: [b]\n\n'), r.text
+
+    assert call(pb, "DELETE", "/v1/job/j1?namespace=ns1&purge=true", token=mgmt).status == 200
+    r = call(pa, "DELETE", "/v1/node/pool/pool1", token=mgmt)
+    assert r.status == 200, r.text
+    r = call(pa, "DELETE", "/v1/namespace/ns1", token=mgmt)
+    assert r.status == 200, r.text
+    wait_for(lambda: names(pb, "/v1/namespaces", "Name", mgmt) == ["default"], "the namespace gone from b",
+             REPLICATE_DEADLINE_S, detail)
+    wait_for(lambda: names(pb, "/v1/node/pools", "Name", mgmt) == ["all", "default"], "the pool gone from b",
+             REPLICATE_DEADLINE_S, detail)

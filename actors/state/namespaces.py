@@ -161,23 +161,38 @@ def delete(store: Any, index: int, cmd: dict[str, Any]) -> Any:
     return {"ok": True, "index": index}
 
 
-def delete_refusal(tables: dict[str, dict[str, Any]], names: list[str], region: str) -> str | None:
+def holdings(tables: dict[str, dict[str, Any]], name: str) -> tuple[bool, bool, bool]:
+    """What keeps namespace *name* from being deleted here: (non-terminal jobs, non-terminal
+    allocations, variables)."""
+    allocs = any(a.get("Namespace", DEFAULT) == name and a.get("ClientStatus") not in _TERMINAL_CLIENT
+                 for a in tables["allocs"].values())
+    return bool(live_jobs(tables, name)), allocs, has_variables(tables, name)
+
+
+# Nomad's DeleteNamespaces messages, one for each of holdings()' flags.
+_HELD = ('namespace "{}" has non-terminal jobs in regions: [{}]',
+         'namespace "{}" has non-terminal allocations in regions: [{}]',
+         'namespace "{}" has variables associated with it in regions: [{}]')
+
+
+def delete_refusal(tables: dict[str, dict[str, Any]], names: list[str], region: str,
+                   remote: dict[str, dict[str, tuple[bool, bool, bool]]] | None = None) -> str | None:
     """Why Nomad's Namespace.DeleteNamespaces endpoint refuses to delete *names* before it writes
     (None: it may), in its words: each namespace's non-terminal jobs, allocations and variables, one
-    multierror line each."""
+    multierror line each naming the regions that hold them -- this *region* first, then the others of
+    *remote* (name -> region -> holdings() there) in their sorted order, as Nomad asks every region."""
     if DEFAULT in names:
         return "can not delete default namespace"
     errors = []
     for name in names:
         if get(tables, name) is None:
             continue  # the write says "namespace not found"
-        if live_jobs(tables, name):
-            errors.append(f'namespace "{name}" has non-terminal jobs in regions: [{region}]')
-        if any(a.get("Namespace", DEFAULT) == name and a.get("ClientStatus") not in _TERMINAL_CLIENT
-               for a in tables["allocs"].values()):
-            errors.append(f'namespace "{name}" has non-terminal allocations in regions: [{region}]')
-        if has_variables(tables, name):
-            errors.append(f'namespace "{name}" has variables associated with it in regions: [{region}]')
+        here = holdings(tables, name)
+        there = (remote or {}).get(name, {})
+        for i, message in enumerate(_HELD):
+            held = ([region] if here[i] else []) + [r for r in sorted(there) if r != region and there[r][i]]
+            if held:
+                errors.append(message.format(name, " ".join(held)))
     if not errors:
         return None
     head = "1 error occurred:" if len(errors) == 1 else f"{len(errors)} errors occurred:"
