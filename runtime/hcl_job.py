@@ -984,7 +984,10 @@ def _typed(raw: str, vtype: Any, where: str) -> Any:
 
 
 def _variables(doc: dict[str, Any], var_files: Sequence[str], var_args: Mapping[str, str],
-               env: Mapping[str, str]) -> dict[str, Any]:
+               env: Mapping[str, str], strict: bool) -> dict[str, Any]:
+    """Each declared variable's value: its default, then NOMAD_VAR_<name>, then the variable files, then
+    -var. A value for an undeclared variable is an error when *strict* (the CLI's -hcl2-strict, on by
+    default) and ignored otherwise (Nomad's parse API), as Nomad has it."""
     declared: dict[str, dict[str, Any]] = {}
     blocks = doc.get("variables", [])
     for block in blocks if isinstance(blocks, list) else [blocks]:  # variables { name = default, ... }
@@ -1011,13 +1014,22 @@ def _variables(doc: dict[str, Any], var_files: Sequence[str], var_args: Mapping[
             origins[name] = "env"
     for text in var_files:
         for name, value in _load(text, "variable file").items():
-            if name in declared:  # Nomad warns of the others and goes on
-                value = _constant(value, f"variable file: {name}")
-                values[name] = _convert(value, _kind(declared[name].get("type")), f"variable file: {name}")
-                origins[name] = "varfile"
+            if name not in declared:
+                if strict:
+                    raise HclJobError(f'Undefined variable; A "{name}" variable was set but was not found in '
+                                      f'known variables. To declare variable "{name}", place this block in '
+                                      "your job files")
+                continue
+            value = _constant(value, f"variable file: {name}")
+            values[name] = _convert(value, _kind(declared[name].get("type")), f"variable file: {name}")
+            origins[name] = "varfile"
     for name, raw in var_args.items():
         if name not in declared:
-            raise HclJobError(f'-var "{name}": no variable of that name is declared in the job file')
+            if strict:
+                raise HclJobError(f'Undefined -var variable; A "{name}" variable was passed in the command '
+                                  f'line but was not found in known variables. To declare variable "{name}", '
+                                  "place this block in your job file")
+            continue
         values[name] = _typed(raw, declared[name].get("type"), f"-var {name}")
         origins[name] = "cmd"
     missing = sorted(set(declared) - set(values))
@@ -1100,14 +1112,17 @@ def _validate(name: str, rules: list[tuple[Any, str]], value: Any, origin: str) 
 
 
 def parse_hcl_job(text: str, *, var_files: Sequence[str] = (), var_args: Mapping[str, str] | None = None,
-                  env: Mapping[str, str] | None = None, base_dir: str | None = None) -> dict[str, Any]:
+                  env: Mapping[str, str] | None = None, base_dir: str | None = None,
+                  strict: bool = True) -> dict[str, Any]:
     """The JSON job (the API's field names) a Nomad HCL job file describes; HclJobError otherwise.
 
     *var_files* are the contents of variable files, *var_args* the ``-var``
     values and *env* the environment ``NOMAD_VAR_<name>`` is read from.
     *base_dir* is the job file's directory, which ``file("x")`` and the other
     file functions read relative to; None refuses them (Nomad's job-parse
-    API does so: "filesystem function disabled").
+    API does so: "filesystem function disabled"). *strict* refuses values for
+    undeclared variables (the CLI's -hcl2-strict); Nomad's parse API is not
+    strict and ignores them.
     """
     doc = _load(text, "file")
     _check(doc, {"job", "variable", "variables", "locals"}, "file")
@@ -1118,7 +1133,7 @@ def parse_hcl_job(text: str, *, var_files: Sequence[str] = (), var_args: Mapping
             if name in locals_raw:
                 raise HclJobError(f"local value {name!r} is defined twice")
             locals_raw[name] = value
-    scope = _Scope(_variables(doc, var_files, var_args or {}, env or {}), locals_raw, base_dir)
+    scope = _Scope(_variables(doc, var_files, var_args or {}, env or {}, strict), locals_raw, base_dir)
     for name in locals_raw:  # Nomad evaluates every local, used or not
         scope.lookup("local", name)
     doc = {"job": _resolve(doc.get("job", []), scope, "job")}

@@ -960,7 +960,7 @@ job "cli-vars" {
     assert env_run.returncode == 0, env_run.stderr
     assert call(dev.http_port, "GET", "/v1/job/cli-vars").json()["Meta"] == {"name": "from-env"}
     bad = nomad(dev, "job", "run", "-var", "nope=1", "-var", "name=x", str(path))
-    assert bad.returncode == 1 and 'no variable of that name' in bad.stderr
+    assert bad.returncode == 1 and 'Undefined -var variable' in bad.stderr
     parsed = call(dev.http_port, "PUT", "/v1/jobs/parse", {"JobHCL": path.read_text(),
                                                            "Variables": 'name = "api"\ncount = 3\n'})
     assert parsed.status == 200, parsed.text

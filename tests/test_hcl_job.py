@@ -402,7 +402,7 @@ def test_variable_values_take_precedence_default_env_file_then_var() -> None:
     job = parse_hcl_job(VARS_JOB, env=env)
     assert job["Datacenters"] == ["env"] and job["TaskGroups"][0]["Count"] == 3
     assert job["TaskGroups"][0]["Tasks"][0]["Config"]["args"][0] == "from-env-v1"
-    files = ['image = "from-file"\ncount = 4\nundeclared = 1\n']  # undeclared in a file: ignored, as Nomad
+    files = ['image = "from-file"\ncount = 4\n']
     job = parse_hcl_job(VARS_JOB, env=env, var_files=files)
     assert job["TaskGroups"][0]["Count"] == 4
     assert job["TaskGroups"][0]["Tasks"][0]["Config"]["args"][0] == "from-file-v1"
@@ -413,7 +413,10 @@ def test_variable_values_take_precedence_default_env_file_then_var() -> None:
 
 @pytest.mark.parametrize(("text", "kwargs", "message"), [
     (VARS_JOB, {}, "required variable not set: dcs"),
-    (VARS_JOB, {"var_args": {"dcs": "[]", "nope": "1"}}, '-var "nope": no variable of that name'),
+    (VARS_JOB, {"var_args": {"dcs": "[]", "nope": "1"}},
+     'Undefined -var variable; A "nope" variable was passed in the command line but was not found'),
+    (VARS_JOB, {"var_args": {"dcs": "[]"}, "var_files": ["count = 4\nnope = 1\n"]},
+     'Undefined variable; A "nope" variable was set but was not found in known variables'),
     (VARS_JOB, {"var_args": {"dcs": "[]", "count": "many"}}, "'many' is not a valid number"),
     (VARS_JOB, {"var_args": {"dcs": "[]", "debug": "1"}}, "'1' is not a valid bool"),
     ('job "x" { datacenters = var.nope }', {}, 'undeclared variable "var.nope"'),
@@ -432,6 +435,13 @@ def test_variable_values_take_precedence_default_env_file_then_var() -> None:
 def test_variable_mistakes_are_refused_with_what_is_wrong(text: str, kwargs: dict, message: str) -> None:
     with pytest.raises(HclJobError, match=message):
         parse_hcl_job(text, **kwargs)
+
+
+def test_values_for_undeclared_variables_are_ignored_when_not_strict() -> None:
+    # Nomad's -hcl2-strict=false and its parse API: only a warning, which nothing prints.
+    job = parse_hcl_job(VARS_JOB, var_args={"dcs": '["dc1"]', "nope": "1"},
+                        var_files=["count = 4\nalso = 1\n"], strict=False)
+    assert job["TaskGroups"][0]["Count"] == 4
 
 
 def test_variable_values_are_converted_to_the_declared_type_or_refused() -> None:
