@@ -247,8 +247,11 @@ def load_job_submission(path: str, flags: dict[str, Any] | None = None) -> tuple
     servers would not know how to read back)."""
     flags = flags or {}
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
+        if path == "-":  # Nomad's: the file from standard input, as "job inspect -hcl x | job run -"
+            raw = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as fh:
+                raw = fh.read()
     except OSError as e:
         raise CliError(f"Error reading job file {path}: {e.strerror}") from None
     as_json_file = bool(flags.get("json"))  # Nomad's -json: the file is JSON, whatever its name

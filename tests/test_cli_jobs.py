@@ -671,6 +671,10 @@ def test_job_run_keeps_the_source_and_job_inspect_hcl_prints_it(dev, tmp_path): 
     shown = nomad(dev, "job", "inspect", "-hcl", "-with-vars", "cli-src")
     assert shown.returncode == 0 and shown.stdout == source, shown.stderr
     assert "nomad job run -namespace default -var n=0 cli-src" in shown.stderr
+    # The round trip Nomad suggests: the source back through "job run -" (standard input).
+    again = nomad(dev, "job", "run", "-detach", "-var", "n=2", "-", stdin=shown.stdout)
+    assert again.returncode == 0, again.stderr
+    assert call(dev.http_port, "GET", "/v1/job/cli-src").json()["TaskGroups"][0]["Count"] == 2
     assert call(dev.http_port, "GET", "/v1/job/cli-src/submission").status == 400
     assert call(dev.http_port, "GET", "/v1/job/cli-src/submission?version=9").text == "job source not found"
     missing = nomad(dev, "job", "inspect", "-hcl", "-version", "9", "cli-src")
