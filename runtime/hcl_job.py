@@ -1033,9 +1033,11 @@ def _variables(doc: dict[str, Any], var_files: Sequence[str], var_args: Mapping[
         values[name] = _typed(raw, declared[name].get("type"), f"-var {name}")
         origins[name] = "cmd"
     missing = sorted(set(declared) - set(values))
-    if missing:
-        raise HclJobError(f"required variable{'s' if len(missing) > 1 else ''} not set: {', '.join(missing)} "
-                          "(give -var name=value, -var-file or NOMAD_VAR_<name>)")
+    if missing:  # Nomad's diagnostic, one per variable: the first and a count of the others
+        more = f", and {len(missing) - 1} other diagnostic(s)" if len(missing) > 1 else ""
+        raise HclJobError(f'Unset variable "{missing[0]}"; A used variable must be set or have a default '
+                          "value; see https://developer.hashicorp.com/nomad/docs/reference/hcl2/variables "
+                          f" for details.{more}")
     for name in declared:
         _validate(name, rules[name], values[name], origins[name])
     return values

@@ -945,7 +945,8 @@ job "cli-vars" {
 """)
     missing = nomad(dev, "job", "plan", str(path))
     # Nomad's job plan exits 255 on an error (1 says allocations would change): it was 1.
-    assert missing.returncode == 255 and "required variable not set: name" in missing.stderr
+    assert missing.returncode == 255
+    assert 'Unset variable "name"; A used variable must be set' in missing.stderr
     broken = tmp_path / "broken.nomad.hcl"
     broken.write_text('job "x" {\n')
     assert nomad(dev, "job", "plan", str(broken)).returncode == 255

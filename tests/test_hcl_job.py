@@ -412,7 +412,7 @@ def test_variable_values_take_precedence_default_env_file_then_var() -> None:
 
 
 @pytest.mark.parametrize(("text", "kwargs", "message"), [
-    (VARS_JOB, {}, "required variable not set: dcs"),
+    (VARS_JOB, {}, r'Unset variable "dcs"; A used variable must be set or have a default value; see https://'),
     (VARS_JOB, {"var_args": {"dcs": "[]", "nope": "1"}},
      'Undefined -var variable; A "nope" variable was passed in the command line but was not found'),
     (VARS_JOB, {"var_args": {"dcs": "[]"}, "var_files": ["count = 4\nnope = 1\n"]},
