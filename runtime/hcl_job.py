@@ -187,6 +187,23 @@ _IGNORED_BY_NOMAD = ("set_contains_all", "set_contains_any", "is_set", "is_not_s
 _AFFINITY_SHORTHANDS = ("version", "semver", "regexp", "set_contains_any", "set_contains_all", "set_contains")
 
 
+# Nomad's decoder puts these numbers in Go int fields: the largest whole number one holds (its error says).
+_GO_INT_MIN, _GO_INT_MAX = -(2**63), 2**63 - 1
+
+
+def _whole(value: Any, where: str) -> int:
+    """A whole-number field (count, priority, resources) as Nomad's decoder takes it: cty converts a string
+    holding a number (what an untyped variable set by -var or NOMAD_VAR_ holds) and refuses the rest."""
+    try:
+        number = hcl_expr.norm_number(hcl_expr.to_number(value))
+    except hcl_expr.HclExprError:
+        raise HclJobError(f"{where}: Unsuitable value type; Unsuitable value: a number is required") from None
+    if not isinstance(number, int) or not _GO_INT_MIN <= number <= _GO_INT_MAX:
+        raise HclJobError(f"{where}: Unsuitable value type; Unsuitable value: value must be a whole number, "
+                          f"between {_GO_INT_MIN} and {_GO_INT_MAX}")
+    return number
+
+
 def _text(v: Any) -> str:
     return str(v).lower() if isinstance(v, bool) else str(v)
 
@@ -438,10 +455,9 @@ def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     if "resources" in body:
         res = _body(body["resources"], f"{where}.resources")
         _check(res, {"cpu", "cores", "memory", "memory_max"}, f"{where}.resources")
-        task["Resources"] = {k: v for k, v in (("CPU", res.get("cpu")), ("Cores", res.get("cores")),
-                                               ("MemoryMB", res.get("memory")),
-                                               ("MemoryMaxMB", res.get("memory_max")))
-                             if v is not None}
+        task["Resources"] = {k: _whole(res[key], f"{where}.resources.{key}")
+                             for key, k in (("cpu", "CPU"), ("cores", "Cores"), ("memory", "MemoryMB"),
+                                            ("memory_max", "MemoryMaxMB")) if res.get(key) is not None}
     return task
 
 
@@ -664,7 +680,7 @@ def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     if "reschedule" in body:
         group["ReschedulePolicy"] = _reschedule(body["reschedule"], f"{where}.reschedule")
     if "count" in body:
-        group["Count"] = body["count"]
+        group["Count"] = _whole(body["count"], f"{where}.count")
     if "meta" in body:
         group["Meta"] = _strings(body["meta"], f"{where}.meta")
     if "constraint" in body:
@@ -1152,7 +1168,7 @@ def parse_hcl_job(text: str, *, var_files: Sequence[str] = (), var_args: Mapping
                        ("region", "Region"), ("namespace", "Namespace"), ("node_pool", "NodePool"),
                        ("all_at_once", "AllAtOnce")):
         if key in body:
-            job[field] = body[key]
+            job[field] = _whole(body[key], f"{where}.{key}") if key == "priority" else body[key]
     if "meta" in body:
         job["Meta"] = _strings(body["meta"], f"{where}.meta")
     if "constraint" in body:

@@ -966,3 +966,18 @@ def test_a_task_reserving_whole_cores_asks_for_them_and_no_cpu_mhz() -> None:
     both = parse_hcl_job(task + ' resources {\n cores = 1\n cpu = 500 } } } }')
     with pytest.raises(JobError, match=r"Task can only ask for 'cpu' or 'cores' resource, not both\."):
         canonical_job(both)
+
+
+def test_number_fields_take_a_string_holding_a_number_as_nomads_decoder() -> None:
+    # An untyped variable set by -var holds a string: Nomad's decoder converts it where a number goes.
+    text = ('variable "n" {\n default = 1\n}\njob "x" {\n priority = "70"\n group "g" {\n count = var.n\n'
+            ' task "t" {\n driver = "raw_exec"\n config { command = "/bin/true" }\n'
+            ' resources {\n cpu = "100"\n memory = 64.0\n }\n }\n }\n}\n')
+    job = parse_hcl_job(text, var_args={"n": "3"})
+    assert (job["Priority"], job["TaskGroups"][0]["Count"]) == (70, 3)
+    assert job["TaskGroups"][0]["Tasks"][0]["Resources"] == {"CPU": 100, "MemoryMB": 64}
+    with pytest.raises(HclJobError, match=r"group\['g'\]\.count: Unsuitable value type; Unsuitable value: a "
+                                          "number is required"):
+        parse_hcl_job(text, var_args={"n": "three"})
+    with pytest.raises(HclJobError, match="count: .*value must be a whole number"):
+        parse_hcl_job(text, var_args={"n": "2.5"})
