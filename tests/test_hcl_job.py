@@ -981,3 +981,11 @@ def test_number_fields_take_a_string_holding_a_number_as_nomads_decoder() -> Non
         parse_hcl_job(text, var_args={"n": "three"})
     with pytest.raises(HclJobError, match="count: .*value must be a whole number"):
         parse_hcl_job(text, var_args={"n": "2.5"})
+
+
+def test_number_args_are_kept_as_written_and_accepted_for_the_driver_to_convert() -> None:
+    job = parse_hcl_job('variable "port" {\n default = 8080\n}\njob "x" { group "g" { task "t" {\n'
+                        ' driver = "raw_exec"\n config {\n command = "/bin/echo"\n args = ["-p", var.port] \n}\n'
+                        '}}}\n')
+    assert job["TaskGroups"][0]["Tasks"][0]["Config"]["args"] == ["-p", 8080]  # as Nomad's job keeps it
+    assert canonical_job(job)["TaskGroups"][0]["Tasks"][0]["Config"]["args"] == ["-p", 8080]
