@@ -1162,7 +1162,7 @@ def parse_hcl_job(text: str, *, var_files: Sequence[str] = (), var_args: Mapping
     where = f"job[{job_id!r}]"
     _check(body, {"name", "datacenters", "type", "priority", "region", "namespace", "node_pool", "all_at_once",
                   "meta", "constraint", "group", "parameterized", "periodic", "affinity", "spread", "update",
-                  "reschedule", "ui", "migrate"}, where)
+                  "reschedule", "ui", "migrate", "task"}, where)
     job: dict[str, Any] = {"ID": job_id, "Name": str(body.get("name", job_id))}
     for key, field in (("datacenters", "Datacenters"), ("type", "Type"), ("priority", "Priority"),
                        ("region", "Region"), ("namespace", "Namespace"), ("node_pool", "NodePool"),
@@ -1205,6 +1205,10 @@ def parse_hcl_job(text: str, *, var_files: Sequence[str] = (), var_args: Mapping
         job["ParameterizedJob"] = {"Payload": p.get("payload", "optional"),
                                    "MetaRequired": list(p.get("meta_required", [])),
                                    "MetaOptional": list(p.get("meta_optional", []))}
-    job["TaskGroups"] = [_group(g, b, f"{where}.group[{g!r}]")
-                         for g, b in _blocks(body.get("group", []), f"{where}.group")]
+    # A task written directly in the job is a group of its own name holding it alone, ahead of the
+    # job's groups (Nomad's jobspec2 decodeTopLevelExtras and parse_job).
+    alone = [{"Name": t, "Tasks": [_task(t, b, f"{where}.task[{t!r}]")]}
+             for t, b in _blocks(body.get("task", []), f"{where}.task")]
+    job["TaskGroups"] = alone + [_group(g, b, f"{where}.group[{g!r}]")
+                                 for g, b in _blocks(body.get("group", []), f"{where}.group")]
     return job

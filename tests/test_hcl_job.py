@@ -989,3 +989,14 @@ def test_number_args_are_kept_as_written_and_accepted_for_the_driver_to_convert(
                         '}}}\n')
     assert job["TaskGroups"][0]["Tasks"][0]["Config"]["args"] == ["-p", 8080]  # as Nomad's job keeps it
     assert canonical_job(job)["TaskGroups"][0]["Tasks"][0]["Config"]["args"] == ["-p", 8080]
+
+
+def test_a_task_written_in_the_job_is_a_group_of_its_own_name_ahead_of_the_groups() -> None:
+    # Nomad's e2e/taskevents/input/simple_batch.nomad writes its task straight in the job block.
+    job = parse_hcl_job('job "b" {\n type = "batch"\n group "later" {\n task "x" {\n driver = "raw_exec"\n'
+                        ' config { command = "/bin/true" }\n }\n }\n task "alone" {\n driver = "raw_exec"\n'
+                        ' config {\n command = "sleep"\n args = ["1"]\n }\n }\n}\n')
+    assert [g["Name"] for g in job["TaskGroups"]] == ["alone", "later"]
+    assert job["TaskGroups"][0] == {"Name": "alone", "Tasks": [{"Name": "alone", "Driver": "raw_exec",
+                                                                "Config": {"command": "sleep", "args": ["1"]}}]}
+    assert canonical_job(job)["TaskGroups"][0]["Count"] == 1
