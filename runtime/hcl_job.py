@@ -204,6 +204,27 @@ def _whole(value: Any, where: str) -> int:
     return number
 
 
+def _flag(value: Any, where: str) -> bool:
+    """A bool field as Nomad's decoder takes it: cty converts the strings "true" and "false" (what an
+    untyped variable or a quoted value holds) and refuses the rest."""
+    if isinstance(value, bool):
+        return value
+    if value in ("true", "false"):
+        return value == "true"
+    raise HclJobError(f"{where}: Unsuitable value type; Unsuitable value: a bool is required")
+
+
+# Fields of the reschedule and update blocks decoded into Go ints and bools (the rest are strings).
+_WHOLE_KEYS = {"attempts", "max_parallel", "canary"}
+_FLAG_KEYS = {"unlimited", "auto_revert", "auto_promote"}
+
+
+def _decoded(key: str, value: Any, where: str) -> Any:
+    if key in _WHOLE_KEYS:
+        return _whole(value, f"{where}.{key}")
+    return _flag(value, f"{where}.{key}") if key in _FLAG_KEYS else value
+
+
 def _text(v: Any) -> str:
     return str(v).lower() if isinstance(v, bool) else str(v)
 
@@ -617,7 +638,7 @@ def _reschedule(value: Any, where: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, name in (("attempts", "Attempts"), ("delay_function", "DelayFunction"), ("unlimited", "Unlimited")):
         if key in r:
-            out[name] = r[key]
+            out[name] = _decoded(key, r[key], where)
     for key, name in (("interval", "Interval"), ("delay", "Delay"), ("max_delay", "MaxDelay")):
         if key in r:
             out[name] = _ns(r[key], f"{where}.{key}")
@@ -719,7 +740,8 @@ def _update(value: Any, where: str) -> dict[str, Any]:
     """An ``update`` block (job or group level): Nomad's UpdateStrategy fields, durations in ns."""
     u = _body(value, where)
     _check(u, set(_UPDATE_DURATIONS) | set(_UPDATE_PLAIN), where)
-    out: dict[str, Any] = {field: u[key] for key, field in _UPDATE_PLAIN.items() if key in u}
+    out: dict[str, Any] = {field: _decoded(key, u[key], where)
+                           for key, field in _UPDATE_PLAIN.items() if key in u}
     out.update({field: _ns(u[key], f"{where}.{key}") for key, field in _UPDATE_DURATIONS.items() if key in u})
     return out
 
@@ -1197,8 +1219,10 @@ def parse_hcl_job(text: str, *, var_files: Sequence[str] = (), var_args: Mapping
         crons = crons if isinstance(crons, list) else [crons]
         job["Periodic"] = {"Spec": p.get("cron", ""), "SpecType": "cron",
                            **({"Specs": crons} if "crons" in p else {}),
-                           "ProhibitOverlap": bool(p.get("prohibit_overlap", False)),
-                           "TimeZone": p.get("time_zone", "UTC"), "Enabled": p.get("enabled", True)}
+                           "ProhibitOverlap": _flag(p.get("prohibit_overlap", False),
+                                                    f"{where}.periodic.prohibit_overlap"),
+                           "TimeZone": p.get("time_zone", "UTC"),
+                           "Enabled": _flag(p.get("enabled", True), f"{where}.periodic.enabled")}
     if "parameterized" in body:
         p = _body(body["parameterized"], f"{where}.parameterized")
         _check(p, {"payload", "meta_required", "meta_optional"}, f"{where}.parameterized")

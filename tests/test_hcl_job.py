@@ -979,13 +979,14 @@ def test_number_fields_take_a_string_holding_a_number_as_nomads_decoder() -> Non
     with pytest.raises(HclJobError, match=r"group\['g'\]\.count: Unsuitable value type; Unsuitable value: a "
                                           "number is required"):
         parse_hcl_job(text, var_args={"n": "three"})
-    with pytest.raises(HclJobError, match="count: .*value must be a whole number"):
+    with pytest.raises(HclJobError, match=r"count: .*value must be a whole number"):
         parse_hcl_job(text, var_args={"n": "2.5"})
 
 
 def test_number_args_are_kept_as_written_and_accepted_for_the_driver_to_convert() -> None:
     job = parse_hcl_job('variable "port" {\n default = 8080\n}\njob "x" { group "g" { task "t" {\n'
-                        ' driver = "raw_exec"\n config {\n command = "/bin/echo"\n args = ["-p", var.port] \n}\n'
+                        ' driver = "raw_exec"\n config {\n command = "/bin/echo"\n'
+                        ' args = ["-p", var.port] \n}\n'
                         '}}}\n')
     assert job["TaskGroups"][0]["Tasks"][0]["Config"]["args"] == ["-p", 8080]  # as Nomad's job keeps it
     assert canonical_job(job)["TaskGroups"][0]["Tasks"][0]["Config"]["args"] == ["-p", 8080]
@@ -997,6 +998,20 @@ def test_a_task_written_in_the_job_is_a_group_of_its_own_name_ahead_of_the_group
                         ' config { command = "/bin/true" }\n }\n }\n task "alone" {\n driver = "raw_exec"\n'
                         ' config {\n command = "sleep"\n args = ["1"]\n }\n }\n}\n')
     assert [g["Name"] for g in job["TaskGroups"]] == ["alone", "later"]
-    assert job["TaskGroups"][0] == {"Name": "alone", "Tasks": [{"Name": "alone", "Driver": "raw_exec",
-                                                                "Config": {"command": "sleep", "args": ["1"]}}]}
+    alone = {"Name": "alone", "Driver": "raw_exec", "Config": {"command": "sleep", "args": ["1"]}}
+    assert job["TaskGroups"][0] == {"Name": "alone", "Tasks": [alone]}
     assert canonical_job(job)["TaskGroups"][0]["Count"] == 1
+
+
+def test_bool_and_whole_fields_take_quoted_values_as_nomads_decoder() -> None:
+    # Nomad's e2e/rescheduling inputs write unlimited = "true"; a quoted "false" must not read as true.
+    job = parse_hcl_job('job "r" {\n periodic {\n crons = ["@daily"]\n prohibit_overlap = "false"\n'
+                        ' enabled = "true"\n }\n group "g" {\n reschedule {\n unlimited = "true"\n'
+                        ' delay = "5s"\n }\n update {\n max_parallel = "2"\n auto_revert = "true"\n }\n'
+                        ' task "t" {\n driver = "raw_exec"\n config { command = "/bin/true" }\n }\n }\n}\n')
+    group = job["TaskGroups"][0]
+    assert group["ReschedulePolicy"] == {"Unlimited": True, "Delay": 5 * 10**9}
+    assert group["Update"] == {"MaxParallel": 2, "AutoRevert": True}
+    assert (job["Periodic"]["ProhibitOverlap"], job["Periodic"]["Enabled"]) == (False, True)
+    with pytest.raises(HclJobError, match=r"reschedule\.unlimited: .*a bool is required"):
+        parse_hcl_job('job "r" { group "g" {\n reschedule { unlimited = "yes" }\n }\n}\n')
