@@ -1051,7 +1051,17 @@ def _variables(doc: dict[str, Any], var_files: Sequence[str], var_args: Mapping[
             values[name] = _typed(env[f"NOMAD_VAR_{name}"], body.get("type"), f"NOMAD_VAR_{name}")
             origins[name] = "env"
     for text in var_files:
-        for name, value in _load(text, "variable file").items():
+        assigned = _load(text, "variable file")
+        declared_here = assigned.get("variable")
+        if isinstance(declared_here, list) and declared_here and all(map(_is_labelled, declared_here)):
+            # a declaration block: a common mistake in a variable file
+            (name, _), *_ = _blocks(assigned["variable"], "variable file: variable")
+            raise HclJobError(f"Variable declaration in a .var file; A .var file is used to assign values to "
+                              f"variables that have already been declared in job files, not to declare new "
+                              f'variables. To declare variable "{name}", place this block in one of your job '
+                              f"files\n\nTo set a value for this variable, use the definition syntax instead:"
+                              f"\n    {name} = <value>")
+        for name, value in assigned.items():
             if name not in declared:
                 if strict:
                     raise HclJobError(f'Undefined variable; A "{name}" variable was set but was not found in '

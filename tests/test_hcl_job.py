@@ -417,6 +417,10 @@ def test_variable_values_take_precedence_default_env_file_then_var() -> None:
      'Undefined -var variable; A "nope" variable was passed in the command line but was not found'),
     (VARS_JOB, {"var_args": {"dcs": "[]"}, "var_files": ["count = 4\nnope = 1\n"]},
      'Undefined variable; A "nope" variable was set but was not found in known variables'),
+    (VARS_JOB, {"var_args": {"dcs": "[]"}, "var_files": ['variable "count" {\n type = number\n}\n']},
+     r'Variable declaration in a \.var file; .* To declare variable "count", place this block in one of your '
+     r"job files\n\nTo set a value for this variable, use the definition syntax instead:"
+     r"\n    count = <value>"),
     (VARS_JOB, {"var_args": {"dcs": "[]", "count": "many"}}, "'many' is not a valid number"),
     (VARS_JOB, {"var_args": {"dcs": "[]", "debug": "1"}}, "'1' is not a valid bool"),
     ('job "x" { datacenters = var.nope }', {}, 'undeclared variable "var.nope"'),
