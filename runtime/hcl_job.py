@@ -214,9 +214,10 @@ def _flag(value: Any, where: str) -> bool:
     raise HclJobError(f"{where}: Unsuitable value type; Unsuitable value: a bool is required")
 
 
-# Fields of the reschedule and update blocks decoded into Go ints and bools (the rest are strings).
-_WHOLE_KEYS = {"attempts", "max_parallel", "canary"}
-_FLAG_KEYS = {"unlimited", "auto_revert", "auto_promote"}
+# Fields of the reschedule, update, restart, migrate and ephemeral_disk blocks decoded into Go ints and
+# bools (the rest are strings).
+_WHOLE_KEYS = {"attempts", "max_parallel", "canary", "size"}
+_FLAG_KEYS = {"unlimited", "auto_revert", "auto_promote", "render_templates", "sticky", "migrate"}
 
 
 def _decoded(key: str, value: Any, where: str) -> Any:
@@ -654,7 +655,8 @@ def _migrate(value: Any, where: str) -> dict[str, Any]:
     the job's is merged under each group's, and Nomad's defaults filled in, by the servers."""
     m = _body(value, where)
     _check(m, set(_MIGRATE_PLAIN) | set(_MIGRATE_DURATIONS), where)
-    out: dict[str, Any] = {field: m[key] for key, field in _MIGRATE_PLAIN.items() if key in m}
+    out: dict[str, Any] = {field: _decoded(key, m[key], where)
+                           for key, field in _MIGRATE_PLAIN.items() if key in m}
     out.update({field: _ns(m[key], f"{where}.{key}")
                 for key, field in _MIGRATE_DURATIONS.items() if key in m})
     return out
@@ -675,8 +677,9 @@ def _restart(value: Any, where: str) -> dict[str, Any]:
     """A ``restart`` block (group or task level; a task's is merged over its group's by the servers)."""
     r = _body(value, where)
     _check(r, {"attempts", "interval", "delay", "mode", "render_templates"}, where)
-    return {**({"Attempts": r["attempts"]} if "attempts" in r else {}),
-            **({"RenderTemplates": r["render_templates"]} if "render_templates" in r else {}),
+    return {**({"Attempts": _decoded("attempts", r["attempts"], where)} if "attempts" in r else {}),
+            **({"RenderTemplates": _decoded("render_templates", r["render_templates"], where)}
+               if "render_templates" in r else {}),
             **({"Interval": _ns(r["interval"], f"{where}.interval")} if "interval" in r else {}),
             **({"Delay": _ns(r["delay"], f"{where}.delay")} if "delay" in r else {}),
             **({"Mode": r["mode"]} if "mode" in r else {})}
@@ -724,8 +727,9 @@ def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     if "ephemeral_disk" in body:  # Nomad's EphemeralDisk: SizeMB, Sticky, Migrate
         d = _body(body["ephemeral_disk"], f"{where}.ephemeral_disk")
         _check(d, {"size", "sticky", "migrate"}, f"{where}.ephemeral_disk")
-        group["EphemeralDisk"] = {name: d[key] for key, name in (("size", "SizeMB"), ("sticky", "Sticky"),
-                                                                 ("migrate", "Migrate")) if key in d}
+        group["EphemeralDisk"] = {name: _decoded(key, d[key], f"{where}.ephemeral_disk")
+                                  for key, name in (("size", "SizeMB"), ("sticky", "Sticky"),
+                                                    ("migrate", "Migrate")) if key in d}
     group["Tasks"] = [_task(t, b, f"{where}.task[{t!r}]") for t, b in _blocks(body.get("task", []), f"{where}.task")]
     return group
 

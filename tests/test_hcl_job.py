@@ -760,7 +760,7 @@ def test_a_groups_ephemeral_disk_block_maps_to_its_ephemeral_disk() -> None:
      r"capacity \(100 MB\)"),
     ('job "x" { group "g" {\n ephemeral_disk { sticky = "yes" }\n'
      ' task "t" {\n driver = "raw_exec"\n config { command = "/bin/true" } } } }',
-     r"TaskGroups\[0\]\.EphemeralDisk\.Sticky: must be a boolean"),
+     r"ephemeral_disk\.sticky: Unsuitable value type; Unsuitable value: a bool is required"),
 ])
 def test_a_bad_ephemeral_disk_is_refused_with_nomads_message(hcl: str, message: str) -> None:
     with pytest.raises((HclJobError, JobError), match=message):
@@ -1019,3 +1019,14 @@ def test_bool_and_whole_fields_take_quoted_values_as_nomads_decoder() -> None:
     assert (job["Periodic"]["ProhibitOverlap"], job["Periodic"]["Enabled"]) == (False, True)
     with pytest.raises(HclJobError, match=r"reschedule\.unlimited: .*a bool is required"):
         parse_hcl_job('job "r" { group "g" {\n reschedule { unlimited = "yes" }\n }\n}\n')
+
+
+def test_restart_migrate_and_ephemeral_disk_take_quoted_values_as_nomads_decoder() -> None:
+    job = parse_hcl_job('job "r" { group "g" {\n restart { attempts = "3" }\n'
+                        ' migrate { max_parallel = "2" }\n'
+                        ' ephemeral_disk {\n size = "300"\n sticky = "true"\n }\n'
+                        ' task "t" {\n driver = "raw_exec"\n config { command = "/bin/true" }\n }\n }\n}\n')
+    group = job["TaskGroups"][0]
+    assert (group["RestartPolicy"]["Attempts"], group["Migrate"]["MaxParallel"]) == (3, 2)
+    assert group["EphemeralDisk"] == {"SizeMB": 300, "Sticky": True}
+    canonical_job(job)
