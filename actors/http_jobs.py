@@ -1260,9 +1260,10 @@ def jobs_parse(req: Request, api: Api) -> Any:
     if not isinstance(variables, str):
         raise CodedError(400, "Variables: must be the text of an HCL variable file")
     try:
-        job = parse_hcl_job(text, var_files=[variables] if variables.strip() else [])
+        # Nomad's parse API is not strict: values for undeclared variables are ignored.
+        job = parse_hcl_job(text, var_files=[variables] if variables.strip() else [], strict=False)
     except HclJobError as e:
-        raise CodedError(400, f"Error parsing job file: {e}") from None
+        raise CodedError(400, f"Failed to parse job: {e}") from None
     if body.get("Canonicalize"):
         try:
             job = canonical_job(job, region=_region(api), limits=_limits(api))

@@ -90,7 +90,8 @@ _VAR_OPTS = (("-var <key=value>", "An HCL input variable for the job file; may b
                                   "than once, later files winning."),
              ("-json", "The job file is JSON (as \"nomad job inspect\" or \"nomad job run -output\" "
                        "print it), whatever its name."),
-             ("-hcl2-strict", "Accepted as Nomad's; the HCL parser here is always strict."))
+             ("-hcl2-strict", "Whether an error is produced from the HCL2 parser where a variable has been "
+              "supplied which is not defined within the root variables. Defaults to true."))
 
 # ---------------------------------------------------------------- top-level commands
 

@@ -215,7 +215,7 @@ _HCL_START = re.compile(rb'^(?:\s*(?:#|//)[^\n]*\n|\s*/\*.*?\*/)*\s*job\s+"', re
 _HCL_VARIABLE_START = re.compile(rb'^(?:\s*(?:#|//)[^\n]*\n|\s*/\*.*?\*/)*\s*(?:variable|locals)\b', re.S)
 VAR_FLAGS: dict[str, type] = {"var": list, "var-file": list}  # job run/plan/validate: HCL input variables
 # job run/plan/validate: Nomad's -json (the job file is JSON, as "nomad job inspect" or "run -output"
-# print it) and -hcl2-strict (the HCL parser here is always strict: what it does not run it refuses).
+# print it) and -hcl2-strict (on by default: a value for an undeclared variable is an error, else ignored).
 FILE_FLAGS: dict[str, type] = {"json": bool, "hcl2-strict": bool, **VAR_FLAGS}
 
 
@@ -247,8 +247,11 @@ def load_job_submission(path: str, flags: dict[str, Any] | None = None) -> tuple
     servers would not know how to read back)."""
     flags = flags or {}
     try:
-        with open(path, "rb") as fh:
-            raw = fh.read()
+        if path == "-":  # Nomad's: the file from standard input, as "job inspect -hcl x | job run -"
+            raw = sys.stdin.buffer.read()
+        else:
+            with open(path, "rb") as fh:
+                raw = fh.read()
     except OSError as e:
         raise CliError(f"Error reading job file {path}: {e.strerror}") from None
     as_json_file = bool(flags.get("json"))  # Nomad's -json: the file is JSON, whatever its name
@@ -274,7 +277,7 @@ def load_job_submission(path: str, flags: dict[str, Any] | None = None) -> tuple
             # file("x") and the other file functions read beside the job file, as Nomad's CLI has them.
             base_dir = os.getcwd() if path == "-" else os.path.dirname(os.path.abspath(path))
             job = parse_hcl_job(raw.decode(), var_files=var_files, var_args=var_args, env=os.environ,
-                                base_dir=base_dir)
+                                base_dir=base_dir, strict=flags.get("hcl2-strict", True))
         except (UnicodeDecodeError, HclJobError) as e:
             raise CliError(f"Error parsing job file from {path}: {e}") from None
         return job, {"Source": raw.decode(), "Format": "hcl2", "VariableFlags": var_args,

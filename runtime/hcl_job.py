@@ -187,6 +187,45 @@ _IGNORED_BY_NOMAD = ("set_contains_all", "set_contains_any", "is_set", "is_not_s
 _AFFINITY_SHORTHANDS = ("version", "semver", "regexp", "set_contains_any", "set_contains_all", "set_contains")
 
 
+# Nomad's decoder puts these numbers in Go int fields: the largest whole number one holds (its error says).
+_GO_INT_MIN, _GO_INT_MAX = -(2**63), 2**63 - 1
+
+
+def _whole(value: Any, where: str) -> int:
+    """A whole-number field (count, priority, resources) as Nomad's decoder takes it: cty converts a string
+    holding a number (what an untyped variable set by -var or NOMAD_VAR_ holds) and refuses the rest."""
+    try:
+        number = hcl_expr.norm_number(hcl_expr.to_number(value))
+    except hcl_expr.HclExprError:
+        raise HclJobError(f"{where}: Unsuitable value type; Unsuitable value: a number is required") from None
+    if not isinstance(number, int) or not _GO_INT_MIN <= number <= _GO_INT_MAX:
+        raise HclJobError(f"{where}: Unsuitable value type; Unsuitable value: value must be a whole number, "
+                          f"between {_GO_INT_MIN} and {_GO_INT_MAX}")
+    return number
+
+
+def _flag(value: Any, where: str) -> bool:
+    """A bool field as Nomad's decoder takes it: cty converts the strings "true" and "false" (what an
+    untyped variable or a quoted value holds) and refuses the rest."""
+    if isinstance(value, bool):
+        return value
+    if value in ("true", "false"):
+        return value == "true"
+    raise HclJobError(f"{where}: Unsuitable value type; Unsuitable value: a bool is required")
+
+
+# Fields of the reschedule, update, restart, migrate and ephemeral_disk blocks decoded into Go ints and
+# bools (the rest are strings).
+_WHOLE_KEYS = {"attempts", "max_parallel", "canary", "size"}
+_FLAG_KEYS = {"unlimited", "auto_revert", "auto_promote", "render_templates", "sticky", "migrate"}
+
+
+def _decoded(key: str, value: Any, where: str) -> Any:
+    if key in _WHOLE_KEYS:
+        return _whole(value, f"{where}.{key}")
+    return _flag(value, f"{where}.{key}") if key in _FLAG_KEYS else value
+
+
 def _text(v: Any) -> str:
     return str(v).lower() if isinstance(v, bool) else str(v)
 
@@ -438,10 +477,9 @@ def _task(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     if "resources" in body:
         res = _body(body["resources"], f"{where}.resources")
         _check(res, {"cpu", "cores", "memory", "memory_max"}, f"{where}.resources")
-        task["Resources"] = {k: v for k, v in (("CPU", res.get("cpu")), ("Cores", res.get("cores")),
-                                               ("MemoryMB", res.get("memory")),
-                                               ("MemoryMaxMB", res.get("memory_max")))
-                             if v is not None}
+        task["Resources"] = {k: _whole(res[key], f"{where}.resources.{key}")
+                             for key, k in (("cpu", "CPU"), ("cores", "Cores"), ("memory", "MemoryMB"),
+                                            ("memory_max", "MemoryMaxMB")) if res.get(key) is not None}
     return task
 
 
@@ -601,7 +639,7 @@ def _reschedule(value: Any, where: str) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, name in (("attempts", "Attempts"), ("delay_function", "DelayFunction"), ("unlimited", "Unlimited")):
         if key in r:
-            out[name] = r[key]
+            out[name] = _decoded(key, r[key], where)
     for key, name in (("interval", "Interval"), ("delay", "Delay"), ("max_delay", "MaxDelay")):
         if key in r:
             out[name] = _ns(r[key], f"{where}.{key}")
@@ -617,7 +655,8 @@ def _migrate(value: Any, where: str) -> dict[str, Any]:
     the job's is merged under each group's, and Nomad's defaults filled in, by the servers."""
     m = _body(value, where)
     _check(m, set(_MIGRATE_PLAIN) | set(_MIGRATE_DURATIONS), where)
-    out: dict[str, Any] = {field: m[key] for key, field in _MIGRATE_PLAIN.items() if key in m}
+    out: dict[str, Any] = {field: _decoded(key, m[key], where)
+                           for key, field in _MIGRATE_PLAIN.items() if key in m}
     out.update({field: _ns(m[key], f"{where}.{key}")
                 for key, field in _MIGRATE_DURATIONS.items() if key in m})
     return out
@@ -638,8 +677,9 @@ def _restart(value: Any, where: str) -> dict[str, Any]:
     """A ``restart`` block (group or task level; a task's is merged over its group's by the servers)."""
     r = _body(value, where)
     _check(r, {"attempts", "interval", "delay", "mode", "render_templates"}, where)
-    return {**({"Attempts": r["attempts"]} if "attempts" in r else {}),
-            **({"RenderTemplates": r["render_templates"]} if "render_templates" in r else {}),
+    return {**({"Attempts": _decoded("attempts", r["attempts"], where)} if "attempts" in r else {}),
+            **({"RenderTemplates": _decoded("render_templates", r["render_templates"], where)}
+               if "render_templates" in r else {}),
             **({"Interval": _ns(r["interval"], f"{where}.interval")} if "interval" in r else {}),
             **({"Delay": _ns(r["delay"], f"{where}.delay")} if "delay" in r else {}),
             **({"Mode": r["mode"]} if "mode" in r else {})}
@@ -664,7 +704,7 @@ def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     if "reschedule" in body:
         group["ReschedulePolicy"] = _reschedule(body["reschedule"], f"{where}.reschedule")
     if "count" in body:
-        group["Count"] = body["count"]
+        group["Count"] = _whole(body["count"], f"{where}.count")
     if "meta" in body:
         group["Meta"] = _strings(body["meta"], f"{where}.meta")
     if "constraint" in body:
@@ -687,8 +727,9 @@ def _group(name: str, body: dict[str, Any], where: str) -> dict[str, Any]:
     if "ephemeral_disk" in body:  # Nomad's EphemeralDisk: SizeMB, Sticky, Migrate
         d = _body(body["ephemeral_disk"], f"{where}.ephemeral_disk")
         _check(d, {"size", "sticky", "migrate"}, f"{where}.ephemeral_disk")
-        group["EphemeralDisk"] = {name: d[key] for key, name in (("size", "SizeMB"), ("sticky", "Sticky"),
-                                                                 ("migrate", "Migrate")) if key in d}
+        group["EphemeralDisk"] = {name: _decoded(key, d[key], f"{where}.ephemeral_disk")
+                                  for key, name in (("size", "SizeMB"), ("sticky", "Sticky"),
+                                                    ("migrate", "Migrate")) if key in d}
     group["Tasks"] = [_task(t, b, f"{where}.task[{t!r}]") for t, b in _blocks(body.get("task", []), f"{where}.task")]
     return group
 
@@ -703,7 +744,8 @@ def _update(value: Any, where: str) -> dict[str, Any]:
     """An ``update`` block (job or group level): Nomad's UpdateStrategy fields, durations in ns."""
     u = _body(value, where)
     _check(u, set(_UPDATE_DURATIONS) | set(_UPDATE_PLAIN), where)
-    out: dict[str, Any] = {field: u[key] for key, field in _UPDATE_PLAIN.items() if key in u}
+    out: dict[str, Any] = {field: _decoded(key, u[key], where)
+                           for key, field in _UPDATE_PLAIN.items() if key in u}
     out.update({field: _ns(u[key], f"{where}.{key}") for key, field in _UPDATE_DURATIONS.items() if key in u})
     return out
 
@@ -984,7 +1026,10 @@ def _typed(raw: str, vtype: Any, where: str) -> Any:
 
 
 def _variables(doc: dict[str, Any], var_files: Sequence[str], var_args: Mapping[str, str],
-               env: Mapping[str, str]) -> dict[str, Any]:
+               env: Mapping[str, str], strict: bool) -> dict[str, Any]:
+    """Each declared variable's value: its default, then NOMAD_VAR_<name>, then the variable files, then
+    -var. A value for an undeclared variable is an error when *strict* (the CLI's -hcl2-strict, on by
+    default) and ignored otherwise (Nomad's parse API), as Nomad has it."""
     declared: dict[str, dict[str, Any]] = {}
     blocks = doc.get("variables", [])
     for block in blocks if isinstance(blocks, list) else [blocks]:  # variables { name = default, ... }
@@ -1010,20 +1055,41 @@ def _variables(doc: dict[str, Any], var_files: Sequence[str], var_args: Mapping[
             values[name] = _typed(env[f"NOMAD_VAR_{name}"], body.get("type"), f"NOMAD_VAR_{name}")
             origins[name] = "env"
     for text in var_files:
-        for name, value in _load(text, "variable file").items():
-            if name in declared:  # Nomad warns of the others and goes on
-                value = _constant(value, f"variable file: {name}")
-                values[name] = _convert(value, _kind(declared[name].get("type")), f"variable file: {name}")
-                origins[name] = "varfile"
+        assigned = _load(text, "variable file")
+        declared_here = assigned.get("variable")
+        if isinstance(declared_here, list) and declared_here and all(map(_is_labelled, declared_here)):
+            # a declaration block: a common mistake in a variable file
+            (name, _), *_ = _blocks(assigned["variable"], "variable file: variable")
+            raise HclJobError(f"Variable declaration in a .var file; A .var file is used to assign values to "
+                              f"variables that have already been declared in job files, not to declare new "
+                              f'variables. To declare variable "{name}", place this block in one of your job '
+                              f"files\n\nTo set a value for this variable, use the definition syntax instead:"
+                              f"\n    {name} = <value>")
+        for name, value in assigned.items():
+            if name not in declared:
+                if strict:
+                    raise HclJobError(f'Undefined variable; A "{name}" variable was set but was not found in '
+                                      f'known variables. To declare variable "{name}", place this block in '
+                                      "your job files")
+                continue
+            value = _constant(value, f"variable file: {name}")
+            values[name] = _convert(value, _kind(declared[name].get("type")), f"variable file: {name}")
+            origins[name] = "varfile"
     for name, raw in var_args.items():
         if name not in declared:
-            raise HclJobError(f'-var "{name}": no variable of that name is declared in the job file')
+            if strict:
+                raise HclJobError(f'Undefined -var variable; A "{name}" variable was passed in the command '
+                                  f'line but was not found in known variables. To declare variable "{name}", '
+                                  "place this block in your job file")
+            continue
         values[name] = _typed(raw, declared[name].get("type"), f"-var {name}")
         origins[name] = "cmd"
     missing = sorted(set(declared) - set(values))
-    if missing:
-        raise HclJobError(f"required variable{'s' if len(missing) > 1 else ''} not set: {', '.join(missing)} "
-                          "(give -var name=value, -var-file or NOMAD_VAR_<name>)")
+    if missing:  # Nomad's diagnostic, one per variable: the first and a count of the others
+        more = f", and {len(missing) - 1} other diagnostic(s)" if len(missing) > 1 else ""
+        raise HclJobError(f'Unset variable "{missing[0]}"; A used variable must be set or have a default '
+                          "value; see https://developer.hashicorp.com/nomad/docs/reference/hcl2/variables "
+                          f" for details.{more}")
     for name in declared:
         _validate(name, rules[name], values[name], origins[name])
     return values
@@ -1100,14 +1166,17 @@ def _validate(name: str, rules: list[tuple[Any, str]], value: Any, origin: str) 
 
 
 def parse_hcl_job(text: str, *, var_files: Sequence[str] = (), var_args: Mapping[str, str] | None = None,
-                  env: Mapping[str, str] | None = None, base_dir: str | None = None) -> dict[str, Any]:
+                  env: Mapping[str, str] | None = None, base_dir: str | None = None,
+                  strict: bool = True) -> dict[str, Any]:
     """The JSON job (the API's field names) a Nomad HCL job file describes; HclJobError otherwise.
 
     *var_files* are the contents of variable files, *var_args* the ``-var``
     values and *env* the environment ``NOMAD_VAR_<name>`` is read from.
     *base_dir* is the job file's directory, which ``file("x")`` and the other
     file functions read relative to; None refuses them (Nomad's job-parse
-    API does so: "filesystem function disabled").
+    API does so: "filesystem function disabled"). *strict* refuses values for
+    undeclared variables (the CLI's -hcl2-strict); Nomad's parse API is not
+    strict and ignores them.
     """
     doc = _load(text, "file")
     _check(doc, {"job", "variable", "variables", "locals"}, "file")
@@ -1118,7 +1187,7 @@ def parse_hcl_job(text: str, *, var_files: Sequence[str] = (), var_args: Mapping
             if name in locals_raw:
                 raise HclJobError(f"local value {name!r} is defined twice")
             locals_raw[name] = value
-    scope = _Scope(_variables(doc, var_files, var_args or {}, env or {}), locals_raw, base_dir)
+    scope = _Scope(_variables(doc, var_files, var_args or {}, env or {}, strict), locals_raw, base_dir)
     for name in locals_raw:  # Nomad evaluates every local, used or not
         scope.lookup("local", name)
     doc = {"job": _resolve(doc.get("job", []), scope, "job")}
@@ -1129,13 +1198,13 @@ def parse_hcl_job(text: str, *, var_files: Sequence[str] = (), var_args: Mapping
     where = f"job[{job_id!r}]"
     _check(body, {"name", "datacenters", "type", "priority", "region", "namespace", "node_pool", "all_at_once",
                   "meta", "constraint", "group", "parameterized", "periodic", "affinity", "spread", "update",
-                  "reschedule", "ui", "migrate"}, where)
+                  "reschedule", "ui", "migrate", "task"}, where)
     job: dict[str, Any] = {"ID": job_id, "Name": str(body.get("name", job_id))}
     for key, field in (("datacenters", "Datacenters"), ("type", "Type"), ("priority", "Priority"),
                        ("region", "Region"), ("namespace", "Namespace"), ("node_pool", "NodePool"),
                        ("all_at_once", "AllAtOnce")):
         if key in body:
-            job[field] = body[key]
+            job[field] = _whole(body[key], f"{where}.{key}") if key == "priority" else body[key]
     if "meta" in body:
         job["Meta"] = _strings(body["meta"], f"{where}.meta")
     if "constraint" in body:
@@ -1164,14 +1233,20 @@ def parse_hcl_job(text: str, *, var_files: Sequence[str] = (), var_args: Mapping
         crons = crons if isinstance(crons, list) else [crons]
         job["Periodic"] = {"Spec": p.get("cron", ""), "SpecType": "cron",
                            **({"Specs": crons} if "crons" in p else {}),
-                           "ProhibitOverlap": bool(p.get("prohibit_overlap", False)),
-                           "TimeZone": p.get("time_zone", "UTC"), "Enabled": p.get("enabled", True)}
+                           "ProhibitOverlap": _flag(p.get("prohibit_overlap", False),
+                                                    f"{where}.periodic.prohibit_overlap"),
+                           "TimeZone": p.get("time_zone", "UTC"),
+                           "Enabled": _flag(p.get("enabled", True), f"{where}.periodic.enabled")}
     if "parameterized" in body:
         p = _body(body["parameterized"], f"{where}.parameterized")
         _check(p, {"payload", "meta_required", "meta_optional"}, f"{where}.parameterized")
         job["ParameterizedJob"] = {"Payload": p.get("payload", "optional"),
                                    "MetaRequired": list(p.get("meta_required", [])),
                                    "MetaOptional": list(p.get("meta_optional", []))}
-    job["TaskGroups"] = [_group(g, b, f"{where}.group[{g!r}]")
-                         for g, b in _blocks(body.get("group", []), f"{where}.group")]
+    # A task written directly in the job is a group of its own name holding it alone, ahead of the
+    # job's groups (Nomad's jobspec2 decodeTopLevelExtras and parse_job).
+    alone = [{"Name": t, "Tasks": [_task(t, b, f"{where}.task[{t!r}]")]}
+             for t, b in _blocks(body.get("task", []), f"{where}.task")]
+    job["TaskGroups"] = alone + [_group(g, b, f"{where}.group[{g!r}]")
+                                 for g, b in _blocks(body.get("group", []), f"{where}.group")]
     return job

@@ -68,3 +68,25 @@ def test_job_run_of_a_file_with_expressions_keeps_the_evaluated_job(dev, tmp_pat
     parsed = call(dev.http_port, "PUT", "/v1/jobs/parse", {"JobHCL": JOB})
     assert parsed.status == 400 and "filesystem function disabled" in parsed.text
     assert nomad(dev, "job", "stop", "-purge", "-detach", "hcl2-e2e").returncode == 0
+
+
+def test_values_for_undeclared_variables_fail_the_cli_unless_not_strict_and_the_parse_api(dev, tmp_path):  # noqa: F811
+    path = tmp_path / "e2e.nomad.hcl"
+    path.write_text(JOB.replace('trimspace(file("motd.txt"))', '"hi"'))
+    varfile = tmp_path / "extra.vars.hcl"
+    varfile.write_text('messages = ["a"]\nmesages = ["typo"]\n')
+    refused = nomad(dev, "job", "validate", "-var-file", str(varfile), str(path))
+    assert refused.returncode == 1, refused.stdout
+    assert 'Undefined variable; A "mesages" variable was set but was not found' in refused.stderr
+    refused = nomad(dev, "job", "validate", "-var", "nope=1", str(path))
+    assert refused.returncode == 1 and 'Undefined -var variable; A "nope" variable' in refused.stderr
+    loose = nomad(dev, "job", "validate", "-hcl2-strict=false", "-var", "nope=1", "-var-file", str(varfile),
+                  str(path))
+    assert loose.returncode == 0, loose.stderr
+    parsed = call(dev.http_port, "PUT", "/v1/jobs/parse",
+                  {"JobHCL": path.read_text(), "Variables": varfile.read_text()})
+    assert parsed.status == 200, parsed.text
+    assert [t["Name"] for t in parsed.json()["TaskGroups"][0]["Tasks"]] == ["say-a"]
+    failed = call(dev.http_port, "PUT", "/v1/jobs/parse",
+                  {"JobHCL": path.read_text(), "Variables": "messages = []"})
+    assert failed.status == 400 and failed.text.startswith("Failed to parse job: ")

@@ -402,7 +402,7 @@ def test_variable_values_take_precedence_default_env_file_then_var() -> None:
     job = parse_hcl_job(VARS_JOB, env=env)
     assert job["Datacenters"] == ["env"] and job["TaskGroups"][0]["Count"] == 3
     assert job["TaskGroups"][0]["Tasks"][0]["Config"]["args"][0] == "from-env-v1"
-    files = ['image = "from-file"\ncount = 4\nundeclared = 1\n']  # undeclared in a file: ignored, as Nomad
+    files = ['image = "from-file"\ncount = 4\n']
     job = parse_hcl_job(VARS_JOB, env=env, var_files=files)
     assert job["TaskGroups"][0]["Count"] == 4
     assert job["TaskGroups"][0]["Tasks"][0]["Config"]["args"][0] == "from-file-v1"
@@ -412,8 +412,15 @@ def test_variable_values_take_precedence_default_env_file_then_var() -> None:
 
 
 @pytest.mark.parametrize(("text", "kwargs", "message"), [
-    (VARS_JOB, {}, "required variable not set: dcs"),
-    (VARS_JOB, {"var_args": {"dcs": "[]", "nope": "1"}}, '-var "nope": no variable of that name'),
+    (VARS_JOB, {}, r'Unset variable "dcs"; A used variable must be set or have a default value; see https://'),
+    (VARS_JOB, {"var_args": {"dcs": "[]", "nope": "1"}},
+     'Undefined -var variable; A "nope" variable was passed in the command line but was not found'),
+    (VARS_JOB, {"var_args": {"dcs": "[]"}, "var_files": ["count = 4\nnope = 1\n"]},
+     'Undefined variable; A "nope" variable was set but was not found in known variables'),
+    (VARS_JOB, {"var_args": {"dcs": "[]"}, "var_files": ['variable "count" {\n type = number\n}\n']},
+     r'Variable declaration in a \.var file; .* To declare variable "count", place this block in one of your '
+     r"job files\n\nTo set a value for this variable, use the definition syntax instead:"
+     r"\n    count = <value>"),
     (VARS_JOB, {"var_args": {"dcs": "[]", "count": "many"}}, "'many' is not a valid number"),
     (VARS_JOB, {"var_args": {"dcs": "[]", "debug": "1"}}, "'1' is not a valid bool"),
     ('job "x" { datacenters = var.nope }', {}, 'undeclared variable "var.nope"'),
@@ -432,6 +439,13 @@ def test_variable_values_take_precedence_default_env_file_then_var() -> None:
 def test_variable_mistakes_are_refused_with_what_is_wrong(text: str, kwargs: dict, message: str) -> None:
     with pytest.raises(HclJobError, match=message):
         parse_hcl_job(text, **kwargs)
+
+
+def test_values_for_undeclared_variables_are_ignored_when_not_strict() -> None:
+    # Nomad's -hcl2-strict=false and its parse API: only a warning, which nothing prints.
+    job = parse_hcl_job(VARS_JOB, var_args={"dcs": '["dc1"]', "nope": "1"},
+                        var_files=["count = 4\nalso = 1\n"], strict=False)
+    assert job["TaskGroups"][0]["Count"] == 4
 
 
 def test_variable_values_are_converted_to_the_declared_type_or_refused() -> None:
@@ -746,7 +760,7 @@ def test_a_groups_ephemeral_disk_block_maps_to_its_ephemeral_disk() -> None:
      r"capacity \(100 MB\)"),
     ('job "x" { group "g" {\n ephemeral_disk { sticky = "yes" }\n'
      ' task "t" {\n driver = "raw_exec"\n config { command = "/bin/true" } } } }',
-     r"TaskGroups\[0\]\.EphemeralDisk\.Sticky: must be a boolean"),
+     r"ephemeral_disk\.sticky: Unsuitable value type; Unsuitable value: a bool is required"),
 ])
 def test_a_bad_ephemeral_disk_is_refused_with_nomads_message(hcl: str, message: str) -> None:
     with pytest.raises((HclJobError, JobError), match=message):
@@ -956,3 +970,63 @@ def test_a_task_reserving_whole_cores_asks_for_them_and_no_cpu_mhz() -> None:
     both = parse_hcl_job(task + ' resources {\n cores = 1\n cpu = 500 } } } }')
     with pytest.raises(JobError, match=r"Task can only ask for 'cpu' or 'cores' resource, not both\."):
         canonical_job(both)
+
+
+def test_number_fields_take_a_string_holding_a_number_as_nomads_decoder() -> None:
+    # An untyped variable set by -var holds a string: Nomad's decoder converts it where a number goes.
+    text = ('variable "n" {\n default = 1\n}\njob "x" {\n priority = "70"\n group "g" {\n count = var.n\n'
+            ' task "t" {\n driver = "raw_exec"\n config { command = "/bin/true" }\n'
+            ' resources {\n cpu = "100"\n memory = 64.0\n }\n }\n }\n}\n')
+    job = parse_hcl_job(text, var_args={"n": "3"})
+    assert (job["Priority"], job["TaskGroups"][0]["Count"]) == (70, 3)
+    assert job["TaskGroups"][0]["Tasks"][0]["Resources"] == {"CPU": 100, "MemoryMB": 64}
+    with pytest.raises(HclJobError, match=r"group\['g'\]\.count: Unsuitable value type; Unsuitable value: a "
+                                          "number is required"):
+        parse_hcl_job(text, var_args={"n": "three"})
+    with pytest.raises(HclJobError, match=r"count: .*value must be a whole number"):
+        parse_hcl_job(text, var_args={"n": "2.5"})
+
+
+def test_number_args_are_kept_as_written_and_accepted_for_the_driver_to_convert() -> None:
+    job = parse_hcl_job('variable "port" {\n default = 8080\n}\njob "x" { group "g" { task "t" {\n'
+                        ' driver = "raw_exec"\n config {\n command = "/bin/echo"\n'
+                        ' args = ["-p", var.port] \n}\n'
+                        '}}}\n')
+    assert job["TaskGroups"][0]["Tasks"][0]["Config"]["args"] == ["-p", 8080]  # as Nomad's job keeps it
+    assert canonical_job(job)["TaskGroups"][0]["Tasks"][0]["Config"]["args"] == ["-p", 8080]
+
+
+def test_a_task_written_in_the_job_is_a_group_of_its_own_name_ahead_of_the_groups() -> None:
+    # Nomad's e2e/taskevents/input/simple_batch.nomad writes its task straight in the job block.
+    job = parse_hcl_job('job "b" {\n type = "batch"\n group "later" {\n task "x" {\n driver = "raw_exec"\n'
+                        ' config { command = "/bin/true" }\n }\n }\n task "alone" {\n driver = "raw_exec"\n'
+                        ' config {\n command = "sleep"\n args = ["1"]\n }\n }\n}\n')
+    assert [g["Name"] for g in job["TaskGroups"]] == ["alone", "later"]
+    alone = {"Name": "alone", "Driver": "raw_exec", "Config": {"command": "sleep", "args": ["1"]}}
+    assert job["TaskGroups"][0] == {"Name": "alone", "Tasks": [alone]}
+    assert canonical_job(job)["TaskGroups"][0]["Count"] == 1
+
+
+def test_bool_and_whole_fields_take_quoted_values_as_nomads_decoder() -> None:
+    # Nomad's e2e/rescheduling inputs write unlimited = "true"; a quoted "false" must not read as true.
+    job = parse_hcl_job('job "r" {\n periodic {\n crons = ["@daily"]\n prohibit_overlap = "false"\n'
+                        ' enabled = "true"\n }\n group "g" {\n reschedule {\n unlimited = "true"\n'
+                        ' delay = "5s"\n }\n update {\n max_parallel = "2"\n auto_revert = "true"\n }\n'
+                        ' task "t" {\n driver = "raw_exec"\n config { command = "/bin/true" }\n }\n }\n}\n')
+    group = job["TaskGroups"][0]
+    assert group["ReschedulePolicy"] == {"Unlimited": True, "Delay": 5 * 10**9}
+    assert group["Update"] == {"MaxParallel": 2, "AutoRevert": True}
+    assert (job["Periodic"]["ProhibitOverlap"], job["Periodic"]["Enabled"]) == (False, True)
+    with pytest.raises(HclJobError, match=r"reschedule\.unlimited: .*a bool is required"):
+        parse_hcl_job('job "r" { group "g" {\n reschedule { unlimited = "yes" }\n }\n}\n')
+
+
+def test_restart_migrate_and_ephemeral_disk_take_quoted_values_as_nomads_decoder() -> None:
+    job = parse_hcl_job('job "r" { group "g" {\n restart { attempts = "3" }\n'
+                        ' migrate { max_parallel = "2" }\n'
+                        ' ephemeral_disk {\n size = "300"\n sticky = "true"\n }\n'
+                        ' task "t" {\n driver = "raw_exec"\n config { command = "/bin/true" }\n }\n }\n}\n')
+    group = job["TaskGroups"][0]
+    assert (group["RestartPolicy"]["Attempts"], group["Migrate"]["MaxParallel"]) == (3, 2)
+    assert group["EphemeralDisk"] == {"SizeMB": 300, "Sticky": True}
+    canonical_job(job)

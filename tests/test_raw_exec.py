@@ -328,8 +328,17 @@ def test_stats_count_the_cpu_of_the_tasks_children(driver, tmp_path):
     assert seen[-1]["processes"] == 2
 
 
+def test_number_and_bool_args_reach_the_command_as_nomads_driver_converts_them(driver, tmp_path):
+    # A job file's args = ["-p", 8080] keeps 8080 a number in the job; the driver's schema makes it "8080".
+    config = {"command": SH, "args": ["-c", 'echo "$1 $2 $3 $4"', "sh", 8080, 2.5, True]}
+    h = driver.start("a1", "web", config, str(tmp_path / "a1" / "web"), {})
+    assert exit_of(driver, h).exit_code == 0
+    assert (tmp_path / "a1" / "alloc" / "logs" / "web.stdout.0").read_text() == "8080 2.5 true \n"
+
+
 @pytest.mark.parametrize(("config", "message"), [
     ({}, "config.command is required"),
+    ({"command": SH, "args": ["-c", ["nested"]]}, "config.args must be a list of strings"),
     ({"command": ""}, "config.command is required"),
     ({"command": SH, "args": "-c true"}, "config.args must be a list of strings"),
     ({"command": "/nonexistent/binary"}, "not found"),

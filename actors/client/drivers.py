@@ -337,9 +337,22 @@ def check_command_config(driver: str, config: Any, *, required: bool = True) -> 
     args = config.get("args", [])
     if args is None:
         args = []
-    if not isinstance(args, (list, tuple)) or not all(isinstance(a, str) for a in args):
+    if not isinstance(args, (list, tuple)) or not all(isinstance(a, _ARG_SCALARS) for a in args):
         raise DriverError(f"{driver}: config.args must be a list of strings")
-    return command, list(args)
+    return command, [arg_text(a) for a in args]
+
+
+# What Nomad's driver schema (args: list(string)) converts to a string: a job file's args = ["-p", 8080].
+_ARG_SCALARS = (str, int, float, bool)
+
+
+def arg_text(arg: str | int | float | bool) -> str:
+    """An argument as cty converts it to a string: true/false, and a number as written (8080, 2.5)."""
+    if isinstance(arg, bool):
+        return "true" if arg else "false"
+    if isinstance(arg, float) and arg.is_integer():
+        return str(int(arg))
+    return str(arg)
 
 
 def signal_number(signame: str) -> int:

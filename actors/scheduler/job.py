@@ -347,7 +347,9 @@ def _task(raw: Any, field: str) -> dict[str, Any]:
         if t["Driver"] != "sim":
             _str(cfg.get("command"), f"{field}.Config.command", required=True)
         args = _list(cfg.get("args"), f"{field}.Config.args")
-        _need(all(isinstance(a, str) for a in args), f"{field}.Config.args", "must be a list of strings")
+        # Numbers and bools are kept as given: the driver converts them, as Nomad's driver schema does.
+        _need(all(isinstance(a, (str, int, float, bool)) for a in args), f"{field}.Config.args",
+              "must be a list of strings")
     t["Config"] = cfg
     res = dict(_map(t.get("Resources"), f"{field}.Resources"))
     _unsupported_task_blocks(t, res, field)
