@@ -228,8 +228,13 @@ def test_job_run_that_cannot_place_exits_2_with_the_reason(dev, tmp_path):  # no
                      r'place all allocations:\n    \S+Z: Task Group "web" \(failed to place 1 allocation\):$',
                      run.stdout, re.M), run.stdout
     assert why in run.stdout, run.stdout
-    status = nomad(dev, "job", "status", "cli-unplaceable")
-    assert f"  * {why}" in status.stdout, status.stdout
+    # Shown while an evaluation is blocked: one unblocked by a node's update is blocked again by its
+    # re-run (Nomad's window too), so the status is read until it shows, not once.
+    def status() -> subprocess.CompletedProcess | None:
+        st = nomad(dev, "job", "status", "cli-unplaceable")
+        return st if f"  * {why}" in st.stdout else None
+    shown = wait_for(status, "the placement failure in job status", 20, dev.detail)
+    assert shown.returncode == 0
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-unplaceable").returncode == 0
 
 

@@ -112,7 +112,11 @@ def test_a_frozen_client_with_a_disconnect_window_goes_disconnected_and_reconnec
 
     req = urllib.request.Request(f"http://127.0.0.1:{server['http']}/v1/jobs", method="PUT",
                                  data=json.dumps({"Job": job}).encode())
-    with urllib.request.urlopen(req, timeout=10) as r:
+    try:
+        r = urllib.request.urlopen(req, timeout=10)
+    except urllib.error.HTTPError as e:  # the agent's reason, not just the code
+        raise AssertionError(f"job register: {e.code} {e.read().decode(errors='replace')}\n{srv.detail()}") from None
+    with r:
         status = r.status
     assert status == 200
 
