@@ -82,3 +82,18 @@ def pytest_configure(config):
         from tests.parallel import precompile
 
         precompile()
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _urllib_opener_restored():
+    """A test that runs the CLI in this process (``runtime.cli.main``) leaves urllib's global opener
+    adding that command's ``-namespace``/``-region`` and token to every later request of the process
+    (the CLI is a one-shot process, so it installs them globally): put the opener back after each test,
+    or a later test's plain ``urlopen`` asks in namespace "*"."""
+    import urllib.request
+    saved = urllib.request._opener  # type: ignore[attr-defined]
+    yield
+    urllib.request.install_opener(saved)  # type: ignore[arg-type]
