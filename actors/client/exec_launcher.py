@@ -475,12 +475,7 @@ def _enter_command(spec: dict, last_cap: int) -> None:
     env = spec["env"]
     argv = [_find(spec["argv"][0], env.get("PATH", "")), *spec["argv"][1:]]
     _become_task_user(spec, last_cap, helper, "the exec session ended before the command started")
-    for sig in _signals():
-        try:
-            signal.signal(sig, signal.SIG_DFL)
-        except (OSError, ValueError):
-            pass
-    signal.pthread_sigmask(signal.SIG_SETMASK, [])
+    _default_signals()
     try:
         os.execve(argv[0], argv, env)
     except FileNotFoundError:  # as the raw_exec path says it (a script's interpreter missing too)
