@@ -251,11 +251,11 @@ class Capture:
         qs = urllib.parse.urlencode(query)
         return f"{self.addr}{path}" + (f"?{qs}" if qs else "")
 
-    def raw(self, path: str, **query: Any) -> tuple[int, bytes]:
+    def raw(self, path: str, request_timeout_s: float = REQUEST_TIMEOUT_S, **query: Any) -> tuple[int, bytes]:
         """(status, body); an error answer raises CliError with Nomad's API client text."""
         req = urllib.request.Request(self.url(path, self.query(**query)))
         try:
-            with urllib.request.urlopen(req, timeout=REQUEST_TIMEOUT_S) as resp:
+            with urllib.request.urlopen(req, timeout=request_timeout_s) as resp:
                 return resp.status, resp.read()
         except urllib.error.HTTPError as e:
             body = e.read().decode(errors="replace").strip()
@@ -579,8 +579,8 @@ def _collect(cap: Capture, targets: list[tuple[str, str, str]], members: list[di
 
     pprof_ok = {t: True for t in targets}
     if opts["verbose"]:
-        _out("pprof: this agent serves its goroutine (greenlet) stacks; Go's cpu, heap, trace and "
-             "threadcreate profiles do not exist here and are not captured")
+        _out("pprof: this agent serves a CPU profile (cProfile, pstats format) and its goroutine "
+             "(greenlet) stacks; Go's heap, trace and threadcreate profiles do not exist here")
     _out("    Capture pprofInterval 0000")
     _collect_pprofs(cap, targets, pprof_ok, 0)
     pprof_again = opts["pprof_interval_s"] != opts["pprof_duration_s"]
@@ -624,25 +624,30 @@ def _collect_host(cap: Capture, kind: str, key: str, ident: str) -> None:
 
 def _collect_pprofs(cap: Capture, targets: list[tuple[str, str, str]], ok: dict[Any, bool],
                     interval: int) -> None:
-    """The profiles this agent has: ``goroutine`` (greenlet stacks, text: Nomad's debug=2 file)."""
-    seconds = int(cap.opts["pprof_duration_s"])
+    """The profiles this agent has, as Nomad names their files: ``profile_NNNN.prof`` (a CPU profile over
+    the pprof duration: pstats's binary format, ``python -m pstats`` reads it) and
+    ``goroutine-debug2_NNNN.txt`` (greenlet stacks, text: Nomad's debug=2 file)."""
+    seconds = max(1, int(cap.opts["pprof_duration_s"]))  # Nomad's 0 s is the server's default, 1 s
     for target in targets:
         kind, key, ident = target
-        if not ok[target]:
-            continue
         directory = os.path.join(kind, ident)
-        name = f"goroutine-debug2_{interval:04d}.txt"
-        try:
-            _, body = cap.raw("/v1/agent/pprof/goroutine", debug="2", seconds=str(seconds), **{key: ident})
-        except CliError as e:
-            _err(f"{directory}: Failed to retrieve pprof {name}, err: {e}")
-            if PERMISSION_DENIED in str(e):
-                _err("Pprof retrieval requires agent:write ACL or enable_debug=true.  See "
-                     "https://developer.hashicorp.com/nomad/api-docs/agent#agent-runtime-profiles "
-                     "for more information.")
-                ok[target] = False  # Nomad: one permission failure is enough
-            continue
-        cap.write_bytes(directory, name, body)
+        for name, path, query in ((f"profile_{interval:04d}.prof", "/v1/agent/pprof/profile", {}),
+                                  (f"goroutine-debug2_{interval:04d}.txt", "/v1/agent/pprof/goroutine",
+                                   {"debug": "2"})):
+            if not ok[target]:
+                break
+            try:
+                _, body = cap.raw(path, REQUEST_TIMEOUT_S + seconds, seconds=str(seconds), **query,
+                                  **{key: ident})
+            except CliError as e:
+                _err(f"{directory}: Failed to retrieve pprof {name}, err: {e}")
+                if PERMISSION_DENIED in str(e):
+                    _err("Pprof retrieval requires agent:write ACL or enable_debug=true.  See "
+                         "https://developer.hashicorp.com/nomad/api-docs/agent#agent-runtime-profiles "
+                         "for more information.")
+                    ok[target] = False  # Nomad: one permission failure is enough
+                continue
+            cap.write_bytes(directory, name, body)
 
 
 def _collect_interval(cap: Capture, directory: str) -> None:

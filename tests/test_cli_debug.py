@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import marshal
 import signal
 import subprocess
 import sys
@@ -121,7 +122,8 @@ def test_a_capture_from_a_dev_agent_is_archived_in_nomads_layout_with_secrets_re
                      "cluster/regions.json", "cluster/namespaces.json", "cluster/eventstream.json",
                      f"server/{server}/agent-host.json", f"client/{node}/agent-host.json",
                      f"client/{node}/monitor.log", "server/leader/monitor.log",
-                     "server/leader/goroutine-debug2_0000.txt"):
+                     "server/leader/goroutine-debug2_0000.txt", "server/leader/profile_0000.prof",
+                     f"client/{node}/profile_0000.prof"):
             assert name in files, (name, sorted(files))
         for interval in ("0000", "0001"):
             for name in ("jobs.json", "allocations.json", "evaluations.json", "deployments.json",
@@ -144,6 +146,9 @@ def test_a_capture_from_a_dev_agent_is_archived_in_nomads_layout_with_secrets_re
             assert b"[DEBUG]" in files[name] and b"monitor: " not in files[name], files[name][:200]
         assert b"Greenlet" in files[f"server/{server}/goroutine-debug2_0000.txt"] or \
             files[f"server/{server}/goroutine-debug2_0000.txt"].strip()
+        # the CPU profile is pstats's file: what `python -m pstats` opens
+        profile = marshal.loads(files["server/leader/profile_0000.prof"])
+        assert isinstance(profile, dict) and any(key[2] == "sleep" for key in profile), list(profile)[:5]
         host = json.loads(files[f"server/{server}/agent-host.json"])
         assert host["AgentID"] == server and "Disk" in host["HostData"]
         events = [json.loads(line) for line in files["cluster/eventstream.json"].splitlines()]

@@ -12,8 +12,10 @@ an agent.
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import http.client
 import json
+import marshal
 import time
 import urllib.parse
 from typing import Any
@@ -322,10 +324,33 @@ def test_pprof_goroutine_shows_every_greenlets_stack_and_the_go_profiles_say_why
     assert "Greenlet" in text or "greenlet" in text
     assert "http_pprof.py" in text  # the request's own greenlet is among them
     heap = call(dev.http_port, "GET", "/v1/agent/pprof/heap")
-    assert heap.status == 501 and b"'goroutine'" in heap.body
+    assert heap.status == 501 and b"'goroutine'" in heap.body and b"'profile'" in heap.body
     assert call(dev.http_port, "GET", "/v1/agent/pprof/bogus").status == 404
     assert call(dev.http_port, "GET", "/v1/agent/pprof/goroutine?node_id=other").status == 400
     assert call(dev.http_port, "POST", "/v1/agent/pprof/goroutine").status == 405
+
+
+def test_pprof_profile_is_a_cpu_profile_of_the_agent_one_at_a_time(dev):  # noqa: F811
+    """/v1/agent/pprof/profile: cProfile over ?seconds, pstats's binary file or (debug=1) its table."""
+    port = dev.http_port
+    binary = call(port, "GET", "/v1/agent/pprof/profile?seconds=1")
+    assert binary.status == 200 and binary.headers["content-type"] == "application/octet-stream"
+    stats = marshal.loads(binary.body)
+    # {(file, line, function): (calls, primitive calls, own time, cumulative time, callers)}
+    assert stats and all(len(k) == 3 and len(v) == 5 for k, v in stats.items())
+    assert any(k[2] == "sleep" for k in stats)  # the profile's own wait, where the idle time shows
+    assert any("/actors/" in k[0] for k in stats)  # and the actors' work meanwhile (Raft's ticks...)
+    text = call(port, "GET", "/v1/agent/pprof/profile?seconds=1&debug=1&sort=cumulative&lines=5")
+    assert text.status == 200 and "function calls" in text.text and "cumulative" in text.text
+    # a second profile while one runs is refused, as Go's "cpu profiling already in use"
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        both = list(pool.map(lambda _: call(port, "GET", "/v1/agent/pprof/profile?seconds=3"), range(2)))
+    assert sorted(r.status for r in both) == [200, 500], [(r.status, r.text[:80]) for r in both]
+    assert "already in use" in next(r.text for r in both if r.status == 500)
+    for bad in ("seconds=0", "seconds=x", "seconds=301", "debug=3", "sort=nope", "lines=0"):
+        r = call(port, "GET", f"/v1/agent/pprof/profile?{bad}")
+        assert r.status == 400, (bad, r.status, r.text)
+    assert call(port, "GET", "/v1/agent/pprof/profile?seconds=1").status == 200  # the slot was freed
 
 
 # ---------------------------------------------------------------- GC
