@@ -108,5 +108,6 @@ def agent_pprof(req: Request, api: Api) -> Any:
     if profile == "profile":
         return cpu_profile(req)
     if profile in GO_ONLY:
-        raise CodedError(501, f"profile {profile!r} is Go's: this agent serves 'goroutine' (greenlet stacks) and 'profile' (cProfile)")
+        raise CodedError(501, f"profile {profile!r} is Go's: this agent serves 'goroutine' (greenlet stacks) "
+                              "and 'profile' (cProfile)")
     raise CodedError(404, f"Unknown profile: {profile}")
