@@ -94,7 +94,10 @@ def _stop(proc: subprocess.Popen[bytes], sig: int = signal.SIGINT) -> None:
 
 # ------------------------------------------------------------ our three servers
 
-def start_servers(tmp: str) -> tuple[list[subprocess.Popen[bytes]], list[dict[str, int]], str]:
+def start_servers(tmp: str, extra: tuple[str, ...] = ()
+                  ) -> tuple[list[subprocess.Popen[bytes]], list[dict[str, int]], str]:
+    """Three servers on loopback; *extra* top-level config lines (``enable_debug = true`` lets a
+    profiling run read /v1/agent/pprof/profile)."""
     ports = [{"http": _free_port(), "rpc": _free_port(), "serf": _free_port()} for _ in range(3)]
     join = json.dumps([f"127.0.0.1:{p['serf']}" for p in ports])
     procs = []
@@ -103,6 +106,7 @@ def start_servers(tmp: str) -> tuple[list[subprocess.Popen[bytes]], list[dict[st
         with open(cfg, "w") as fh:
             fh.write("\n".join([
                 f'name = "s{i}"', f'data_dir = "{os.path.join(tmp, f"s{i}")}"', 'bind_addr = "127.0.0.1"',
+                *extra,
                 "[ports]", *(f"{k} = {v}" for k, v in p.items()),
                 "[server]", "enabled = true", "bootstrap_expect = 3", 'gossip_profile = "lan"',
                 "[server.server_join]", f"retry_join = {join}", 'retry_interval = "1s"',

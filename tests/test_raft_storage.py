@@ -744,6 +744,42 @@ def test_threadpool_saves_finish_while_greenlets_keep_the_hub_busy(tmp_path):
         s.close()
 
 
+def test_every_disk_wait_gets_the_whole_grace_however_many_came_before(tmp_path, monkeypatch):
+    # The grace timer is armed once per wait.  A one-shot libev timer re-armed with
+    # start() after stop() counted only what its last arming had left, so once the
+    # waits had added up to the grace, every later wait ran out at once and blocked
+    # the process on every disk call (seen as ~1 ms hub stalls per fsync on busy
+    # servers).  Here the waits add up to six graces; the hub runs through each.
+    import gevent
+    from gevent.monkey import get_original
+
+    from actors.raft import sqlite_store
+
+    monkeypatch.setattr(sqlite_store, "DISK_WAIT_GRACE_S", 0.1)
+    real_sleep = get_original("time", "sleep")
+    s = SqliteStorage(str(tmp_path / "raft.db"), use_threadpool=True)
+    ticks = 0
+
+    def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            gevent.sleep(0.002)
+
+    g = gevent.spawn(ticker)
+    try:
+        gevent.sleep(0.01)
+        during = []
+        for _ in range(20):
+            before = ticks
+            s._call(real_sleep, 0.03)  # a slow disk call, in the disk thread
+            during.append(ticks - before)
+        assert min(during) >= 3, f"the hub stopped during a disk wait: ticks per wait {during}"
+    finally:
+        g.kill()
+        s.close()
+
+
 def test_threadpool_store_writes_a_small_idle_save_in_the_callers_thread(tmp_path):
     # save(idle=True) of a few entries skips the disk thread (same transaction and
     # fsync); a larger batch, or any save not marked idle, still goes to the thread.
