@@ -288,6 +288,10 @@ def job_out(job: dict[str, Any]) -> dict[str, Any]:
 _CHILD_KEYS = {"pending": "Pending", "running": "Running", "dead": "Dead"}
 
 
+def _newer(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    return (a.get("CreateIndex", 0), a["ID"]) > (b.get("CreateIndex", 0), b["ID"])
+
+
 def job_summaries(st: Any, job_ids: list[str]) -> dict[str, dict[str, Any]]:
     """Nomad's ``JobSummary`` per job, counted from its allocations in one pass.
 
@@ -312,19 +316,30 @@ def job_summaries(st: Any, job_ids: list[str]) -> dict[str, dict[str, Any]]:
                 key = _CHILD_KEYS.get(child.get("Status", ""))
                 if key:
                     out[parent]["Children"][key] += 1
-    for a in st.tables["allocs"].values():
+    # A few jobs' summaries count their own allocations (the store's by-job index), not every
+    # allocation there is; most of the jobs (the leader's metrics, a whole list) take one pass.
+    allocs = st.tables["allocs"]
+    few = len(wanted) * 4 < len(jobs)
+    for a in (a for jid in wanted for a in st.job_allocs(jid)) if few else allocs.values():
         jid = key_of(a)
         if jid not in wanted or not of_this_job(jobs[jid], a):
             continue  # (Nomad's updateSummaryWithAlloc: an earlier job's allocation is not counted)
-        group = out[jid]["Summary"].setdefault(a.get("TaskGroup", ""), dict.fromkeys(SUMMARY_KEYS, 0))
+        summary = out[jid]["Summary"]
+        group = summary.get(a.get("TaskGroup", ""))
+        if group is None:
+            group = summary[a.get("TaskGroup", "")] = dict.fromkeys(SUMMARY_KEYS, 0)
         key = SUMMARY_OF_STATUS.get(a.get("ClientStatus", ""))
         if key:
             group[key] += 1
     evals = st.tables["evals"]
-    blocked = {key_of(e): e for e in evals.values() if e.get("Status") == "blocked"}
+    blocked: dict[str, dict[str, Any]] = {}
+    for e in st.evals_with_status("blocked"):  # a job's latest blocked evaluation, should it have two
+        jid = key_of(e)
+        if jid in wanted and (jid not in blocked or _newer(e, blocked[jid])):
+            blocked[jid] = e
     # A job larger than one plan: what its follow-up evaluation has still to place is queued too.
-    queued = {key_of(e) for e in evals.values() if e.get("Status") == "pending"
-              and e.get("TriggeredBy") == "queued-allocs" and key_of(e) in wanted}
+    queued = {key_of(e) for e in st.evals_with_status("pending")
+              if e.get("TriggeredBy") == "queued-allocs" and key_of(e) in wanted}
     for jid in wanted & (set(blocked) | queued):
         job = jobs[jid]
         if job.get("Stop"):
