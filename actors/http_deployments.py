@@ -144,8 +144,12 @@ def deployment_request(req: Request, api: Api) -> Any:
 
 def _allocations(req: Request, api: Api, dep_id: str) -> Any:
     dep_id = _deployment_id(req, dep_id, "GET")
-    return state_query(req, api, ("allocs",), lambda st: [
-        alloc_stub(a) for _, a in sorted(st.tables["allocs"].items()) if a.get("DeploymentID") == dep_id])
+    def query(st: Any) -> list[dict[str, Any]]:
+        dep = st.tables[TABLE].get(dep_id)  # its job's allocations (the by-job index), in ID order
+        allocs = st.job_allocs(key_of(dep)) if dep is not None else \
+            [a for _, a in sorted(st.tables["allocs"].items())]
+        return [alloc_stub(a) for a in allocs if a.get("DeploymentID") == dep_id]
+    return state_query(req, api, ("allocs",), query)
 
 
 # ---------------------------------------------------------------- writes

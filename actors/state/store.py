@@ -370,6 +370,9 @@ class StateStore:
         # Evaluations by the statuses the broker and the unblocker look for, so
         # neither scans every evaluation ever made on each change.
         self.evals_by_status: dict[str, set[str]] = {"pending": set(), "blocked": set()}
+        # job ID -> every evaluation of it: /v1/job/<id>/evaluations (and an evaluation's allocations)
+        # read one job's, not every evaluation kept.
+        self.evals_by_job: dict[str, set[str]] = {}
         # job ID -> its blocked evaluations: a failed plan or a deregistration
         # looks up its own job's, not every blocked evaluation of the cluster
         # (which grow with the jobs waiting for capacity).
@@ -633,6 +636,7 @@ class StateStore:
             else:
                 ids.discard(ev_id)
         job_id = key_of(ev)
+        self.evals_by_job.setdefault(job_id, set()).add(ev_id)
         for name, by_job in (("blocked", self.blocked_by_job), ("pending", self.pending_by_job)):
             if status == name:
                 by_job.setdefault(job_id, set()).add(ev_id)
@@ -646,6 +650,7 @@ class StateStore:
 
     def _unindex_eval(self, ev_id: str, job_id: str) -> None:
         """A removed evaluation leaves the by-job indexes."""
+        _drop_from(self.evals_by_job, job_id, ev_id)
         _drop_from(self.blocked_by_job, job_id, ev_id)
         _drop_from(self.pending_by_job, job_id, ev_id)
 
@@ -705,7 +710,8 @@ class StateStore:
         return out
 
     def check_live_index(self) -> None:
-        """AssertionError unless live_job_allocs gives each job's live allocations, as the table has them."""
+        """AssertionError unless live_job_allocs gives each job's live allocations, as the table has them,
+        and every evaluation and allocation is under its job (and node) in the by-job (by-node) indexes."""
         want: dict[str, set[str]] = {}
         for a in self.tables["allocs"].values():
             if a.get("DesiredStatus") == "run" and a.get("ClientStatus") not in _TERMINAL_CLIENT:
@@ -715,6 +721,19 @@ class StateStore:
             if got != want.get(job_id, set()):
                 raise AssertionError(f"job {job_id}: live allocations indexed {sorted(got)}, "
                                      f"in the table {sorted(want.get(job_id, set()))}")
+        # and the by-job and by-node indexes the API's lists read hold every record of the table
+        for e in self.tables["evals"].values():
+            if e["ID"] not in self.evals_by_job.get(key_of(e), ()):
+                raise AssertionError(f"evaluation {e['ID']} not indexed under its job {key_of(e)!r}")
+        for a in self.tables["allocs"].values():
+            if a["ID"] not in self.allocs_by_job.get(key_of(a), ()) \
+                    or a["ID"] not in self.allocs_by_node.get(a.get("NodeID", ""), ()):
+                raise AssertionError(f"allocation {a['ID']} not indexed under its job and node")
+
+    def job_evals(self, job_id: str) -> list[dict[str, Any]]:
+        """The job's evaluations in ID order (the store's own records: callers must not modify them)."""
+        t = self.tables["evals"]
+        return [t[i] for i in sorted(self.evals_by_job.get(job_id, ())) if i in t and key_of(t[i]) == job_id]
 
     def node_allocs(self, node_id: str) -> list[dict[str, Any]]:
         """The node's allocations (the store's own records: callers must not modify them)."""
@@ -916,6 +935,7 @@ class StateStore:
             self.restore_staging = snap.get("restore_staging")
             self.restore_index = int(snap.get("restore_index", 0))
         self.evals_by_status = {"pending": set(), "blocked": set()}
+        self.evals_by_job = {}
         self.blocked_by_job = {}
         self.pending_by_job = {}
         self.pending_since = {}
