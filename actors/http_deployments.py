@@ -259,8 +259,7 @@ def _job_deployments(req: Request, api: Api, job_id: str) -> Any:
     require(req, "GET")
     query_flag(req, "all")  # a malformed value is 400, as Nomad's parse
     def query(st: Any) -> list[dict[str, Any]]:
-        return [deployment_out(d) for d in _newest_first([d for d in st.tables[TABLE].values()
-                                                          if key_of(d) == job_id])]
+        return [deployment_out(d) for d in _newest_first(deployments.of_job(st, job_id))]
     return state_query(req, api, (TABLE,), query)
 
 
