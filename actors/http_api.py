@@ -1341,10 +1341,15 @@ def nodes_list(req: Request, api: Api) -> Any:
         nodes = st.tables["nodes"]
         return [node_stub(n, resources=resources, os_name=os_name)
                 for i, n in sorted(nodes.items()) if i.startswith(prefix)]
-    from actors.http_filter import apply_list_options, list_options_asked
+    from actors.http_filter import apply_list_options, list_options_asked, page_rows
 
+    def page(st: Any) -> list[dict[str, Any]]:  # a page's stubs alone, as apply_list_options pages them
+        rows = [n for i, n in st.tables["nodes"].items() if i.startswith(prefix)]
+        out = page_rows(req, rows, lambda some: [node_stub(n, resources=resources, os_name=os_name)
+                                                 for n in some], lambda n: n["ID"])
+        return stubs(st) if out is None else out
     if list_options_asked(req):  # ?filter= / ?per_page= / ?next_token=
-        return apply_list_options(req, state_query(req, api, ("nodes",), stubs))
+        return apply_list_options(req, state_query(req, api, ("nodes",), page))
     from actors.http_cache import cached_state_query  # the encoded list is reused while unchanged
 
     return cached_state_query(req, api, "nodes", ("nodes",), stubs)

@@ -49,7 +49,7 @@ from actors.http_api import (
     route,
     state_query,
 )
-from actors.http_filter import apply_list_options, list_options_asked
+from actors.http_filter import apply_list_options, list_options_asked, page_rows
 from actors.scheduler.job import (
     DISPATCH_PAYLOAD_MAX_BYTES,
     JobError,
@@ -699,13 +699,23 @@ def jobs_request(req: Request, api: Api) -> Any:
 
     def query(st: Any) -> list[dict[str, Any]]:
         jobs = st.tables["jobs"]
-        ids = sorted((i for i in jobs if jobs[i]["ID"].startswith(prefix)
-                      and in_namespace(jobs[i], ns, allowed)),
-                     key=lambda i: (jobs[i].get("Namespace", "default"), jobs[i]["ID"]))
-        sums = job_summaries(st, ids)
-        return [job_stub(jobs[i], sums[i], meta=meta) for i in ids]
+        ids = [i for i in jobs if jobs[i]["ID"].startswith(prefix) and in_namespace(jobs[i], ns, allowed)]
+
+        def order(i: str) -> tuple[str, str]:  # i: a store key (actors.state.namespaces)
+            return jobs[i].get("Namespace", "default"), jobs[i]["ID"]
+
+        def stubs(ids: list[str]) -> list[dict[str, Any]]:
+            sums = job_summaries(st, ids)
+            return [job_stub(jobs[i], sums[i], meta=meta) for i in ids]
+        if paged:  # a page's stubs alone, as apply_list_options will page them
+            page = page_rows(req, ids, stubs, order, namespaced=True,
+                             view=lambda i: dict(zip(("Namespace", "ID"), order(i), strict=True)))
+            if page is not None:
+                return page
+        return stubs(sorted(ids, key=order))
     # Nomad's list watches the jobs and job_summary tables; our summary comes from allocs.
-    if list_options_asked(req):  # ?filter= / ?per_page= / ?next_token=
+    paged = list_options_asked(req)
+    if paged:  # ?filter= / ?per_page= / ?next_token=
         # Nomad pages jobs with its NamespaceIDTokenizer: "<namespace>.<job ID>"
         return apply_list_options(req, state_query(req, api, ("jobs", "allocs"), query), namespaced=True)
     if ns == "*":  # what it lists depends on the token (actors.http_api.listable): not shared
@@ -1374,10 +1384,26 @@ def allocations_list(req: Request, api: Api) -> Any:
     task_states = (req.query.get("task_states") or ["true"])[0].lower() not in ("0", "f", "false")
     resources = query_flag(req, "resources")
     ns, allowed = request_namespace(req), listable(req)
-    return apply_list_options(req, state_query(req, api, ("allocs",), lambda st: [
-        alloc_stub(a, task_states=task_states, resources=resources)
-        for a in by_id(st.tables["allocs"], prefix) if in_namespace(a, ns, allowed)]),
-        created=not prefix)
+
+    def stubs(allocs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [alloc_stub(a, task_states=task_states, resources=resources) for a in allocs]
+
+    def query(st: Any) -> list[dict[str, Any]]:
+        page = _page(req, st.tables["allocs"], prefix, lambda a: in_namespace(a, ns, allowed), stubs)
+        if page is not None:
+            return page
+        return stubs([a for a in by_id(st.tables["allocs"], prefix) if in_namespace(a, ns, allowed)])
+    return apply_list_options(req, state_query(req, api, ("allocs",), query), created=not prefix)
+
+
+def _page(req: Request, table: dict[str, Any], prefix: str, wanted: Callable[[dict[str, Any]], bool],
+          stubs: Callable[[list[Any]], list[dict[str, Any]]]) -> list[dict[str, Any]] | None:
+    """A page of an allocation or evaluation list (created order, or ID order with a prefix): only its
+    rows' stubs (actors.http_filter.page_rows); None: every row's is needed."""
+    if not list_options_asked(req):
+        return None
+    rows = [r for i, r in table.items() if i.startswith(prefix) and wanted(r)]
+    return page_rows(req, rows, stubs, lambda r: r["ID"], created=not prefix)
 
 
 # Sub-resources ``/v1/allocation/<id>/<action>`` other modules add: ``handler(req, api, alloc_id)``
@@ -1418,10 +1444,19 @@ def evaluations_list(req: Request, api: Api) -> Any:
     job_id, status = (req.query.get("job") or [""])[0], (req.query.get("status") or [""])[0]
     if (job_id or status) and (req.query.get("filter") or [""])[0]:
         raise CodedError(400, "Filter expression cannot be used with other filter parameters")
-    return apply_list_options(req, state_query(req, api, ("evals",), lambda st: [
-        eval_out(e) for e in by_id(st.tables["evals"], prefix)
-        if in_namespace(e, ns, allowed) and (not job_id or e.get("JobID") == job_id)
-        and (not status or e.get("Status") == status)]), created=not prefix)
+    def wanted(e: dict[str, Any]) -> bool:
+        return in_namespace(e, ns, allowed) and (not job_id or e.get("JobID") == job_id) \
+            and (not status or e.get("Status") == status)
+
+    def stubs(evals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [eval_out(e) for e in evals]
+
+    def query(st: Any) -> list[dict[str, Any]]:
+        page = _page(req, st.tables["evals"], prefix, wanted, stubs)
+        if page is not None:
+            return page
+        return stubs([e for e in by_id(st.tables["evals"], prefix) if wanted(e)])
+    return apply_list_options(req, state_query(req, api, ("evals",), query), created=not prefix)
 
 
 @route("/v1/evaluation/")
