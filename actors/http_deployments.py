@@ -186,7 +186,7 @@ def deployment_request(req: Request, api: Api) -> Any:
     def query(st: Any) -> Any:
         d = st.tables[TABLE].get(dep_id)
         return None if d is None else deployment_out(d)
-    answer = state_query(req, api, (TABLE,), query)
+    answer = state_query(req, api, (TABLE,), query, scoped=True)
     if answer.value is None:
         raise CodedError(404, NOT_FOUND)
     return answer
@@ -199,7 +199,7 @@ def _allocations(req: Request, api: Api, dep_id: str) -> Any:
         allocs = st.job_allocs(key_of(dep)) if dep is not None else \
             [a for _, a in sorted(st.tables["allocs"].items())]
         return [alloc_stub(a) for a in allocs if a.get("DeploymentID") == dep_id]
-    return state_query(req, api, ("allocs",), query)
+    return state_query(req, api, ("allocs",), query, scoped=True)
 
 
 # ---------------------------------------------------------------- writes
@@ -310,7 +310,7 @@ def _job_deployments(req: Request, api: Api, job_id: str) -> Any:
     query_flag(req, "all")  # a malformed value is 400, as Nomad's parse
     def query(st: Any) -> list[dict[str, Any]]:
         return [deployment_out(d) for d in _newest_first(deployments.of_job(st, job_id))]
-    return state_query(req, api, (TABLE,), query)
+    return state_query(req, api, (TABLE,), query, scoped=True)
 
 
 def _job_latest_deployment(req: Request, api: Api, job_id: str) -> Any:
@@ -320,7 +320,7 @@ def _job_latest_deployment(req: Request, api: Api, job_id: str) -> Any:
     def query(st: Any) -> Any:
         d = deployments.latest(st, job_id)
         return None if d is None else deployment_out(d)
-    return state_query(req, api, (TABLE,), query)
+    return state_query(req, api, (TABLE,), query, scoped=True)
 
 
 JOB_ACTIONS.update(deployments=_job_deployments, deployment=_job_latest_deployment)

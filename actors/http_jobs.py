@@ -681,7 +681,7 @@ def _one(req: Request, api: Api, table: str, key: str, shape: Callable[[dict[str
     def query(st: Any) -> Any:
         rec = st.tables[table].get(key)
         return None if rec is None else shape(rec)
-    return _not_found(state_query(req, api, (table,), query), message)
+    return _not_found(state_query(req, api, (table,), query, scoped=True), message)
 
 
 # ---------------------------------------------------------------- jobs
@@ -880,7 +880,7 @@ def _job_crud(req: Request, api: Api, job_id: str) -> Any:
                     g["Scaling"].update(ID=p["ID"], Namespace=p["Target"].get("Namespace", "default"),
                                         CreateIndex=p["CreateIndex"], ModifyIndex=p["ModifyIndex"])
         return out
-    return _not_found(state_query(req, api, ("jobs", scaling.TABLE), query), "job not found")
+    return _not_found(state_query(req, api, ("jobs", scaling.TABLE), query, scoped=True), "job not found")
 
 
 def of_this_job(job: dict[str, Any] | None, alloc: dict[str, Any]) -> bool:
@@ -902,13 +902,13 @@ def _job_allocations(req: Request, api: Api, job_id: str) -> Any:
         job = st.tables["jobs"].get(job_id)
         return [alloc_stub(a) for a in st.job_allocs(job_id)  # in ID order
                 if a.get("JobID") and key_of(a) == job_id and (every or of_this_job(job, a))]
-    return apply_list_options(req, state_query(req, api, ("allocs",), query))
+    return apply_list_options(req, state_query(req, api, ("allocs",), query, scoped=True))
 
 
 def _job_evaluations(req: Request, api: Api, job_id: str) -> Any:
     require(req, "GET")
     return apply_list_options(req, state_query(req, api, ("evals",), lambda st: [
-        eval_out(e) for e in st.job_evals(job_id) if e.get("JobID")]))  # in ID order
+        eval_out(e) for e in st.job_evals(job_id) if e.get("JobID")], scoped=True))  # in ID order
 
 
 def _job_summary(req: Request, api: Api, job_id: str) -> Any:
@@ -916,7 +916,7 @@ def _job_summary(req: Request, api: Api, job_id: str) -> Any:
 
     def query(st: Any) -> Any:
         return job_summaries(st, [job_id])[job_id] if job_id in st.tables["jobs"] else None
-    return _not_found(state_query(req, api, ("jobs", "allocs"), query), "job not found")
+    return _not_found(state_query(req, api, ("jobs", "allocs"), query, scoped=True), "job not found")
 
 
 def _job_submission(req: Request, api: Api, job_id: str) -> Any:
@@ -966,7 +966,7 @@ def _job_versions(req: Request, api: Api, job_id: str) -> Any:
                     "Diffs": [job_diff(base, v) for v in versions]}
         return {"Versions": [job_out(v) for v in versions],
                 "Diffs": [job_diff(versions[i + 1], versions[i]) for i in range(len(versions) - 1)] or None}
-    answer = _not_found(state_query(req, api, ("jobs", "job_versions"), query), "job not found")
+    answer = _not_found(state_query(req, api, ("jobs", "job_versions"), query, scoped=True), "job not found")
     if "error" in answer.value:
         raise CodedError(404, answer.value["error"])
     # Nomad's JobVersionsResponse carries its QueryMeta in the body too.
@@ -1078,7 +1078,7 @@ def _job_scale(req: Request, api: Api, job_id: str) -> Any:
     (an autoscaler's report of what it decided not to do, or of its error)."""
     if req.method == "GET":
         return _not_found(state_query(req, api, ("jobs", "allocs", scaling.EVENTS_TABLE),
-                                      lambda st: _scale_status(st, job_id)), "job not found")
+                                      lambda st: _scale_status(st, job_id), scoped=True), "job not found")
     require(req, "PUT", "POST")
     body = _json_body(req)
     target = body.get("Target") or {}
@@ -1465,7 +1465,7 @@ def evaluation_read(req: Request, api: Api) -> Any:
     eval_id, _, action = req.path[len("/v1/evaluation/"):].partition("/")
     if action == "allocations" and eval_id:
         return state_query(req, api, ("allocs",), lambda st: [
-            alloc_stub(a) for a in _eval_allocs(st, eval_id)])
+            alloc_stub(a) for a in _eval_allocs(st, eval_id)], scoped=True)
     if not eval_id or action:
         raise CodedError(404, "eval not found")
     return _one(req, api, "evals", eval_id, eval_out, "eval not found")
@@ -1488,7 +1488,7 @@ def node_allocations(req: Request, api: Api, node_id: str) -> Any:
     def query(st: Any) -> list[dict[str, Any]]:
         jobs: dict[int, dict[str, Any]] = {}  # one copy of each job version, however many it runs here
         return [alloc_out(a, jobs) for a in st.node_allocs(node_id) if a.get("NodeID") == node_id]
-    return apply_list_options(req, state_query(req, api, ("allocs",), query))  # in ID order
+    return apply_list_options(req, state_query(req, api, ("allocs",), query, scoped=True))  # in ID order
 
 
 def _drain_spec(req: Request) -> tuple[dict[str, Any] | None, bool, dict[str, str]]:
