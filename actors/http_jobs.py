@@ -1455,8 +1455,16 @@ def evaluations_list(req: Request, api: Api) -> Any:
         page = _page(req, st.tables["evals"], prefix, wanted, stubs)
         if page is not None:
             return page
-        return stubs([e for e in by_id(st.tables["evals"], prefix) if wanted(e)])
+        return stubs([e for e in _evals_in_id_order(st, prefix, job_id, ns) if wanted(e)])
     return apply_list_options(req, state_query(req, api, ("evals",), query), created=not prefix)
+
+
+def _evals_in_id_order(st: Any, prefix: str, job_id: str, ns: str) -> list[dict[str, Any]]:
+    """The evaluations a list may answer with, in ID order: one job's in one namespace (``?job=``) from
+    the store's by-job index, not every evaluation kept sorted and then filtered."""
+    if job_id and not prefix and ns != "*":
+        return st.job_evals(job_key(ns, job_id))
+    return by_id(st.tables["evals"], prefix)
 
 
 @route("/v1/evaluation/")

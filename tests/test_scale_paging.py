@@ -177,3 +177,24 @@ def test_a_page_builds_the_stubs_of_its_own_rows_only(api: Any, monkeypatch: Any
                  "/v1/jobs/statuses"):
         assert len(get(api, path, {"per_page": "2"}).value) == 2
     assert built == dict.fromkeys(built, 3), (built, whole)
+
+
+@pytest.mark.parametrize("query", [{"job": "web03"}, {"job": "web03", "status": "complete"}, {"job": "nope"},
+                                   {"job": "web03", "namespace": "*"}, {"job": "web03", "namespace": "other"},
+                                   {"job": "web03", "per_page": "1"}])
+def test_one_jobs_evaluations_come_from_its_index_as_a_scan_finds_them(api: Any, monkeypatch: Any,
+                                                                       query: dict[str, str]) -> None:
+    got = get(api, "/v1/evaluations", query)
+    with monkeypatch.context() as m:
+        m.setattr(actors.http_jobs, "_evals_in_id_order",
+                  lambda st, prefix, job_id, ns: actors.http_jobs.by_id(st.tables["evals"], prefix))
+        want = get(api, "/v1/evaluations", query)
+    assert (got.value, got.headers) == (want.value, want.headers)
+    assert query["job"] == "nope" or query.get("namespace") == "other" or got.value
+
+
+def test_one_jobs_evaluations_read_its_own(api: Any, monkeypatch: Any) -> None:
+    seen = []
+    monkeypatch.setattr(actors.http_jobs, "eval_out", lambda e: seen.append(e["ID"]) or {"ID": e["ID"]})
+    monkeypatch.setattr(actors.http_jobs, "by_id", lambda *a: pytest.fail("every evaluation was read"))
+    assert len(get(api, "/v1/evaluations", {"job": "web03"}).value) == len(seen) >= 2
