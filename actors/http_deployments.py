@@ -31,7 +31,6 @@ reads need ``read-job`` and writes ``submit-job`` (:mod:`actors.acl`).
 
 from __future__ import annotations
 
-import copy
 import heapq
 from typing import Any
 
@@ -51,7 +50,7 @@ from actors.http_api import (
     state_query,
 )
 from actors.http_filter import FilterError, apply_list_options, compile_filter, per_page
-from actors.http_jobs import JOB_ACTIONS, alloc_stub, rfc3339
+from actors.http_jobs import JOB_ACTIONS, alloc_stub, rfc3339, tree_copy
 from actors.state import deployments
 from actors.state.namespaces import key_of
 from actors.state.store import command
@@ -64,8 +63,9 @@ NOT_FOUND = "deployment not found"  # Nomad's text (GET 404, and the write RPCs'
 
 
 def deployment_out(d: dict[str, Any]) -> dict[str, Any]:
-    """Nomad's API ``Deployment``: times as its JSON has them."""
-    out = copy.deepcopy(d)
+    """Nomad's API ``Deployment``: times as its JSON has them (a plain-tree copy: a list of every
+    deployment is made inside the state actor)."""
+    out = tree_copy(d)
     for k in ("CreateTime", "ModifyTime"):
         t = out.get(k)
         out[k] = int(t * 1e9) if isinstance(t, (int, float)) and not isinstance(t, bool) else 0
