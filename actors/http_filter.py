@@ -462,7 +462,10 @@ def page_rows(req: Request, rows: list[Any], stubs: Callable[[list[Any]], list[d
         return None
     if n <= 0:
         return None
-    reverse = created and query_flag(req, "reverse")
+    try:
+        reverse = created and query_flag(req, "reverse")
+    except CodedError:  # a malformed ?reverse: apply_list_options answers its 400
+        return None
     token = (req.query.get("next_token") or [""])[0]
     if token:
         after = _from_token(token, id_key, namespaced, created, reverse)

@@ -143,6 +143,15 @@ def test_refused_options_are_refused_as_before(api: Any, path: str, query: dict[
     assert e.value.code == 400
 
 
+@pytest.mark.parametrize("path", ["/v1/allocations", "/v1/evaluations"])
+def test_a_page_with_a_malformed_reverse_is_refused(api: Any, path: str) -> None:
+    from actors.http_api import CodedError
+
+    with pytest.raises(CodedError) as e:
+        get(api, path, {"per_page": "2", "reverse": "bogus"})
+    assert e.value.code == 400
+
+
 def test_a_deployments_page_with_a_token_that_is_no_index_is_refused(api: Any) -> None:
     from actors.http_api import CodedError
 
