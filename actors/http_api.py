@@ -1171,7 +1171,8 @@ def query_meta_body(headers: tuple[tuple[str, str], ...]) -> dict[str, Any]:
             "NextToken": meta.get("X-Nomad-NextToken", "")}
 
 
-def state_query(req: Request, api: Api, tables: tuple[str, ...], query: Callable[[Any], Any]) -> Answer:
+def state_query(req: Request, api: Api, tables: tuple[str, ...], query: Callable[[Any], Any], *,
+                scoped: bool = False) -> Answer:
     """A read of *tables* with Nomad's query options: ``?stale``, ``?index=&wait=`` (blocking).
 
     Without ``?stale`` the read is linearizable (read index through the
@@ -1181,6 +1182,13 @@ def state_query(req: Request, api: Api, tables: tuple[str, ...], query: Callable
     non-stale blocking query first does the linearizable read, so it fails
     the same way without a leader.  *query* runs inside the Raft actor on
     its state and must return copies, never the store's own records.
+
+    *scoped*: the answer is about one object (or one job's, one node's): a
+    blocking read that began at or below the tables' index then returns when
+    its answer changes (or the wait ends), as Nomad's, which watches those
+    objects alone, returns when they change -- not on every write to the
+    tables, which in a busy cluster is a full answer per write to every
+    parked query (see ScopedWait).
     """
     from actors.raft.peer import Read, Watch
 
@@ -1193,11 +1201,40 @@ def state_query(req: Request, api: Api, tables: tuple[str, ...], query: Callable
     if min_index > 0 and index <= min_index:
         block = time_to_block(req)
         fut = api.env.make_future()
-        ref.tell(Watch(tables=tables, min_index=min_index, reply=fut, timeout_s=block, query=guarded))
+        if scoped and ok:
+            wait = ScopedWait(guarded, tables, min_index, value)
+            ref.tell(Watch(tables=tables, min_index=min_index, reply=fut, timeout_s=block, query=wait.answer,
+                           index_fn=wait.index))
+        else:
+            ref.tell(Watch(tables=tables, min_index=min_index, reply=fut, timeout_s=block, query=guarded))
         _, (index, ok, value) = _await_raft(fut, block + WATCH_MARGIN_S)
     if not ok:
         raise CodedError(500, value)
     return Answer(value, query_meta(api, index))
+
+
+class ScopedWait:
+    """A scoped blocking read's wake-up test, run by the Raft actor (a Watch's ``index_fn``): the tables'
+    index while their writes leave the read's answer as it was is *min_index* (keep waiting); once
+    the answer differs (or fails), the tables' index.  The answer it made is kept for the Watch's
+    query at the same applied index, so a wake-up runs the read once."""
+
+    def __init__(self, guarded: Callable[[Any], Any], tables: tuple[str, ...], min_index: int,
+                 seen: Any) -> None:
+        self.guarded, self.tables, self.min_index, self.seen = guarded, tables, min_index, seen
+        self.made: tuple[int, Any] | None = None  # (applied index, the guarded read's answer)
+
+    def index(self, st: Any) -> int:
+        moved = max([st.table_index.get(t, 0) for t in self.tables] + [1])
+        if moved <= self.min_index:
+            return moved
+        got = self.answer(st)
+        return self.min_index if got[1] and got[2] == self.seen else moved
+
+    def answer(self, st: Any) -> Any:
+        if self.made is None or self.made[0] != st.applied_index:
+            self.made = (st.applied_index, self.guarded(st))
+        return self.made[1]
 
 
 def propose(api: Api, data: bytes) -> tuple[int, Any]:
@@ -1341,10 +1378,15 @@ def nodes_list(req: Request, api: Api) -> Any:
         nodes = st.tables["nodes"]
         return [node_stub(n, resources=resources, os_name=os_name)
                 for i, n in sorted(nodes.items()) if i.startswith(prefix)]
-    from actors.http_filter import apply_list_options, list_options_asked
+    from actors.http_filter import apply_list_options, list_options_asked, page_rows
 
+    def page(st: Any) -> list[dict[str, Any]]:  # a page's stubs alone, as apply_list_options pages them
+        rows = [n for i, n in st.tables["nodes"].items() if i.startswith(prefix)]
+        out = page_rows(req, rows, lambda some: [node_stub(n, resources=resources, os_name=os_name)
+                                                 for n in some], lambda n: n["ID"])
+        return stubs(st) if out is None else out
     if list_options_asked(req):  # ?filter= / ?per_page= / ?next_token=
-        return apply_list_options(req, state_query(req, api, ("nodes",), stubs))
+        return apply_list_options(req, state_query(req, api, ("nodes",), page))
     from actors.http_cache import cached_state_query  # the encoded list is reused while unchanged
 
     return cached_state_query(req, api, "nodes", ("nodes",), stubs)
@@ -1365,7 +1407,7 @@ def node_read(req: Request, api: Api) -> Any:
         raise CodedError(400, "missing node ID")
     if action:  # Nomad reads "<id>/<unknown>" as a node ID, which matches none
         raise CodedError(404, "node not found")
-    answer = state_query(req, api, ("nodes",), lambda st: st.get("nodes", node_id))
+    answer = state_query(req, api, ("nodes",), lambda st: st.get("nodes", node_id), scoped=True)
     if answer.value is None:
         raise CodedError(404, "node not found")
     return Answer(_public_node(answer.value), answer.headers)

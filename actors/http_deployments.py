@@ -31,7 +31,7 @@ reads need ``read-job`` and writes ``submit-job`` (:mod:`actors.acl`).
 
 from __future__ import annotations
 
-import copy
+import heapq
 from typing import Any
 
 from actors.http_api import (
@@ -49,8 +49,8 @@ from actors.http_api import (
     route,
     state_query,
 )
-from actors.http_filter import apply_list_options, per_page
-from actors.http_jobs import JOB_ACTIONS, alloc_stub, rfc3339
+from actors.http_filter import FilterError, apply_list_options, compile_filter, per_page
+from actors.http_jobs import JOB_ACTIONS, alloc_stub, rfc3339, tree_copy
 from actors.state import deployments
 from actors.state.namespaces import key_of
 from actors.state.store import command
@@ -63,8 +63,9 @@ NOT_FOUND = "deployment not found"  # Nomad's text (GET 404, and the write RPCs'
 
 
 def deployment_out(d: dict[str, Any]) -> dict[str, Any]:
-    """Nomad's API ``Deployment``: times as its JSON has them."""
-    out = copy.deepcopy(d)
+    """Nomad's API ``Deployment``: times as its JSON has them (a plain-tree copy: a list of every
+    deployment is made inside the state actor)."""
+    out = tree_copy(d)
     for k in ("CreateTime", "ModifyTime"):
         t = out.get(k)
         out[k] = int(t * 1e9) if isinstance(t, (int, float)) and not isinstance(t, bool) else 0
@@ -81,20 +82,66 @@ def _token(d: dict[str, Any]) -> str:
     return f"{d.get('CreateIndex', 0)}.{d['ID']}"
 
 
+def _key(d: dict[str, Any]) -> tuple[Any, str]:
+    return d.get("CreateIndex", 0), d["ID"]
+
+
+def _from_token(req: Request, ascending: bool) -> Any:
+    """Whether a deployment is at or past ``?next_token`` (None: no token)."""
+    token = (req.query.get("next_token") or [""])[0]
+    if not token:
+        return None
+    raw_index, _, ident = token.partition(".")
+    index = parse_uint(raw_index)
+    if index is None:
+        raise CodedError(400, f"failed to read result page: invalid next_token {token!r}")
+    key = (index, ident)
+    return (lambda d: _key(d) >= key) if ascending else (lambda d: _key(d) <= key)
+
+
 def _page(req: Request, answer: Answer, ascending: bool) -> Answer:
     """``?per_page=&next_token=`` over a create-index order (Nomad's CreateIndexAndIDTokenizer)."""
     items, headers = answer.value, answer.headers
-    token = (req.query.get("next_token") or [""])[0]
-    if token:
-        raw_index, _, ident = token.partition(".")
-        index = parse_uint(raw_index)
-        if index is None:
-            raise CodedError(400, f"failed to read result page: invalid next_token {token!r}")
-        key = (index, ident)
-        after = (lambda d: (d.get("CreateIndex", 0), d["ID"]) >= key) if ascending else \
-            (lambda d: (d.get("CreateIndex", 0), d["ID"]) <= key)
+    after = _from_token(req, ascending)
+    if after is not None:
         items = [d for d in items if after(d)]
     return per_page(req, Answer(items, headers), _token)
+
+
+def _page_rows(req: Request, rows: list[dict[str, Any]], ascending: bool) -> list[dict[str, Any]] | None:
+    """Inside the state actor: with ``?per_page=N``, the API deployments of only the rows the page
+    (and the next one's first, which names the token) can hold, in the list's order; the handler
+    filters and pages them as it would the whole list.  None: every row's is needed (no page, or
+    options the handler refuses with a 400)."""
+    raw = (req.query.get("per_page") or [""])[0]
+    n = int(raw) if raw.isdigit() else 0
+    if n <= 0:
+        return None
+    try:
+        after = _from_token(req, ascending)
+    except CodedError:
+        return None
+    rows = [d for d in rows if after is None or after(d)]
+    text = (req.query.get("filter") or [""])[0]
+    if not text:
+        pick = heapq.nsmallest if ascending else heapq.nlargest
+        return [deployment_out(d) for d in pick(n + 1, rows, key=_key)]
+    try:
+        keep = compile_filter(text)
+    except FilterError:
+        return None
+    out = []
+    for d in sorted(rows, key=_key, reverse=not ascending):
+        o = deployment_out(d)
+        try:
+            if not keep(o):
+                continue
+        except Exception:  # the handler's filter meets it again over every row, and answers it
+            return None
+        out.append(o)
+        if len(out) > n:
+            break
+    return out
 
 
 @route("/v1/deployments")
@@ -108,6 +155,9 @@ def deployments_list(req: Request, api: Api) -> Any:
         deps = [d for i, d in st.tables[TABLE].items() if i.startswith(prefix)
                 and (allowed(d.get("Namespace", "default")) if ns == "*"
                      else d.get("Namespace", "default") == ns)]
+        page = _page_rows(req, deps, ascending)
+        if page is not None:
+            return page
         ordered = _newest_first(deps)
         return [deployment_out(d) for d in (ordered[::-1] if ascending else ordered)]
     answer = state_query(req, api, (TABLE,), query)
@@ -136,7 +186,7 @@ def deployment_request(req: Request, api: Api) -> Any:
     def query(st: Any) -> Any:
         d = st.tables[TABLE].get(dep_id)
         return None if d is None else deployment_out(d)
-    answer = state_query(req, api, (TABLE,), query)
+    answer = state_query(req, api, (TABLE,), query, scoped=True)
     if answer.value is None:
         raise CodedError(404, NOT_FOUND)
     return answer
@@ -149,7 +199,7 @@ def _allocations(req: Request, api: Api, dep_id: str) -> Any:
         allocs = st.job_allocs(key_of(dep)) if dep is not None else \
             [a for _, a in sorted(st.tables["allocs"].items())]
         return [alloc_stub(a) for a in allocs if a.get("DeploymentID") == dep_id]
-    return state_query(req, api, ("allocs",), query)
+    return state_query(req, api, ("allocs",), query, scoped=True)
 
 
 # ---------------------------------------------------------------- writes
@@ -259,9 +309,8 @@ def _job_deployments(req: Request, api: Api, job_id: str) -> Any:
     require(req, "GET")
     query_flag(req, "all")  # a malformed value is 400, as Nomad's parse
     def query(st: Any) -> list[dict[str, Any]]:
-        return [deployment_out(d) for d in _newest_first([d for d in st.tables[TABLE].values()
-                                                          if key_of(d) == job_id])]
-    return state_query(req, api, (TABLE,), query)
+        return [deployment_out(d) for d in _newest_first(deployments.of_job(st, job_id))]
+    return state_query(req, api, (TABLE,), query, scoped=True)
 
 
 def _job_latest_deployment(req: Request, api: Api, job_id: str) -> Any:
@@ -271,7 +320,7 @@ def _job_latest_deployment(req: Request, api: Api, job_id: str) -> Any:
     def query(st: Any) -> Any:
         d = deployments.latest(st, job_id)
         return None if d is None else deployment_out(d)
-    return state_query(req, api, (TABLE,), query)
+    return state_query(req, api, (TABLE,), query, scoped=True)
 
 
 JOB_ACTIONS.update(deployments=_job_deployments, deployment=_job_latest_deployment)

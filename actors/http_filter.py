@@ -21,6 +21,7 @@ and ``per_page`` caps it, with ``X-Nomad-NextToken`` naming the first ID of the 
 
 from __future__ import annotations
 
+import heapq
 import re
 from collections.abc import Callable
 from time import monotonic
@@ -391,6 +392,24 @@ def _created_target(token: str) -> tuple[int, str] | None:
     return int(index), rest
 
 
+def _token_of(o: dict[str, Any], id_key: str, namespaced: bool, created: bool) -> str:
+    if created:
+        index, oid = _created_key(o, id_key)
+        return f"{index}.{oid}"
+    return f"{o.get('Namespace', '')}.{o.get(id_key, '')}" if namespaced else str(o.get(id_key, ""))
+
+
+def _from_token(token: str, id_key: str, namespaced: bool, created: bool,
+                reverse: bool) -> Callable[[dict[str, Any]], bool]:
+    """Whether an object is at or past *token* (Nomad's paginator skips those before it; after it,
+    when reversed)."""
+    target = _created_target(token) if created else None
+    if target is not None:
+        return lambda o: _created_key(o, id_key) <= target if reverse else _created_key(o, id_key) >= target
+    return lambda o: (_token_of(o, id_key, namespaced, created) <= token if reverse
+                      else _token_of(o, id_key, namespaced, created) >= token)
+
+
 def apply_list_options(req: Request, answer: Answer, id_key: str = "ID", namespaced: bool = False,
                        created: bool = False) -> Answer:
     """Filter, then page, a list answer (Nomad filters before paging).  A *namespaced* list's tokens are
@@ -416,21 +435,62 @@ def apply_list_options(req: Request, answer: Answer, id_key: str = "ID", namespa
             items = [o for o in items if keep(o)]
         except FilterTooSlow as e:
             raise CodedError(400, f"failed to apply filter expression: {e}") from None
-    def token_of(o: dict[str, Any]) -> str:
-        if created:
-            index, oid = _created_key(o, id_key)
-            return f"{index}.{oid}"
-        return f"{o.get('Namespace', '')}.{o.get(id_key, '')}" if namespaced else str(o.get(id_key, ""))
     token = (req.query.get("next_token") or [""])[0]
     if token:
-        # Nomad's paginator: items before the token are skipped (after it, when reversed).
-        target = _created_target(token) if created else None
-        if target is not None:
-            items = [o for o in items if (_created_key(o, id_key) <= target if reverse
-                                          else _created_key(o, id_key) >= target)]
-        else:
-            items = [o for o in items if (token_of(o) <= token if reverse else token_of(o) >= token)]
-    return per_page(req, Answer(items, answer.headers), token_of)
+        after = _from_token(token, id_key, namespaced, created, reverse)
+        items = [o for o in items if after(o)]
+    return per_page(req, Answer(items, answer.headers),
+                    lambda o: _token_of(o, id_key, namespaced, created))
+
+
+def page_rows(req: Request, rows: list[Any], stubs: Callable[[list[Any]], list[dict[str, Any]]],
+              order: Callable[[Any], Any], *, view: Callable[[Any], dict[str, Any]] = lambda r: r,
+              id_key: str = "ID", namespaced: bool = False,
+              created: bool = False) -> list[dict[str, Any]] | None:
+    """Inside the state actor: the stubs of only the *rows* that :func:`apply_list_options` can answer
+    with for *req* (the page's and the next one's, in the list's order), or None when every row's is
+    needed (no ``per_page``, or options it refuses: it then answers the 400).
+
+    A page then costs choosing its rows by their keys, not a stub of every row: *order* is the
+    list's order of a row (unless *created*), *view* a row as far as its stub has the keys paging
+    reads (``ID``/*id_key*, ``Namespace``, ``CreateIndex``: the same values), *stubs* the stubs of
+    some rows.  :func:`apply_list_options` given the answer pages it as it would the whole list."""
+    raw = (req.query.get("per_page") or [""])[0]
+    try:
+        n = int(raw) if raw else 0
+    except ValueError:
+        return None
+    if n <= 0:
+        return None
+    try:
+        reverse = created and query_flag(req, "reverse")
+    except CodedError:  # a malformed ?reverse: apply_list_options answers its 400
+        return None
+    token = (req.query.get("next_token") or [""])[0]
+    if token:
+        after = _from_token(token, id_key, namespaced, created, reverse)
+        rows = [r for r in rows if after(view(r))]
+    key = (lambda r: _created_key(view(r), id_key)) if created else order
+    text = (req.query.get("filter") or [""])[0]
+    if not text:  # the first n + 1 (the next page's first names the token)
+        pick = heapq.nlargest if reverse else heapq.nsmallest
+        return stubs(pick(n + 1, rows, key=key))
+    try:
+        keep = compile_filter(text)
+    except FilterError:
+        return None
+    ordered, out = sorted(rows, key=key, reverse=reverse), []
+    for at in range(0, len(ordered), n + 1):  # a page's worth of stubs at a time, until n + 1 match
+        for s in stubs(ordered[at:at + n + 1]):
+            try:
+                if not keep(s):
+                    continue
+            except Exception:  # apply_list_options meets it again over every row, and answers it
+                return None
+            out.append(s)
+            if len(out) > n:
+                return out
+    return out
 
 
 def per_page(req: Request, answer: Answer, token_of: Any) -> Answer:

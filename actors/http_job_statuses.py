@@ -15,6 +15,7 @@ ACLs: ``read-job`` in the namespace (actors.acl), as Nomad's RPC checks.
 
 from __future__ import annotations
 
+import heapq
 from typing import Any
 
 from actors.http_api import (
@@ -132,6 +133,13 @@ def _ns(t: Any) -> Any:
     return to_ns(t)
 
 
+def _page_limit(req: Request) -> int:
+    """``?per_page=N``'s N: only the page's jobs (and the next one's first) need a status (0: every
+    job's; a value per_page refuses is its 400 to answer)."""
+    raw = (req.query.get("per_page") or [""])[0]
+    return int(raw) if raw.isdigit() else 0
+
+
 @route("/v1/jobs/statuses")
 def job_statuses(req: Request, api: Api) -> Any:
     if req.method not in ("GET", "POST"):
@@ -151,6 +159,7 @@ def job_statuses(req: Request, api: Api) -> Any:
     reverse = query_flag(req, "reverse")
     token = (req.query.get("next_token") or [""])[0]
     mark = _token_key(token, reverse) if token else None
+    limit = _page_limit(req)
 
     def query(st: Any) -> list[dict[str, Any]]:
         jobs = [j for j in st.tables["jobs"].values()
@@ -163,9 +172,12 @@ def job_statuses(req: Request, api: Api) -> Any:
             except FilterTooSlow as e:
                 raise CodedError(400, f"failed to apply filter expression: {e}") from None
         # Nomad pages JobsByModifyIndex newest first unless ?reverse=true.
-        jobs.sort(key=_key, reverse=not reverse)
         if mark is not None:
             jobs = [j for j in jobs if (_key(j) >= mark if reverse else _key(j) <= mark)]
+        if limit > 0:  # the page's and the next one's first (its token): the rest are never answered
+            jobs = (heapq.nsmallest if reverse else heapq.nlargest)(limit + 1, jobs, key=_key)
+        else:
+            jobs.sort(key=_key, reverse=not reverse)
         return [job_status(st, j) for j in jobs]
     answer = state_query(req, api, ("jobs", "allocs", deployments.TABLE), query)
     return per_page(req, Answer(answer.value, answer.headers),

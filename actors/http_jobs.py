@@ -49,7 +49,7 @@ from actors.http_api import (
     route,
     state_query,
 )
-from actors.http_filter import apply_list_options, list_options_asked
+from actors.http_filter import apply_list_options, list_options_asked, page_rows
 from actors.scheduler.job import (
     DISPATCH_PAYLOAD_MAX_BYTES,
     JobError,
@@ -681,7 +681,7 @@ def _one(req: Request, api: Api, table: str, key: str, shape: Callable[[dict[str
     def query(st: Any) -> Any:
         rec = st.tables[table].get(key)
         return None if rec is None else shape(rec)
-    return _not_found(state_query(req, api, (table,), query), message)
+    return _not_found(state_query(req, api, (table,), query, scoped=True), message)
 
 
 # ---------------------------------------------------------------- jobs
@@ -699,13 +699,23 @@ def jobs_request(req: Request, api: Api) -> Any:
 
     def query(st: Any) -> list[dict[str, Any]]:
         jobs = st.tables["jobs"]
-        ids = sorted((i for i in jobs if jobs[i]["ID"].startswith(prefix)
-                      and in_namespace(jobs[i], ns, allowed)),
-                     key=lambda i: (jobs[i].get("Namespace", "default"), jobs[i]["ID"]))
-        sums = job_summaries(st, ids)
-        return [job_stub(jobs[i], sums[i], meta=meta) for i in ids]
+        ids = [i for i in jobs if jobs[i]["ID"].startswith(prefix) and in_namespace(jobs[i], ns, allowed)]
+
+        def order(i: str) -> tuple[str, str]:  # i: a store key (actors.state.namespaces)
+            return jobs[i].get("Namespace", "default"), jobs[i]["ID"]
+
+        def stubs(ids: list[str]) -> list[dict[str, Any]]:
+            sums = job_summaries(st, ids)
+            return [job_stub(jobs[i], sums[i], meta=meta) for i in ids]
+        if paged:  # a page's stubs alone, as apply_list_options will page them
+            page = page_rows(req, ids, stubs, order, namespaced=True,
+                             view=lambda i: dict(zip(("Namespace", "ID"), order(i), strict=True)))
+            if page is not None:
+                return page
+        return stubs(sorted(ids, key=order))
     # Nomad's list watches the jobs and job_summary tables; our summary comes from allocs.
-    if list_options_asked(req):  # ?filter= / ?per_page= / ?next_token=
+    paged = list_options_asked(req)
+    if paged:  # ?filter= / ?per_page= / ?next_token=
         # Nomad pages jobs with its NamespaceIDTokenizer: "<namespace>.<job ID>"
         return apply_list_options(req, state_query(req, api, ("jobs", "allocs"), query), namespaced=True)
     if ns == "*":  # what it lists depends on the token (actors.http_api.listable): not shared
@@ -870,7 +880,7 @@ def _job_crud(req: Request, api: Api, job_id: str) -> Any:
                     g["Scaling"].update(ID=p["ID"], Namespace=p["Target"].get("Namespace", "default"),
                                         CreateIndex=p["CreateIndex"], ModifyIndex=p["ModifyIndex"])
         return out
-    return _not_found(state_query(req, api, ("jobs", scaling.TABLE), query), "job not found")
+    return _not_found(state_query(req, api, ("jobs", scaling.TABLE), query, scoped=True), "job not found")
 
 
 def of_this_job(job: dict[str, Any] | None, alloc: dict[str, Any]) -> bool:
@@ -892,13 +902,13 @@ def _job_allocations(req: Request, api: Api, job_id: str) -> Any:
         job = st.tables["jobs"].get(job_id)
         return [alloc_stub(a) for a in st.job_allocs(job_id)  # in ID order
                 if a.get("JobID") and key_of(a) == job_id and (every or of_this_job(job, a))]
-    return apply_list_options(req, state_query(req, api, ("allocs",), query))
+    return apply_list_options(req, state_query(req, api, ("allocs",), query, scoped=True))
 
 
 def _job_evaluations(req: Request, api: Api, job_id: str) -> Any:
     require(req, "GET")
     return apply_list_options(req, state_query(req, api, ("evals",), lambda st: [
-        eval_out(e) for e in st.job_evals(job_id) if e.get("JobID")]))  # in ID order
+        eval_out(e) for e in st.job_evals(job_id) if e.get("JobID")], scoped=True))  # in ID order
 
 
 def _job_summary(req: Request, api: Api, job_id: str) -> Any:
@@ -906,7 +916,7 @@ def _job_summary(req: Request, api: Api, job_id: str) -> Any:
 
     def query(st: Any) -> Any:
         return job_summaries(st, [job_id])[job_id] if job_id in st.tables["jobs"] else None
-    return _not_found(state_query(req, api, ("jobs", "allocs"), query), "job not found")
+    return _not_found(state_query(req, api, ("jobs", "allocs"), query, scoped=True), "job not found")
 
 
 def _job_submission(req: Request, api: Api, job_id: str) -> Any:
@@ -956,7 +966,7 @@ def _job_versions(req: Request, api: Api, job_id: str) -> Any:
                     "Diffs": [job_diff(base, v) for v in versions]}
         return {"Versions": [job_out(v) for v in versions],
                 "Diffs": [job_diff(versions[i + 1], versions[i]) for i in range(len(versions) - 1)] or None}
-    answer = _not_found(state_query(req, api, ("jobs", "job_versions"), query), "job not found")
+    answer = _not_found(state_query(req, api, ("jobs", "job_versions"), query, scoped=True), "job not found")
     if "error" in answer.value:
         raise CodedError(404, answer.value["error"])
     # Nomad's JobVersionsResponse carries its QueryMeta in the body too.
@@ -1068,7 +1078,7 @@ def _job_scale(req: Request, api: Api, job_id: str) -> Any:
     (an autoscaler's report of what it decided not to do, or of its error)."""
     if req.method == "GET":
         return _not_found(state_query(req, api, ("jobs", "allocs", scaling.EVENTS_TABLE),
-                                      lambda st: _scale_status(st, job_id)), "job not found")
+                                      lambda st: _scale_status(st, job_id), scoped=True), "job not found")
     require(req, "PUT", "POST")
     body = _json_body(req)
     target = body.get("Target") or {}
@@ -1374,10 +1384,26 @@ def allocations_list(req: Request, api: Api) -> Any:
     task_states = (req.query.get("task_states") or ["true"])[0].lower() not in ("0", "f", "false")
     resources = query_flag(req, "resources")
     ns, allowed = request_namespace(req), listable(req)
-    return apply_list_options(req, state_query(req, api, ("allocs",), lambda st: [
-        alloc_stub(a, task_states=task_states, resources=resources)
-        for a in by_id(st.tables["allocs"], prefix) if in_namespace(a, ns, allowed)]),
-        created=not prefix)
+
+    def stubs(allocs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [alloc_stub(a, task_states=task_states, resources=resources) for a in allocs]
+
+    def query(st: Any) -> list[dict[str, Any]]:
+        page = _page(req, st.tables["allocs"], prefix, lambda a: in_namespace(a, ns, allowed), stubs)
+        if page is not None:
+            return page
+        return stubs([a for a in by_id(st.tables["allocs"], prefix) if in_namespace(a, ns, allowed)])
+    return apply_list_options(req, state_query(req, api, ("allocs",), query), created=not prefix)
+
+
+def _page(req: Request, table: dict[str, Any], prefix: str, wanted: Callable[[dict[str, Any]], bool],
+          stubs: Callable[[list[Any]], list[dict[str, Any]]]) -> list[dict[str, Any]] | None:
+    """A page of an allocation or evaluation list (created order, or ID order with a prefix): only its
+    rows' stubs (actors.http_filter.page_rows); None: every row's is needed."""
+    if not list_options_asked(req):
+        return None
+    rows = [r for i, r in table.items() if i.startswith(prefix) and wanted(r)]
+    return page_rows(req, rows, stubs, lambda r: r["ID"], created=not prefix)
 
 
 # Sub-resources ``/v1/allocation/<id>/<action>`` other modules add: ``handler(req, api, alloc_id)``
@@ -1418,10 +1444,27 @@ def evaluations_list(req: Request, api: Api) -> Any:
     job_id, status = (req.query.get("job") or [""])[0], (req.query.get("status") or [""])[0]
     if (job_id or status) and (req.query.get("filter") or [""])[0]:
         raise CodedError(400, "Filter expression cannot be used with other filter parameters")
-    return apply_list_options(req, state_query(req, api, ("evals",), lambda st: [
-        eval_out(e) for e in by_id(st.tables["evals"], prefix)
-        if in_namespace(e, ns, allowed) and (not job_id or e.get("JobID") == job_id)
-        and (not status or e.get("Status") == status)]), created=not prefix)
+    def wanted(e: dict[str, Any]) -> bool:
+        return in_namespace(e, ns, allowed) and (not job_id or e.get("JobID") == job_id) \
+            and (not status or e.get("Status") == status)
+
+    def stubs(evals: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [eval_out(e) for e in evals]
+
+    def query(st: Any) -> list[dict[str, Any]]:
+        page = _page(req, st.tables["evals"], prefix, wanted, stubs)
+        if page is not None:
+            return page
+        return stubs([e for e in _evals_in_id_order(st, prefix, job_id, ns) if wanted(e)])
+    return apply_list_options(req, state_query(req, api, ("evals",), query), created=not prefix)
+
+
+def _evals_in_id_order(st: Any, prefix: str, job_id: str, ns: str) -> list[dict[str, Any]]:
+    """The evaluations a list may answer with, in ID order: one job's in one namespace (``?job=``) from
+    the store's by-job index, not every evaluation kept sorted and then filtered."""
+    if job_id and not prefix and ns != "*":
+        return st.job_evals(job_key(ns, job_id))
+    return by_id(st.tables["evals"], prefix)
 
 
 @route("/v1/evaluation/")
@@ -1430,7 +1473,7 @@ def evaluation_read(req: Request, api: Api) -> Any:
     eval_id, _, action = req.path[len("/v1/evaluation/"):].partition("/")
     if action == "allocations" and eval_id:
         return state_query(req, api, ("allocs",), lambda st: [
-            alloc_stub(a) for a in _eval_allocs(st, eval_id)])
+            alloc_stub(a) for a in _eval_allocs(st, eval_id)], scoped=True)
     if not eval_id or action:
         raise CodedError(404, "eval not found")
     return _one(req, api, "evals", eval_id, eval_out, "eval not found")
@@ -1453,7 +1496,7 @@ def node_allocations(req: Request, api: Api, node_id: str) -> Any:
     def query(st: Any) -> list[dict[str, Any]]:
         jobs: dict[int, dict[str, Any]] = {}  # one copy of each job version, however many it runs here
         return [alloc_out(a, jobs) for a in st.node_allocs(node_id) if a.get("NodeID") == node_id]
-    return apply_list_options(req, state_query(req, api, ("allocs",), query))  # in ID order
+    return apply_list_options(req, state_query(req, api, ("allocs",), query, scoped=True))  # in ID order
 
 
 def _drain_spec(req: Request) -> tuple[dict[str, Any] | None, bool, dict[str, str]]:

@@ -40,6 +40,7 @@ shorter than :data:`FUZZY_MIN_TERM_LENGTH` is refused with Nomad's message.
 
 from __future__ import annotations
 
+import heapq
 import re
 from typing import Any
 
@@ -266,9 +267,10 @@ def _fuzzy_single(ctx: str, row: dict[str, Any], text: str) -> list[tuple[str, t
     return [(ctx, (name, i, scope))] if i >= 0 else []
 
 
-def _fuzzy_rows(tables: Any, ctx: str, namespace: str, acl: Any) -> list[dict[str, Any]]:
-    """The objects a context scans, in Nomad's index order: those of the namespace asked, or for ``*``
-    those of every namespace the token may read them in (Nomad's nsCapFilter)."""
+def _fuzzy_rows(tables: Any, ctx: str, namespace: str, acl: Any, limit: int) -> list[dict[str, Any]]:
+    """The first *limit* objects a context scans, in Nomad's index order: those of the namespace asked,
+    or for ``*`` those of every namespace the token may read them in (Nomad's nsCapFilter).  Only they
+    are put in order (a scan reads no further), not the whole table."""
     from actors.state import node_pools as pools
 
     def keep(row: dict[str, Any]) -> bool:
@@ -280,18 +282,18 @@ def _fuzzy_rows(tables: Any, ctx: str, namespace: str, acl: Any) -> list[dict[st
         return _variable_search(acl, ns) if ctx == "vars" else acl.allow_namespace(ns, "read-job")
 
     if ctx == "jobs":
-        rows = sorted(tables.get("jobs", {}).values(), key=lambda j: (j.get("Namespace", "default"), j["ID"]))
-        return [j for j in rows if keep(j)]
+        return heapq.nsmallest(limit, (j for j in tables.get("jobs", {}).values() if keep(j)),
+                               key=lambda j: (j.get("Namespace", "default"), j["ID"]))
     if ctx == "allocs":
-        return [a for _, a in sorted(tables.get("allocs", {}).items()) if keep(a)]
+        return [a for _, a in heapq.nsmallest(limit, ((k, a) for k, a in tables.get("allocs", {}).items()
+                                                      if keep(a)), key=lambda ka: ka[0])]
     if ctx == "vars":
-        rows = sorted(tables.get("variables", {}).values(),
-                      key=lambda v: (v.get("Namespace", "default"), v.get("Path", "")))
-        return [v for v in rows if keep(v)]
+        return heapq.nsmallest(limit, (v for v in tables.get("variables", {}).values() if keep(v)),
+                               key=lambda v: (v.get("Namespace", "default"), v.get("Path", "")))
     if ctx == "nodes":
         if namespace == "*" and acl is not None and not acl.allow_level("node", READ):
             return []
-        return [n for _, n in sorted(tables.get("nodes", {}).items())]
+        return [n for _, n in heapq.nsmallest(limit, tables.get("nodes", {}).items(), key=lambda kn: kn[0])]
     if ctx == "node_pools":
         return [p for p in pools.listed(tables)
                 if acl is None or acl.allow_node_pool(p.get("Name", ""), READ)]
@@ -324,7 +326,7 @@ def fuzzy_query(text: str, prefix: str, fuzzy: tuple[str, ...], by_prefix: tuple
             truncations[ctx] = len(ids) > TRUNCATE_LIMIT
         for ctx in fuzzy:
             truncations[ctx] = False
-            rows = _fuzzy_rows(tables, ctx, namespace, acl)
+            rows = _fuzzy_rows(tables, ctx, namespace, acl, FUZZY_LIMIT_QUERY + 1)  # one more: truncated?
             found: dict[str, list[tuple[str, int, list[str]]]] = {}
             for i, row in enumerate(rows[:FUZZY_LIMIT_QUERY]):
                 limited = i == FUZZY_LIMIT_QUERY - 1 and len(rows) > FUZZY_LIMIT_QUERY

@@ -70,27 +70,64 @@ def latest(store: Any, job_id: str) -> dict[str, Any] | None:
     return store.tables[TABLE].get(dep_id) if dep_id else None
 
 
+def of_job(store: Any, job_id: str) -> list[dict[str, Any]]:
+    """The job's deployments (*job_id* a job key), in no set order: the store's own records, not to be
+    modified.  Read from the by-job index, not every deployment kept."""
+    table = store.tables[TABLE]
+    by_job = getattr(store, "deployments_by_job", None)
+    if by_job is None:  # not a StateStore (a test's tables): search
+        return [d for d in table.values() if key_of(d) == job_id]
+    return [table[i] for i in by_job.get(job_id, ()) if i in table and key_of(table[i]) == job_id]
+
+
+def _newest(deps: list[dict[str, Any]]) -> dict[str, Any]:
+    return max(deps, key=lambda d: (d.get("CreateIndex", 0), d["ID"]))
+
+
 def rebuild_index(store: Any) -> None:
-    """After a restore: job ID -> its newest deployment's ID."""
-    out: dict[str, tuple[int, str]] = {}
+    """After a restore: job ID -> its deployments' IDs, and -> its newest deployment's ID."""
+    by_job: dict[str, set[str]] = {}
     for d in store.tables[TABLE].values():
-        key = (d.get("CreateIndex", 0), d["ID"])
-        if key_of(d) not in out or out[key_of(d)] < key:
-            out[key_of(d)] = key
-    store.latest_deployment_of = {job: key[1] for job, key in out.items()}
+        by_job.setdefault(key_of(d), set()).add(d["ID"])
+    store.deployments_by_job = by_job
+    store.latest_deployment_of = {job: _newest(of_job(store, job))["ID"] for job in by_job}
 
 
 def reindex_job(store: Any, job_id: str) -> None:
     """The job's newest deployment, found again (its newest was collected)."""
-    left = [d for d in store.tables[TABLE].values() if key_of(d) == job_id]
+    left = of_job(store, job_id)
     if left:
-        store.latest_deployment_of[job_id] = max(left, key=lambda d: (d.get("CreateIndex", 0), d["ID"]))["ID"]
+        store.latest_deployment_of[job_id] = _newest(left)["ID"]
     else:
         store.latest_deployment_of.pop(job_id, None)
 
 
+def drop_from_index(store: Any, d: dict[str, Any]) -> None:
+    """*d*, removed from the table, leaves the by-job index (the job's entry goes when it empties)."""
+    ids = store.deployments_by_job.get(key_of(d))
+    if ids is not None:
+        ids.discard(d["ID"])
+        if not ids:
+            del store.deployments_by_job[key_of(d)]
+
+
+def add_to_index(store: Any, d: dict[str, Any]) -> None:
+    """*d*, written to the table, is under its job in the by-job index."""
+    store.deployments_by_job.setdefault(key_of(d), set()).add(d["ID"])
+
+
+def check_index(store: Any) -> None:
+    """AssertionError unless the by-job index holds each job's deployments as the table has them."""
+    by_job: dict[str, set[str]] = {}
+    for d in store.tables[TABLE].values():
+        by_job.setdefault(key_of(d), set()).add(d["ID"])
+    if by_job != store.deployments_by_job:
+        raise AssertionError(f"deployments by job indexed {store.deployments_by_job}, in the table {by_job}")
+
+
 def _put(store: Any, index: int, d: dict[str, Any]) -> None:
     store.tables[TABLE][d["ID"]] = d
+    add_to_index(store, d)
     store._touch(TABLE, index)
 
 
@@ -380,9 +417,10 @@ def cancel_for_job(store: Any, index: int, job_id: str, desc: str, now: float,
 def purge_job(store: Any, index: int, job_id: str) -> None:
     """A purged job's deployments go with it."""
     table = store.tables[TABLE]
-    gone = [i for i, d in table.items() if key_of(d) == job_id]
+    gone = sorted(d["ID"] for d in of_job(store, job_id))
     for i in gone:
         del table[i]
+    store.deployments_by_job.pop(job_id, None)
     store.latest_deployment_of.pop(job_id, None)
     if gone:
         store._touch(TABLE, index)

@@ -411,6 +411,9 @@ class StateStore:
         self.periodic_index = 0
         # Job ID -> its newest deployment's ID (derived: rebuilt by restore).
         self.latest_deployment_of: dict[str, str] = {}
+        # Job ID -> its deployments' IDs (derived: rebuilt by restore): a job's deployments, a purge and
+        # GC read one job's, not every deployment kept.
+        self.deployments_by_job: dict[str, set[str]] = {}
         # Allocation ID -> its service registrations' IDs (derived: rebuilt by restore).
         self.services_by_alloc: dict[str, set[str]] = {}
         # "<namespace>\0<job ID>" -> its scaling policies' IDs (derived: rebuilt by restore).
@@ -729,6 +732,7 @@ class StateStore:
             if a["ID"] not in self.allocs_by_job.get(key_of(a), ()) \
                     or a["ID"] not in self.allocs_by_node.get(a.get("NodeID", ""), ()):
                 raise AssertionError(f"allocation {a['ID']} not indexed under its job and node")
+        deployments.check_index(self)
 
     def job_evals(self, job_id: str) -> list[dict[str, Any]]:
         """The job's evaluations in ID order (the store's own records: callers must not modify them)."""
@@ -841,6 +845,10 @@ class StateStore:
             services.alloc_written(self, index, record, old)
         elif table == "evals":
             self._index_eval(record)
+        elif table == deployments.TABLE:
+            if old is not None:
+                deployments.drop_from_index(self, old)
+            deployments.add_to_index(self, record)
         self._touch(table, index)
         return {"ok": True, "index": index}
 
@@ -860,6 +868,10 @@ class StateStore:
                 if rec is not None:
                     self._node_usage.pop(rec.get("NodeID", ""), None)
                     services.remove_alloc(self, index, i)
+        if table == deployments.TABLE:
+            for _, rec in popped:
+                if rec is not None:
+                    deployments.drop_from_index(self, rec)
         if table == "evals":
             for ev_ids in self.evals_by_status.values():
                 ev_ids.difference_update(gone)
@@ -2506,6 +2518,7 @@ class StateStore:
                 d = table.get(did)
                 if d is not None and gc.deployment_gc_eligible(d, dep_cutoff, in_use):
                     del table[did]
+                    deployments.drop_from_index(self, d)
                     gone_deployments.append(did)
                     if self.latest_deployment_of.get(key_of(d)) == did:
                         # The newest that remains, as a restore's rebuild would find it.
