@@ -40,6 +40,30 @@ def test_cron_next_launch(spec: str, zone: str, want: str) -> None:
     assert at(spec, zone) == want
 
 
+@pytest.mark.parametrize(("spec", "zone", "want"), [  # after Thu 2026-11-26 19:31:20 UTC
+    ("*/15 * * * * * *", "UTC", "19:31:30"),  # seven fields: the first is seconds
+    ("10 * * * * *", "UTC", "20:10:00"),  # six: minute .. day of week, then the year
+    ("0 0 0 1 1 * 2028", "UTC", "2028-01-01 00:00:00"),
+    ("0 0 1 1 * 2030-2040/5", "UTC", "2030-01-01 00:00:00"),
+    ("0 0 L * *", "UTC", "2026-11-30 00:00:00"),  # the month's last day
+    ("0 0 LW 1 *", "UTC", "2027-01-29 00:00:00"),  # last weekday: the 31st is a Sunday
+    ("0 0 1W * *", "UTC", "2026-12-01 00:00:00"),  # Tuesday: itself
+    ("0 0 15W 8 *", "UTC", "2027-08-16 00:00:00"),  # the 15th is a Sunday: Monday the 16th
+    ("0 0 1W 5 *", "UTC", "2027-05-03 00:00:00"),  # Saturday the 1st: not back into April
+    ("0 0 * * 5L", "UTC", "2026-11-27 00:00:00"),  # the last Friday of November
+    ("0 0 * * fri#2", "UTC", "2026-12-11 00:00:00"),
+    ("0 0 * * 1/2", "UTC", "2026-11-27 00:00:00"),  # Mon, Wed, Fri -- not Sunday (7)
+    ("0 0 * * 5-7", "UTC", "2026-11-27 00:00:00"),
+    ("0 9 ? * MONDAY", "UTC", "2026-11-30 09:00:00"),
+    ("0 0 1 january *", "UTC", "2027-01-01 00:00:00"),
+    ("@weekly", "UTC", "2026-11-29 00:00:00"),
+    ("*/20 * * * * * *", "Asia/Kolkata", "19:31:40"),
+])
+def test_cron_takes_cronexprs_seconds_years_and_special_days(spec: str, zone: str, want: str) -> None:
+    got = dt.datetime.fromtimestamp(parse_cron(spec, zone).next_after(T0), UTC)
+    assert got.strftime("%H:%M:%S" if len(want) == 8 else "%Y-%m-%d %H:%M:%S") == want
+
+
 def test_cron_across_daylight_saving_changes_never_goes_back_in_time() -> None:
     ny = "America/New_York"
     second_125 = dt.datetime(2024, 11, 3, 6, 25, tzinfo=UTC).timestamp()  # 01:25 EST, the hour's second pass
@@ -56,7 +80,8 @@ def test_cron_across_daylight_saving_changes_never_goes_back_in_time() -> None:
 
 
 @pytest.mark.parametrize("spec", ["* * *", "61 * * * *", "0 0 30 2 *", "* * * * funday", "*/0 * * * *",
-                                  "5-1 * * * *", "* * * * * *",
+                                  "5-1 * * * *", "@midnight", "* * * * * 1969", "* * * * * 2100",
+                                  "60 * * * * * *", "* * * 31W * *", "* * * * 8L", "* * * * 5#6",
                                   "*/² * * * *", "* * * ² *"])  # "²": str.isdigit, not int()
 def test_bad_cron_specs_are_refused(spec: str) -> None:
     with pytest.raises(CronError):
