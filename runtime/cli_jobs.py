@@ -138,6 +138,20 @@ def fmt_time(t: Any) -> str:
     return dt.datetime.fromtimestamp(secs, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def fmt_launch_time(t: float, periodic: dict[str, Any]) -> str:
+    """A periodic job's launch time as Nomad prints it: RFC 3339 in the job's ``time_zone`` (Go's
+    ``2006-01-02T15:04:05Z07:00``: ``Z`` at offset zero, else ``-05:00``)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        zone = ZoneInfo(periodic.get("TimeZone") or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")  # Nomad's GetLocation falls back to UTC as well
+    local = dt.datetime.fromtimestamp(t, zone)
+    offset = local.strftime("%z")
+    return local.strftime("%Y-%m-%dT%H:%M:%S") + ("Z" if offset == "+0000" else f"{offset[:3]}:{offset[3:]}")
+
+
 def ago(t: Any) -> str:
     """Nomad's ``prettyTimeDiff`` in short: ``3m12s ago``."""
     if not isinstance(t, (int, float)) or t <= 0:
@@ -516,7 +530,7 @@ def job_run(addr: str, args: list[str]) -> tuple[str, int]:
             now = time.time()
             try:
                 nxt = next_launch(job["Periodic"], now)
-                text += (f"\nApproximate next launch time: {fmt_time(nxt)} "
+                text += (f"\nApproximate next launch time: {fmt_launch_time(nxt, job['Periodic'])} "
                          f"({go_duration(int(nxt) - int(now))} from now)")
             except CronError as e:
                 print(f"Error determining next launch time: {e}", file=sys.stderr)
@@ -733,7 +747,8 @@ def job_status(addr: str, args: list[str]) -> str:
                 nxt = None
             if nxt is not None:
                 pairs.append(("Next Periodic Launch",
-                              f"{fmt_time(nxt)} ({go_duration(int(nxt) - int(now))} from now)"))
+                              f"{fmt_launch_time(nxt, job['Periodic'])} "
+                              f"({go_duration(int(nxt) - int(now))} from now)"))
     out = [kv(pairs)]
     if (periodic or param) and flags.get("short"):
         return out[0]

@@ -468,3 +468,17 @@ def test_status_of_a_prefix_searches_every_context_as_nomads(dev, tmp_path):  # 
         assert "r20-st-a, r20-st-b" in r.stderr, r.stderr
     finally:
         nomad(dev, "job", "stop", "-purge", "-detach", "r20-st-a", "r20-st-b")
+
+
+def test_a_periodic_jobs_next_launch_is_printed_in_its_time_zone(dev, tmp_path):  # noqa: F811
+    """Nomad formats the next launch in the job's location (``time.Now().In(location)``): 03:00 in New
+    York is printed as 03:00 with its offset, not as 08:00Z."""
+    cron = tmp_path / "cron.nomad.hcl"
+    zoned = 'crons = ["0 3 * * *"]\n    time_zone = "America/New_York"'
+    cron.write_text(PERIODIC_HCL.replace("r20-cron", "r20-cron-ny").replace('crons = ["0 3 * * *"]', zoned))
+    r = nomad(dev, "job", "run", str(cron))
+    assert r.returncode == 0, r.stderr
+    assert re.fullmatch(r"Approximate next launch time: \S+T03:00:00-0[45]:00 \((\d+h)?\d+m\d+s from now\)",
+                        r.stdout.splitlines()[1]), r.stdout
+    out = nomad(dev, "job", "status", "r20-cron-ny").stdout
+    assert re.search(r"\nNext Periodic Launch = \S+T03:00:00-0[45]:00 \(\S+ from now\)\n", out), out
