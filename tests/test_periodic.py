@@ -135,7 +135,11 @@ def test_prohibit_overlap_skips_a_launch_while_the_last_child_runs_unless_forced
     assert c.apply("periodic_launch", job_id="nope", launch=T0)["error"] == "job not found"
     c.register(**service())
     c.now = T0
-    assert "non-periodic" in c.apply("periodic_launch", job_id="web", launch=T0, force=True)["error"]
+    assert c.apply("periodic_launch", job_id="web", launch=T0, force=True)["error"] == \
+        "can't force launch non-periodic job"  # Periodic.Force's words
+    c.apply("job_deregister", job_id="nightly")
+    assert c.apply("periodic_launch", job_id="nightly", launch=T0 + 400, force=True)["error"] == \
+        'force launch for job "nightly" failed: can\'t force run non-tracked job "nightly" (default)'
 
 
 def test_periodic_jobs_are_validated() -> None:

@@ -1161,8 +1161,8 @@ def test_a_parameterized_job_never_runs_itself_and_each_dispatch_runs_once() -> 
     ({}, "", {"customer": "a", "color": "red"},
      "Dispatch request included unpermitted metadata keys: [color]"),
     ({}, "", {"color": "red", "b": "x"}, "Dispatch request included unpermitted metadata keys: [b color]"),
-    ({"Payload": "forbidden"}, "aGk=", {"customer": "a"}, "Payload is not allowed"),
-    ({"Payload": "required"}, "", {"customer": "a"}, "Payload is not provided but required"),
+    ({"Payload": "forbidden"}, "aGk=", {"customer": "a"}, "Payload provided but forbidden by parameterized job"),
+    ({"Payload": "required"}, "", {"customer": "a"}, "Payload is not provided but required by parameterized job"),
     ({}, "A" * 30000, {"customer": "a"}, "Payload exceeds maximum size"),
 ])
 def test_a_dispatch_must_follow_its_jobs_rules(rules: dict, payload: str, meta: dict, error: str) -> None:
@@ -1200,7 +1200,11 @@ def test_only_batch_jobs_are_parameterized_and_plain_jobs_do_not_dispatch() -> N
         canonical_job({**service(), "ParameterizedJob": {}})
     c = Cluster()
     c.register(**service())
-    assert c.apply("job_dispatch", job_id="web")["error"] == "Specified job is not a parameterized job"
+    assert c.apply("job_dispatch", job_id="web")["error"] == 'Specified job "web" is not a parameterized job'
+    assert c.apply("job_dispatch", job_id="nope")["error"] == "parameterized job not found"  # Nomad's words
+    c.apply("job_register", job=_parameterized())
+    c.apply("job_deregister", job_id="report")
+    assert c.apply("job_dispatch", job_id="report")["error"] == 'Specified job "report" is stopped'
 
 
 def test_scaling_a_group_is_a_new_version_and_places_or_stops() -> None:
