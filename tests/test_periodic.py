@@ -181,6 +181,41 @@ def test_the_leaders_dispatcher_launches_on_schedule_in_virtual_time() -> None:
     sched.close()
 
 
+def test_a_new_leader_makes_one_late_launch_for_the_time_no_leader_ran_not_every_missed_one() -> None:
+    """Nomad's restorePeriodicDispatcher: a job whose next launch passed while no leader ran is force-run
+    once, now (its child named for now), and then scheduled from now -- an hour's outage of a five-minute
+    job is one launch, not a burst of twelve."""
+    from actors.server import LeadershipChanged
+
+    sched = Scheduler(7)
+    base = dt.datetime(2026, 11, 26, 19, 30, 30, tzinfo=UTC).timestamp()
+    skew = [0.0]
+    wall = lambda: base + skew[0] + sched.now  # the dispatcher's wall clock, in virtual time
+
+    def boot(env: Any) -> None:
+        env.spawn(RaftPeer, "raft", storage=MemoryStorage(), bootstrap=("s1",),
+                  leadership_subscribers=(PERIODIC,))
+        env.spawn(PeriodicDispatcher, PERIODIC, wall_clock=wall)
+    node = sched.add_node("s1", boot)
+    sched.run_for(10.0)
+    fut = sched.future_cls()
+    node.actors["raft"].tell(Propose(data=command("job_register", job=periodic(), now=wall()), reply=fut))
+    fut.get(timeout=10.0)
+    node.actors[PERIODIC].tell(LeadershipChanged(is_leader=False, term=1))
+    sched.run_for(1.0)
+    skew[0] = 3600.0  # an hour passes with no leader dispatching
+    node.actors[PERIODIC].tell(LeadershipChanged(is_leader=True, term=2))
+    sched.run_for(60.0)
+    state = sched.actor_of(node.actors["raft"]).state
+    children = sorted(j for j in state.tables["jobs"] if j.startswith("nightly/"))
+    assert len(children) == 1, children
+    launched = int(children[0].rsplit("-", 1)[1])
+    assert base + 3600 < launched < base + 3600 + 60  # when the new leader took over
+    dispatcher = sched.actor_of(node.actors[PERIODIC])
+    assert dispatcher.next["nightly"] == dt.datetime(2026, 11, 26, 20, 35, tzinfo=UTC).timestamp()
+    sched.close()
+
+
 def test_parents_are_not_evaluated_and_gc_drops_their_launch_record() -> None:
     c = Cluster()
     c.apply("job_register", job=periodic())
