@@ -2375,6 +2375,23 @@ def plan_preemptions(preempted: list[dict[str, Any]]) -> str:
                  + [[kind, str(sum(counts.values()))] for kind, counts in sorted(by_type.items())])
 
 
+def _plan_next_launch(got: dict[str, Any], job: dict[str, Any]) -> str:
+    """Nomad's formatDryRun line for a periodic job (not a parameterized one): when it would launch next
+    if submitted now, in its time zone."""
+    text = got.get("NextPeriodicLaunch") or ""
+    if not text or text.startswith("0001-") or job.get("ParameterizedJob") or not job.get("Periodic"):
+        return ""
+    from runtime.cli_usage import go_duration  # here: it imports this module
+
+    try:
+        at = dt.datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return ""
+    now = time.time()
+    return (f"- If submitted now, next periodic launch would be at {fmt_launch_time(at, job['Periodic'])} "
+            f"({go_duration(round(at - now))} from now).")
+
+
 def job_plan(addr: str, args: list[str]) -> tuple[str, int]:
     """``nomad job plan [-diff=false] [-verbose] <path>``: a dry run; exit 1 when allocations would be created
     or destroyed, 0 when nothing would change (Nomad's codes).  The job's structured diff is printed first
@@ -2418,6 +2435,9 @@ def job_plan(addr: str, args: list[str]) -> tuple[str, int]:
             n = int(m.get("CoalescedFailures", 0)) + 1
             out.append(f'  Task Group "{group}" (failed to place {n} allocation{"s" if n != 1 else ""}):')
             out += [f"    * {line}" for line in alloc_metrics(m)]
+    launch = _plan_next_launch(got, job)
+    if launch:
+        out.append(launch)
     if got.get("Warnings"):
         out += ["", job_warnings(got).rstrip("\n")]
     out.append("")

@@ -233,6 +233,9 @@ def test_a_plan_of_a_periodic_job_says_when_it_would_launch_next() -> None:
     c.node(0)
     out = plan_job(c.state, periodic("0 3 * * *"), False, now=T0)
     assert out["NextPeriodicLaunch"] == "2026-11-27T03:00:00Z"
+    # Go's JSON of a time in the job's location: with its offset.
+    zoned = plan_job(c.state, periodic("0 3 * * *", TimeZone="America/New_York"), False, now=T0)
+    assert zoned["NextPeriodicLaunch"] == "2026-11-27T03:00:00-05:00"
     assert out["Annotations"]["DesiredTGUpdates"]["g"]["Place"] == 0  # the parent places nothing
     assert plan_job(c.state, canonical_job(service()), False, now=T0)["NextPeriodicLaunch"] == \
         "0001-01-01T00:00:00Z"

@@ -482,3 +482,14 @@ def test_a_periodic_jobs_next_launch_is_printed_in_its_time_zone(dev, tmp_path):
                         r.stdout.splitlines()[1]), r.stdout
     out = nomad(dev, "job", "status", "r20-cron-ny").stdout
     assert re.search(r"\nNext Periodic Launch = \S+T03:00:00-0[45]:00 \(\S+ from now\)\n", out), out
+
+
+def test_job_plan_of_a_periodic_job_says_when_it_would_launch(dev, tmp_path):  # noqa: F811
+    """Nomad's formatDryRun: "- If submitted now, next periodic launch would be at ..." in the job's zone."""
+    cron = tmp_path / "cron.nomad.hcl"
+    zoned = 'crons = ["0 3 * * *"]\n    time_zone = "America/New_York"'
+    cron.write_text(PERIODIC_HCL.replace("r20-cron", "r20-cron-plan").replace('crons = ["0 3 * * *"]', zoned))
+    out = nomad(dev, "job", "plan", str(cron)).stdout
+    assert re.search(r"\nScheduler dry-run:\n- All tasks successfully allocated\.\n"
+                     r"- If submitted now, next periodic launch would be at \S+T03:00:00-0[45]:00 "
+                     r"\((\d+h)?(\d+m)?\d+s from now\)\.\n\n", out), out
