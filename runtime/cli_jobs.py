@@ -2604,31 +2604,54 @@ def system_reconcile_summaries(addr: str, args: list[str]) -> str:
 DISPATCH_WAIT_S = 300.0
 
 
+def _job_by_prefix(addr: str, ident: str, keep: Any, not_found: str) -> dict[str, Any]:
+    """Nomad's jobIDByPrefix with a filter: the one job *keep* takes whose ID starts with *ident* (an exact
+    match wins over longer ones), else *not_found* ({} is the quoted prefix) or "matched multiple jobs"."""
+    from runtime.cli import ACTIVE
+
+    star = ACTIVE.get("namespace") == "*"
+    got = [j for j in request(addr, "GET", "/v1/jobs", prefix=ident, **({"namespace": "*"} if star else {}))
+           if keep(j)]
+    if not got:
+        raise CliError(not_found.format(json.dumps(ident)))
+    if len(got) > 1 and (got[0]["ID"] != ident or (star and got[1]["ID"] == ident)):
+        raise CliError(f"Prefix {json.dumps(ident)} matched multiple jobs\n\n{job_list_table(got, star)}")
+    if star:
+        ACTIVE["query"]["namespace"] = got[0].get("Namespace") or "default"
+    return got[0]
+
+
 def job_dispatch(addr: str, args: list[str]) -> tuple[str, int]:
     """``nomad job dispatch [-meta k=v]... [-detach] [-idempotency-token t] [-id-prefix-template p]
     [-priority n] <job> [<input file>|-]``: run a parameterized job."""
     flags, rest = parse_flags(args, {"meta": list, "detach": bool, "verbose": bool, "idempotency-token": str,
                                      "id-prefix-template": str, "priority": int, "wait": bool})
     if not rest or len(rest) > 2:
-        raise CliError("This command takes one or two arguments: nomad job dispatch <job> [<input file>|-]")
+        raise CliError("This command takes one or two argument: <parameterized job> [input source]\n"
+                       "For additional help try 'nomad job dispatch -help'")
+    payload = b""
+    if len(rest) == 2:  # Nomad reads the input before it looks at the meta
+        try:
+            payload = sys.stdin.buffer.read() if rest[1] == "-" else open(rest[1], "rb").read()
+        except OSError as e:  # Go's *PathError: "open <path>: no such file or directory"
+            why = (e.strerror or str(e)).lower()
+            raise CliError(f"Error reading input data: open {rest[1]}: {why}") from None
     meta = {}
     for pair in flags.get("meta", []):
         key, eq, value = pair.partition("=")
-        if not eq or not key:
-            raise CliError(f'Error parsing meta value "{pair}": want key=value')
+        if not eq:
+            raise CliError(f"Error parsing meta value: {pair}")
         meta[key] = value
-    payload = b""
-    if len(rest) == 2:
-        try:
-            payload = sys.stdin.buffer.read() if rest[1] == "-" else open(rest[1], "rb").read()
-        except OSError as e:
-            raise CliError(f"Error reading input data: {e.strerror}") from None
+    # Nomad's jobIDByPrefix over parameterized parents only: "para" names "params", not its children.
+    parent = _job_by_prefix(addr, rest[0].strip(),
+                            lambda j: not j.get("ParentID") and j.get("ParameterizedJob"),
+                            "No parameterized job(s) with prefix or ID {} found")
     body: dict[str, Any] = {"Payload": base64.b64encode(payload).decode(), "Meta": meta}
     if flags.get("id-prefix-template"):
         body["IdPrefixTemplate"] = flags["id-prefix-template"]
     if flags.get("priority"):
         body["Priority"] = _int_flag(flags, "priority")
-    got = request(addr, "PUT", f"/v1/job/{urllib.parse.quote(rest[0], safe='')}/dispatch", body,
+    got = request(addr, "PUT", f"/v1/job/{urllib.parse.quote(parent['ID'], safe='')}/dispatch", body,
                   idempotency_token=flags.get("idempotency-token") or None)
     # Nomad's job dispatch: a formatKV of the child's ID and (when one was made) the evaluation's.
     verbose = bool(flags.get("verbose"))
@@ -2718,13 +2741,8 @@ def job_periodic_force(addr: str, args: list[str]) -> tuple[str, int]:
     ident = one_arg(rest, "nomad job periodic force <job>").strip()
     # Nomad's jobIDByPrefix filtered to periodic jobs: a prefix that also matches the launches
     # (cron/periodic-...) or a plain job names the periodic one, or none.
-    periodic = [j for j in request(addr, "GET", "/v1/jobs", prefix=ident) if j.get("Periodic")]
-    if not periodic:
-        raise CliError(f"No periodic job(s) with prefix or ID {json.dumps(ident)} found")
-    if len(periodic) > 1 and ident != periodic[0]["ID"]:
-        ids = "\n".join(j["ID"] for j in periodic)
-        raise CliError(f"Prefix matched multiple jobs\n\n{ids}")
-    stub = resolve(addr, "job", periodic[0]["ID"])
+    stub = _job_by_prefix(addr, ident, lambda j: j.get("Periodic"),
+                          "No periodic job(s) with prefix or ID {} found")
     try:
         got = request(addr, "PUT", f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}/periodic/force")
     except CliError as e:

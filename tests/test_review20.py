@@ -493,3 +493,26 @@ def test_job_plan_of_a_periodic_job_says_when_it_would_launch(dev, tmp_path):  #
     assert re.search(r"\nScheduler dry-run:\n- All tasks successfully allocated\.\n"
                      r"- If submitted now, next periodic launch would be at \S+T03:00:00-0[45]:00 "
                      r"\((\d+h)?(\d+m)?\d+s from now\)\.\n\n", out), out
+
+
+def test_job_dispatch_names_the_parameterized_job_by_prefix_as_nomad(dev, tmp_path):  # noqa: F811
+    """Nomad's job dispatch resolves its argument with jobIDByPrefix over parameterized parents (not their
+    dispatched children), and words its argument errors as Go does."""
+    param = tmp_path / "param.nomad.hcl"
+    param.write_text(PARAM_HCL.replace("r20-param", "r20-disp-prefix"))
+    assert nomad(dev, "job", "run", str(param)).returncode == 0
+    first = nomad(dev, "job", "dispatch", "-detach", "-meta", "who=a", "r20-disp-pre")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("Dispatched Job ID = r20-disp-prefix/dispatch-"), first.stdout
+    # The prefix also matches the child just dispatched: only the parent counts.
+    again = nomad(dev, "job", "dispatch", "-detach", "-meta", "who=b", "r20-disp-pre")
+    assert again.returncode == 0, again.stderr
+    child = nomad(dev, "job", "dispatch", "-meta", "who=b", "r20-disp-prefix/")
+    assert (child.returncode, child.stderr) == \
+        (1, 'No parameterized job(s) with prefix or ID "r20-disp-prefix/" found\n'), child.stderr
+    bad_meta = nomad(dev, "job", "dispatch", "-meta", "who", "r20-disp-prefix")
+    assert (bad_meta.returncode, bad_meta.stderr) == (1, "Error parsing meta value: who\n")
+    missing = nomad(dev, "job", "dispatch", "r20-disp-prefix", str(tmp_path / "absent"))
+    assert missing.returncode == 1
+    absent = tmp_path / "absent"
+    assert missing.stderr == f"Error reading input data: open {absent}: no such file or directory\n"
