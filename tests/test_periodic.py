@@ -216,6 +216,24 @@ def test_a_new_leader_makes_one_late_launch_for_the_time_no_leader_ran_not_every
     sched.close()
 
 
+def test_a_late_launch_of_a_missed_time_is_skipped_when_the_last_leader_made_it() -> None:
+    """The new leader's view may predate the last leader's final launch: its late launch names the due
+    time it found missed, and the log (applied in order) skips it when that launch is already recorded."""
+    c = Cluster()
+    c.node(0)
+    c.apply("job_register", job=periodic())
+    c.now = T0 + 220
+    assert c.apply("periodic_launch", job_id="nightly", launch=T0 + 220)["JobID"]  # the last leader's
+    c.now = T0 + 250
+    late = c.apply("periodic_launch", job_id="nightly", launch=T0 + 250, due=T0 + 220)
+    assert late["skipped"] == "already launched"
+    assert sorted(j for j in c.state.tables["jobs"] if j.startswith("nightly/")) == \
+        [f"nightly/periodic-{int(T0 + 220)}"]
+    c.now = T0 + 560
+    made = c.apply("periodic_launch", job_id="nightly", launch=T0 + 560, due=T0 + 520)  # truly missed
+    assert made["JobID"] == f"nightly/periodic-{int(T0 + 560)}"
+
+
 def test_parents_are_not_evaluated_and_gc_drops_their_launch_record() -> None:
     c = Cluster()
     c.apply("job_register", job=periodic())

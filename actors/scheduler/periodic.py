@@ -86,6 +86,7 @@ class PeriodicDispatcher(NodeActor):
         self._index = 0
         self._restoring = False  # the first plan since this server became leader
         self.next: dict[str, float] = {}  # job ID -> its next launch (wall clock)
+        self.missed: dict[str, float] = {}  # job ID -> the launch a new leader found missed (its due time)
         self.stats = {"launches": 0, "watches": 0, "bad_specs": 0, "late_launches": 0}
 
     def on_start(self) -> None:
@@ -137,7 +138,7 @@ class PeriodicDispatcher(NodeActor):
                                                   index_fn=periodic_index))
 
     def _plan(self, view: list[tuple[str, tuple[str, ...], str, float]], *, restoring: bool = False) -> None:
-        self.next = {}
+        self.next, self.missed = {}, {}
         now = self._wall()
         for job_id, specs, zone, after in view:
             try:  # the earliest of its crons
@@ -150,6 +151,7 @@ class PeriodicDispatcher(NodeActor):
                 # Missed while no leader ran: one launch now (recorded as the last, so the next counts
                 # from now), not one per missed time.
                 self.stats["late_launches"] += 1
+                self.missed[job_id] = at
                 at = now
             self.next[job_id] = at
         self._arm()
@@ -167,8 +169,12 @@ class PeriodicDispatcher(NodeActor):
             if at <= now + self.cfg.slack_s:
                 self.stats["launches"] += 1
                 log.info("%s: launching periodic job %s for %.0f", self.env.node, job_id, at)
+                # A missed launch carries its due time: the store skips it when a launch at or after that
+                # time is already recorded (this leader's view may not yet hold the last leader's writes).
+                due = self.missed.pop(job_id, None)
                 self.send(self.env.node, self.raft, Propose(
-                    data=command("periodic_launch", job_id=job_id, launch=at, now=now),
+                    data=command("periodic_launch", job_id=job_id, launch=at, now=now,
+                                 **({"due": due} if due is not None else {})),
                     reply=ReplyTo(self.env, self.name, ("launch", self._gen))))
                 del self.next[job_id]  # the write wakes the watch, which arms the next one
         self._arm()

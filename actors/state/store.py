@@ -1516,6 +1516,10 @@ class StateStore:
         last = launches.get(key, {}).get("Launch", 0.0)
         if not force and launch <= last:
             return {"ok": True, "index": index, "skipped": "already launched"}
+        # A new leader's late launch of one it found missed: not missed if a launch since its due time is
+        # recorded (written by the last leader after this one's view was read).
+        if not force and cmd.get("due") is not None and last >= float(cmd["due"]):
+            return {"ok": True, "index": index, "skipped": "already launched"}
         launches[key] = {"ID": job_id, "Launch": max(last, launch),
                          **({"Namespace": namespace} if key != job_id else {})}
         self.periodic_index = index
