@@ -395,6 +395,32 @@ def test_batch_job_completes_and_is_not_replaced() -> None:
     assert c.state.tables["jobs"]["once"]["Status"] == "dead"
 
 
+def test_a_new_version_of_a_finished_batch_job_runs_again() -> None:
+    """Nomad's reconciler (filterOldTerminalAllocs): a batch job's terminal allocations of an earlier
+    version are ignored, so a changed job placed after its run finished runs again; the finished ones
+    are left as they are (not stopped).  The same version registered again runs nothing."""
+    from actors.scheduler.dryrun import plan_job
+
+    c = Cluster()
+    c.node(0)
+    job = service("once", count=2)
+    job["Type"] = "batch"
+    c.register(**job)
+    c.schedule()
+    c.client("complete")
+    first = sorted(a["ID"] for a in c.state.tables["allocs"].values())
+    changed = {**job, "Meta": {"run": "2"}}
+    planned = plan_job(c.state, canonical_job(changed), False, now=c.now)
+    assert planned["Annotations"]["DesiredTGUpdates"]["g"]["Place"] == 2  # `job plan` says so too
+    c.register(**changed)
+    c.schedule()
+    allocs = list(c.state.tables["allocs"].values())
+    new = [a for a in allocs if a["ID"] not in first]
+    assert len(new) == 2 and all(a["JobVersion"] == 1 and live(a) for a in new)
+    old = [a for a in allocs if a["ID"] in first]
+    assert all(a["DesiredStatus"] == "run" and a["ClientStatus"] == "complete" for a in old)
+
+
 def test_system_job_runs_on_every_feasible_node() -> None:
     c = Cluster()
     for i in range(4):
