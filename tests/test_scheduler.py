@@ -411,7 +411,8 @@ def test_a_new_version_of_a_finished_batch_job_runs_again() -> None:
     first = sorted(a["ID"] for a in c.state.tables["allocs"].values())
     changed = {**job, "Meta": {"run": "2"}}
     planned = plan_job(c.state, canonical_job(changed), False, now=c.now)
-    assert planned["Annotations"]["DesiredTGUpdates"]["g"]["Place"] == 2  # `job plan` says so too
+    updates = planned["Annotations"]["DesiredTGUpdates"]["g"]
+    assert (updates["Place"], updates["Ignore"]) == (2, 2)  # `job plan`: "(2 create, 2 ignore)"
     c.register(**changed)
     c.schedule()
     allocs = list(c.state.tables["allocs"].values())

@@ -159,6 +159,10 @@ def _updates(job: dict[str, Any], job_allocs: list[dict[str, Any]], plan: dict[s
             u["Place"] += 1 + int(failed.get("CoalescedFailures", 0)) - canaries
         digest = update_digest(job, name)
         for a in job_allocs:
+            if a["TaskGroup"] == name and job["Type"] == "batch" and not live(a) \
+                    and a.get("JobVersion", 0) < job.get("Version", 0):
+                u["Ignore"] += 1  # Nomad's filterOldTerminalAllocs: an earlier version's finished run
+                continue
             if a["TaskGroup"] != name or a["ID"] in stopped or not live(a):
                 continue
             same = update_digest(a.get("Job") or {}, name) == digest
