@@ -722,6 +722,8 @@ def required(method: str, path: str, namespace: str = DEFAULT_NAMESPACE) -> tupl
     namespace = namespace or DEFAULT_NAMESPACE
     if path.startswith("/v1/job/") and path.endswith("/dispatch") and method not in _READS:
         return (Need("namespace", "dispatch-job", namespace),)  # Job.Dispatch
+    if path.startswith("/v1/job/") and path.endswith("/periodic/force") and method not in _READS:
+        return (Need("namespace", "dispatch-job|submit-job", namespace),)  # Periodic.Force (Nomad 1.0+)
     if path.startswith("/v1/job/") and path.endswith("/tag") and method not in _READS:
         return (Need("namespace", "submit-job|tag-job-version", namespace),)  # Job.TagVersion
     if path.startswith("/v1/job/") and path.endswith("/scale"):  # Job.Scale / Job.ScaleStatus

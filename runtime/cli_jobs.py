@@ -138,6 +138,20 @@ def fmt_time(t: Any) -> str:
     return dt.datetime.fromtimestamp(secs, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def fmt_launch_time(t: float, periodic: dict[str, Any]) -> str:
+    """A periodic job's launch time as Nomad prints it: RFC 3339 in the job's ``time_zone`` (Go's
+    ``2006-01-02T15:04:05Z07:00``: ``Z`` at offset zero, else ``-05:00``)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        zone = ZoneInfo(periodic.get("TimeZone") or "UTC")
+    except (ZoneInfoNotFoundError, ValueError):
+        zone = ZoneInfo("UTC")  # Nomad's GetLocation falls back to UTC as well
+    local = dt.datetime.fromtimestamp(t, zone)
+    offset = local.strftime("%z")
+    return local.strftime("%Y-%m-%dT%H:%M:%S") + ("Z" if offset == "+0000" else f"{offset[:3]}:{offset[3:]}")
+
+
 def ago(t: Any) -> str:
     """Nomad's ``prettyTimeDiff`` in short: ``3m12s ago``."""
     if not isinstance(t, (int, float)) or t <= 0:
@@ -516,7 +530,7 @@ def job_run(addr: str, args: list[str]) -> tuple[str, int]:
             now = time.time()
             try:
                 nxt = next_launch(job["Periodic"], now)
-                text += (f"\nApproximate next launch time: {fmt_time(nxt)} "
+                text += (f"\nApproximate next launch time: {fmt_launch_time(nxt, job['Periodic'])} "
                          f"({go_duration(int(nxt) - int(now))} from now)")
             except CronError as e:
                 print(f"Error determining next launch time: {e}", file=sys.stderr)
@@ -733,7 +747,8 @@ def job_status(addr: str, args: list[str]) -> str:
                 nxt = None
             if nxt is not None:
                 pairs.append(("Next Periodic Launch",
-                              f"{fmt_time(nxt)} ({go_duration(int(nxt) - int(now))} from now)"))
+                              f"{fmt_launch_time(nxt, job['Periodic'])} "
+                              f"({go_duration(int(nxt) - int(now))} from now)"))
     out = [kv(pairs)]
     if (periodic or param) and flags.get("short"):
         return out[0]
@@ -2360,6 +2375,23 @@ def plan_preemptions(preempted: list[dict[str, Any]]) -> str:
                  + [[kind, str(sum(counts.values()))] for kind, counts in sorted(by_type.items())])
 
 
+def _plan_next_launch(got: dict[str, Any], job: dict[str, Any]) -> str:
+    """Nomad's formatDryRun line for a periodic job (not a parameterized one): when it would launch next
+    if submitted now, in its time zone."""
+    text = got.get("NextPeriodicLaunch") or ""
+    if not text or text.startswith("0001-") or job.get("ParameterizedJob") or not job.get("Periodic"):
+        return ""
+    from runtime.cli_usage import go_duration  # here: it imports this module
+
+    try:
+        at = dt.datetime.fromisoformat(text).timestamp()
+    except ValueError:
+        return ""
+    now = time.time()
+    return (f"- If submitted now, next periodic launch would be at {fmt_launch_time(at, job['Periodic'])} "
+            f"({go_duration(round(at - now))} from now).")
+
+
 def job_plan(addr: str, args: list[str]) -> tuple[str, int]:
     """``nomad job plan [-diff=false] [-verbose] <path>``: a dry run; exit 1 when allocations would be created
     or destroyed, 0 when nothing would change (Nomad's codes).  The job's structured diff is printed first
@@ -2403,6 +2435,9 @@ def job_plan(addr: str, args: list[str]) -> tuple[str, int]:
             n = int(m.get("CoalescedFailures", 0)) + 1
             out.append(f'  Task Group "{group}" (failed to place {n} allocation{"s" if n != 1 else ""}):')
             out += [f"    * {line}" for line in alloc_metrics(m)]
+    launch = _plan_next_launch(got, job)
+    if launch:
+        out.append(launch)
     if got.get("Warnings"):
         out += ["", job_warnings(got).rstrip("\n")]
     out.append("")
@@ -2569,31 +2604,54 @@ def system_reconcile_summaries(addr: str, args: list[str]) -> str:
 DISPATCH_WAIT_S = 300.0
 
 
+def _job_by_prefix(addr: str, ident: str, keep: Any, not_found: str) -> dict[str, Any]:
+    """Nomad's jobIDByPrefix with a filter: the one job *keep* takes whose ID starts with *ident* (an exact
+    match wins over longer ones), else *not_found* ({} is the quoted prefix) or "matched multiple jobs"."""
+    from runtime.cli import ACTIVE
+
+    star = ACTIVE.get("namespace") == "*"
+    got = [j for j in request(addr, "GET", "/v1/jobs", prefix=ident, **({"namespace": "*"} if star else {}))
+           if keep(j)]
+    if not got:
+        raise CliError(not_found.format(json.dumps(ident)))
+    if len(got) > 1 and (got[0]["ID"] != ident or (star and got[1]["ID"] == ident)):
+        raise CliError(f"Prefix {json.dumps(ident)} matched multiple jobs\n\n{job_list_table(got, star)}")
+    if star:
+        ACTIVE["query"]["namespace"] = got[0].get("Namespace") or "default"
+    return got[0]
+
+
 def job_dispatch(addr: str, args: list[str]) -> tuple[str, int]:
     """``nomad job dispatch [-meta k=v]... [-detach] [-idempotency-token t] [-id-prefix-template p]
     [-priority n] <job> [<input file>|-]``: run a parameterized job."""
     flags, rest = parse_flags(args, {"meta": list, "detach": bool, "verbose": bool, "idempotency-token": str,
                                      "id-prefix-template": str, "priority": int, "wait": bool})
     if not rest or len(rest) > 2:
-        raise CliError("This command takes one or two arguments: nomad job dispatch <job> [<input file>|-]")
+        raise CliError("This command takes one or two argument: <parameterized job> [input source]\n"
+                       "For additional help try 'nomad job dispatch -help'")
+    payload = b""
+    if len(rest) == 2:  # Nomad reads the input before it looks at the meta
+        try:
+            payload = sys.stdin.buffer.read() if rest[1] == "-" else open(rest[1], "rb").read()
+        except OSError as e:  # Go's *PathError: "open <path>: no such file or directory"
+            why = (e.strerror or str(e)).lower()
+            raise CliError(f"Error reading input data: open {rest[1]}: {why}") from None
     meta = {}
     for pair in flags.get("meta", []):
         key, eq, value = pair.partition("=")
-        if not eq or not key:
-            raise CliError(f'Error parsing meta value "{pair}": want key=value')
+        if not eq:
+            raise CliError(f"Error parsing meta value: {pair}")
         meta[key] = value
-    payload = b""
-    if len(rest) == 2:
-        try:
-            payload = sys.stdin.buffer.read() if rest[1] == "-" else open(rest[1], "rb").read()
-        except OSError as e:
-            raise CliError(f"Error reading input data: {e.strerror}") from None
+    # Nomad's jobIDByPrefix over parameterized parents only: "para" names "params", not its children.
+    parent = _job_by_prefix(addr, rest[0].strip(),
+                            lambda j: not j.get("ParentID") and j.get("ParameterizedJob"),
+                            "No parameterized job(s) with prefix or ID {} found")
     body: dict[str, Any] = {"Payload": base64.b64encode(payload).decode(), "Meta": meta}
     if flags.get("id-prefix-template"):
         body["IdPrefixTemplate"] = flags["id-prefix-template"]
     if flags.get("priority"):
         body["Priority"] = _int_flag(flags, "priority")
-    got = request(addr, "PUT", f"/v1/job/{urllib.parse.quote(rest[0], safe='')}/dispatch", body,
+    got = request(addr, "PUT", f"/v1/job/{urllib.parse.quote(parent['ID'], safe='')}/dispatch", body,
                   idempotency_token=flags.get("idempotency-token") or None)
     # Nomad's job dispatch: a formatKV of the child's ID and (when one was made) the evaluation's.
     verbose = bool(flags.get("verbose"))
@@ -2683,13 +2741,8 @@ def job_periodic_force(addr: str, args: list[str]) -> tuple[str, int]:
     ident = one_arg(rest, "nomad job periodic force <job>").strip()
     # Nomad's jobIDByPrefix filtered to periodic jobs: a prefix that also matches the launches
     # (cron/periodic-...) or a plain job names the periodic one, or none.
-    periodic = [j for j in request(addr, "GET", "/v1/jobs", prefix=ident) if j.get("Periodic")]
-    if not periodic:
-        raise CliError(f"No periodic job(s) with prefix or ID {json.dumps(ident)} found")
-    if len(periodic) > 1 and ident != periodic[0]["ID"]:
-        ids = "\n".join(j["ID"] for j in periodic)
-        raise CliError(f"Prefix matched multiple jobs\n\n{ids}")
-    stub = resolve(addr, "job", periodic[0]["ID"])
+    stub = _job_by_prefix(addr, ident, lambda j: j.get("Periodic"),
+                          "No periodic job(s) with prefix or ID {} found")
     try:
         got = request(addr, "PUT", f"/v1/job/{urllib.parse.quote(stub['ID'], safe='')}/periodic/force")
     except CliError as e:

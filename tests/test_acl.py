@@ -162,6 +162,7 @@ def test_no_policies_deny_everything_and_management_allows_everything():
     ("POST", "/v1/job/web", [("namespace", "submit-job")]),
     ("DELETE", "/v1/job/web", [("namespace", "submit-job")]),
     ("POST", "/v1/job/report/dispatch", [("namespace", "dispatch-job")]),
+    ("PUT", "/v1/job/nightly/periodic/force", [("namespace", "dispatch-job|submit-job")]),  # Periodic.Force
     ("GET", "/v1/client/fs/logs/a1", [("namespace", "read-logs|read-fs")]),
     ("GET", "/v1/job/report/dispatch", [("namespace", "read-job")]),
     ("POST", "/v1/job/web/scale", [("namespace", "scale-job|submit-job")]),  # Job.Scale

@@ -917,7 +917,8 @@ job "cli-param" {
     payload = tmp_path / "in.txt"
     payload.write_text("data")
     forbidden = nomad(dev, "job", "dispatch", "-meta", "color=red", "cli-param", str(payload))
-    assert forbidden.returncode == 1 and "Payload is not allowed" in forbidden.stderr
+    assert forbidden.returncode == 1, forbidden.stderr
+    assert "Payload provided but forbidden by parameterized job" in forbidden.stderr
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-param").returncode == 0
 
 

@@ -40,6 +40,30 @@ def test_cron_next_launch(spec: str, zone: str, want: str) -> None:
     assert at(spec, zone) == want
 
 
+@pytest.mark.parametrize(("spec", "zone", "want"), [  # after Thu 2026-11-26 19:31:20 UTC
+    ("*/15 * * * * * *", "UTC", "19:31:30"),  # seven fields: the first is seconds
+    ("10 * * * * *", "UTC", "20:10:00"),  # six: minute .. day of week, then the year
+    ("0 0 0 1 1 * 2028", "UTC", "2028-01-01 00:00:00"),
+    ("0 0 1 1 * 2030-2040/5", "UTC", "2030-01-01 00:00:00"),
+    ("0 0 L * *", "UTC", "2026-11-30 00:00:00"),  # the month's last day
+    ("0 0 LW 1 *", "UTC", "2027-01-29 00:00:00"),  # last weekday: the 31st is a Sunday
+    ("0 0 1W * *", "UTC", "2026-12-01 00:00:00"),  # Tuesday: itself
+    ("0 0 15W 8 *", "UTC", "2027-08-16 00:00:00"),  # the 15th is a Sunday: Monday the 16th
+    ("0 0 1W 5 *", "UTC", "2027-05-03 00:00:00"),  # Saturday the 1st: not back into April
+    ("0 0 * * 5L", "UTC", "2026-11-27 00:00:00"),  # the last Friday of November
+    ("0 0 * * fri#2", "UTC", "2026-12-11 00:00:00"),
+    ("0 0 * * 1/2", "UTC", "2026-11-27 00:00:00"),  # Mon, Wed, Fri -- not Sunday (7)
+    ("0 0 * * 5-7", "UTC", "2026-11-27 00:00:00"),
+    ("0 9 ? * MONDAY", "UTC", "2026-11-30 09:00:00"),
+    ("0 0 1 january *", "UTC", "2027-01-01 00:00:00"),
+    ("@weekly", "UTC", "2026-11-29 00:00:00"),
+    ("*/20 * * * * * *", "Asia/Kolkata", "19:31:40"),
+])
+def test_cron_takes_cronexprs_seconds_years_and_special_days(spec: str, zone: str, want: str) -> None:
+    got = dt.datetime.fromtimestamp(parse_cron(spec, zone).next_after(T0), UTC)
+    assert got.strftime("%H:%M:%S" if len(want) == 8 else "%Y-%m-%d %H:%M:%S") == want
+
+
 def test_cron_across_daylight_saving_changes_never_goes_back_in_time() -> None:
     ny = "America/New_York"
     second_125 = dt.datetime(2024, 11, 3, 6, 25, tzinfo=UTC).timestamp()  # 01:25 EST, the hour's second pass
@@ -56,7 +80,8 @@ def test_cron_across_daylight_saving_changes_never_goes_back_in_time() -> None:
 
 
 @pytest.mark.parametrize("spec", ["* * *", "61 * * * *", "0 0 30 2 *", "* * * * funday", "*/0 * * * *",
-                                  "5-1 * * * *", "* * * * * *",
+                                  "5-1 * * * *", "@midnight", "* * * * * 1969", "* * * * * 2100",
+                                  "60 * * * * * *", "* * * 31W * *", "* * * * 8L", "* * * * 5#6",
                                   "*/² * * * *", "* * * ² *"])  # "²": str.isdigit, not int()
 def test_bad_cron_specs_are_refused(spec: str) -> None:
     with pytest.raises(CronError):
@@ -110,7 +135,11 @@ def test_prohibit_overlap_skips_a_launch_while_the_last_child_runs_unless_forced
     assert c.apply("periodic_launch", job_id="nope", launch=T0)["error"] == "job not found"
     c.register(**service())
     c.now = T0
-    assert "non-periodic" in c.apply("periodic_launch", job_id="web", launch=T0, force=True)["error"]
+    assert c.apply("periodic_launch", job_id="web", launch=T0, force=True)["error"] == \
+        "can't force launch non-periodic job"  # Periodic.Force's words
+    c.apply("job_deregister", job_id="nightly")
+    assert c.apply("periodic_launch", job_id="nightly", launch=T0 + 400, force=True)["error"] == \
+        'force launch for job "nightly" failed: can\'t force run non-tracked job "nightly" (default)'
 
 
 def test_periodic_jobs_are_validated() -> None:
@@ -152,6 +181,59 @@ def test_the_leaders_dispatcher_launches_on_schedule_in_virtual_time() -> None:
     sched.close()
 
 
+def test_a_new_leader_makes_one_late_launch_for_the_time_no_leader_ran_not_every_missed_one() -> None:
+    """Nomad's restorePeriodicDispatcher: a job whose next launch passed while no leader ran is force-run
+    once, now (its child named for now), and then scheduled from now -- an hour's outage of a five-minute
+    job is one launch, not a burst of twelve."""
+    from actors.server import LeadershipChanged
+
+    sched = Scheduler(7)
+    base = dt.datetime(2026, 11, 26, 19, 30, 30, tzinfo=UTC).timestamp()
+    skew = [0.0]
+    wall = lambda: base + skew[0] + sched.now  # the dispatcher's wall clock, in virtual time
+
+    def boot(env: Any) -> None:
+        env.spawn(RaftPeer, "raft", storage=MemoryStorage(), bootstrap=("s1",),
+                  leadership_subscribers=(PERIODIC,))
+        env.spawn(PeriodicDispatcher, PERIODIC, wall_clock=wall)
+    node = sched.add_node("s1", boot)
+    sched.run_for(10.0)
+    fut = sched.future_cls()
+    node.actors["raft"].tell(Propose(data=command("job_register", job=periodic(), now=wall()), reply=fut))
+    fut.get(timeout=10.0)
+    node.actors[PERIODIC].tell(LeadershipChanged(is_leader=False, term=1))
+    sched.run_for(1.0)
+    skew[0] = 3600.0  # an hour passes with no leader dispatching
+    node.actors[PERIODIC].tell(LeadershipChanged(is_leader=True, term=2))
+    sched.run_for(60.0)
+    state = sched.actor_of(node.actors["raft"]).state
+    children = sorted(j for j in state.tables["jobs"] if j.startswith("nightly/"))
+    assert len(children) == 1, children
+    launched = int(children[0].rsplit("-", 1)[1])
+    assert base + 3600 < launched < base + 3600 + 60  # when the new leader took over
+    dispatcher = sched.actor_of(node.actors[PERIODIC])
+    assert dispatcher.next["nightly"] == dt.datetime(2026, 11, 26, 20, 35, tzinfo=UTC).timestamp()
+    sched.close()
+
+
+def test_a_late_launch_of_a_missed_time_is_skipped_when_the_last_leader_made_it() -> None:
+    """The new leader's view may predate the last leader's final launch: its late launch names the due
+    time it found missed, and the log (applied in order) skips it when that launch is already recorded."""
+    c = Cluster()
+    c.node(0)
+    c.apply("job_register", job=periodic())
+    c.now = T0 + 220
+    assert c.apply("periodic_launch", job_id="nightly", launch=T0 + 220)["JobID"]  # the last leader's
+    c.now = T0 + 250
+    late = c.apply("periodic_launch", job_id="nightly", launch=T0 + 250, due=T0 + 220)
+    assert late["skipped"] == "already launched"
+    assert sorted(j for j in c.state.tables["jobs"] if j.startswith("nightly/")) == \
+        [f"nightly/periodic-{int(T0 + 220)}"]
+    c.now = T0 + 560
+    made = c.apply("periodic_launch", job_id="nightly", launch=T0 + 560, due=T0 + 520)  # truly missed
+    assert made["JobID"] == f"nightly/periodic-{int(T0 + 560)}"
+
+
 def test_parents_are_not_evaluated_and_gc_drops_their_launch_record() -> None:
     c = Cluster()
     c.apply("job_register", job=periodic())
@@ -169,6 +251,9 @@ def test_a_plan_of_a_periodic_job_says_when_it_would_launch_next() -> None:
     c.node(0)
     out = plan_job(c.state, periodic("0 3 * * *"), False, now=T0)
     assert out["NextPeriodicLaunch"] == "2026-11-27T03:00:00Z"
+    # Go's JSON of a time in the job's location: with its offset.
+    zoned = plan_job(c.state, periodic("0 3 * * *", TimeZone="America/New_York"), False, now=T0)
+    assert zoned["NextPeriodicLaunch"] == "2026-11-27T03:00:00-05:00"
     assert out["Annotations"]["DesiredTGUpdates"]["g"]["Place"] == 0  # the parent places nothing
     assert plan_job(c.state, canonical_job(service()), False, now=T0)["NextPeriodicLaunch"] == \
         "0001-01-01T00:00:00Z"

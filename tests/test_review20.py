@@ -468,3 +468,51 @@ def test_status_of_a_prefix_searches_every_context_as_nomads(dev, tmp_path):  # 
         assert "r20-st-a, r20-st-b" in r.stderr, r.stderr
     finally:
         nomad(dev, "job", "stop", "-purge", "-detach", "r20-st-a", "r20-st-b")
+
+
+def test_a_periodic_jobs_next_launch_is_printed_in_its_time_zone(dev, tmp_path):  # noqa: F811
+    """Nomad formats the next launch in the job's location (``time.Now().In(location)``): 03:00 in New
+    York is printed as 03:00 with its offset, not as 08:00Z."""
+    cron = tmp_path / "cron.nomad.hcl"
+    zoned = 'crons = ["0 3 * * *"]\n    time_zone = "America/New_York"'
+    cron.write_text(PERIODIC_HCL.replace("r20-cron", "r20-cron-ny").replace('crons = ["0 3 * * *"]', zoned))
+    r = nomad(dev, "job", "run", str(cron))
+    assert r.returncode == 0, r.stderr
+    assert re.fullmatch(r"Approximate next launch time: \S+T03:00:00-0[45]:00 \((\d+h)?\d+m\d+s from now\)",
+                        r.stdout.splitlines()[1]), r.stdout
+    out = nomad(dev, "job", "status", "r20-cron-ny").stdout
+    assert re.search(r"\nNext Periodic Launch = \S+T03:00:00-0[45]:00 \(\S+ from now\)\n", out), out
+
+
+def test_job_plan_of_a_periodic_job_says_when_it_would_launch(dev, tmp_path):  # noqa: F811
+    """Nomad's formatDryRun: "- If submitted now, next periodic launch would be at ..." in the job's zone."""
+    cron = tmp_path / "cron.nomad.hcl"
+    zoned = 'crons = ["0 3 * * *"]\n    time_zone = "America/New_York"'
+    cron.write_text(PERIODIC_HCL.replace("r20-cron", "r20-cron-plan").replace('crons = ["0 3 * * *"]', zoned))
+    out = nomad(dev, "job", "plan", str(cron)).stdout
+    assert re.search(r"\nScheduler dry-run:\n- All tasks successfully allocated\.\n"
+                     r"- If submitted now, next periodic launch would be at \S+T03:00:00-0[45]:00 "
+                     r"\((\d+h)?(\d+m)?\d+s from now\)\.\n\n", out), out
+
+
+def test_job_dispatch_names_the_parameterized_job_by_prefix_as_nomad(dev, tmp_path):  # noqa: F811
+    """Nomad's job dispatch resolves its argument with jobIDByPrefix over parameterized parents (not their
+    dispatched children), and words its argument errors as Go does."""
+    param = tmp_path / "param.nomad.hcl"
+    param.write_text(PARAM_HCL.replace("r20-param", "r20-disp-prefix"))
+    assert nomad(dev, "job", "run", str(param)).returncode == 0
+    first = nomad(dev, "job", "dispatch", "-detach", "-meta", "who=a", "r20-disp-pre")
+    assert first.returncode == 0, first.stderr
+    assert first.stdout.startswith("Dispatched Job ID = r20-disp-prefix/dispatch-"), first.stdout
+    # The prefix also matches the child just dispatched: only the parent counts.
+    again = nomad(dev, "job", "dispatch", "-detach", "-meta", "who=b", "r20-disp-pre")
+    assert again.returncode == 0, again.stderr
+    child = nomad(dev, "job", "dispatch", "-meta", "who=b", "r20-disp-prefix/")
+    assert (child.returncode, child.stderr) == \
+        (1, 'No parameterized job(s) with prefix or ID "r20-disp-prefix/" found\n'), child.stderr
+    bad_meta = nomad(dev, "job", "dispatch", "-meta", "who", "r20-disp-prefix")
+    assert (bad_meta.returncode, bad_meta.stderr) == (1, "Error parsing meta value: who\n")
+    missing = nomad(dev, "job", "dispatch", "r20-disp-prefix", str(tmp_path / "absent"))
+    assert missing.returncode == 1
+    absent = tmp_path / "absent"
+    assert missing.stderr == f"Error reading input data: open {absent}: no such file or directory\n"

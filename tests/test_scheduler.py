@@ -395,6 +395,33 @@ def test_batch_job_completes_and_is_not_replaced() -> None:
     assert c.state.tables["jobs"]["once"]["Status"] == "dead"
 
 
+def test_a_new_version_of_a_finished_batch_job_runs_again() -> None:
+    """Nomad's reconciler (filterOldTerminalAllocs): a batch job's terminal allocations of an earlier
+    version are ignored, so a changed job placed after its run finished runs again; the finished ones
+    are left as they are (not stopped).  The same version registered again runs nothing."""
+    from actors.scheduler.dryrun import plan_job
+
+    c = Cluster()
+    c.node(0)
+    job = service("once", count=2)
+    job["Type"] = "batch"
+    c.register(**job)
+    c.schedule()
+    c.client("complete")
+    first = sorted(a["ID"] for a in c.state.tables["allocs"].values())
+    changed = {**job, "Meta": {"run": "2"}}
+    planned = plan_job(c.state, canonical_job(changed), False, now=c.now)
+    updates = planned["Annotations"]["DesiredTGUpdates"]["g"]
+    assert (updates["Place"], updates["Ignore"]) == (2, 2)  # `job plan`: "(2 create, 2 ignore)"
+    c.register(**changed)
+    c.schedule()
+    allocs = list(c.state.tables["allocs"].values())
+    new = [a for a in allocs if a["ID"] not in first]
+    assert len(new) == 2 and all(a["JobVersion"] == 1 and live(a) for a in new)
+    old = [a for a in allocs if a["ID"] in first]
+    assert all(a["DesiredStatus"] == "run" and a["ClientStatus"] == "complete" for a in old)
+
+
 def test_system_job_runs_on_every_feasible_node() -> None:
     c = Cluster()
     for i in range(4):
@@ -1161,8 +1188,8 @@ def test_a_parameterized_job_never_runs_itself_and_each_dispatch_runs_once() -> 
     ({}, "", {"customer": "a", "color": "red"},
      "Dispatch request included unpermitted metadata keys: [color]"),
     ({}, "", {"color": "red", "b": "x"}, "Dispatch request included unpermitted metadata keys: [b color]"),
-    ({"Payload": "forbidden"}, "aGk=", {"customer": "a"}, "Payload is not allowed"),
-    ({"Payload": "required"}, "", {"customer": "a"}, "Payload is not provided but required"),
+    ({"Payload": "forbidden"}, "aGk=", {"customer": "a"}, "Payload provided but forbidden by parameterized job"),
+    ({"Payload": "required"}, "", {"customer": "a"}, "Payload is not provided but required by parameterized job"),
     ({}, "A" * 30000, {"customer": "a"}, "Payload exceeds maximum size"),
 ])
 def test_a_dispatch_must_follow_its_jobs_rules(rules: dict, payload: str, meta: dict, error: str) -> None:
@@ -1200,7 +1227,11 @@ def test_only_batch_jobs_are_parameterized_and_plain_jobs_do_not_dispatch() -> N
         canonical_job({**service(), "ParameterizedJob": {}})
     c = Cluster()
     c.register(**service())
-    assert c.apply("job_dispatch", job_id="web")["error"] == "Specified job is not a parameterized job"
+    assert c.apply("job_dispatch", job_id="web")["error"] == 'Specified job "web" is not a parameterized job'
+    assert c.apply("job_dispatch", job_id="nope")["error"] == "parameterized job not found"  # Nomad's words
+    c.apply("job_register", job=_parameterized())
+    c.apply("job_deregister", job_id="report")
+    assert c.apply("job_dispatch", job_id="report")["error"] == 'Specified job "report" is stopped'
 
 
 def test_scaling_a_group_is_a_new_version_and_places_or_stops() -> None:

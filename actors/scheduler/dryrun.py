@@ -99,14 +99,20 @@ def _preempted(state: Any, plan: dict[str, Any], updates: dict[str, Any]) -> lis
 
 
 def _next_launch(job: dict[str, Any], now: float) -> str:
-    """When a periodic job would launch next (Nomad's zero time for any other job)."""
+    """When a periodic job would launch next (Nomad's zero time for any other job, a parameterized one
+    included: IsPeriodicActive)."""
     p = job.get("Periodic")
-    if not p or not p.get("Enabled", True):
+    if not p or not p.get("Enabled", True) or job.get("ParameterizedJob"):
         return "0001-01-01T00:00:00Z"
+    from zoneinfo import ZoneInfo
+
     from actors.scheduler.cron import next_launch
 
     at = next_launch(p, now)
-    return dt.datetime.fromtimestamp(at, dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    # Go's JSON of the time in the job's location: RFC 3339 with its offset ("Z" at offset zero).
+    local = dt.datetime.fromtimestamp(at, ZoneInfo(p.get("TimeZone") or "UTC"))  # validated with the job
+    offset = local.strftime("%z")
+    return local.strftime("%Y-%m-%dT%H:%M:%S") + ("Z" if offset == "+0000" else f"{offset[:3]}:{offset[3:]}")
 
 
 def _updates(job: dict[str, Any], job_allocs: list[dict[str, Any]], plan: dict[str, Any],
@@ -153,6 +159,10 @@ def _updates(job: dict[str, Any], job_allocs: list[dict[str, Any]], plan: dict[s
             u["Place"] += 1 + int(failed.get("CoalescedFailures", 0)) - canaries
         digest = update_digest(job, name)
         for a in job_allocs:
+            if a["TaskGroup"] == name and job["Type"] == "batch" and not live(a) \
+                    and a.get("JobVersion", 0) < job.get("Version", 0):
+                u["Ignore"] += 1  # Nomad's filterOldTerminalAllocs: an earlier version's finished run
+                continue
             if a["TaskGroup"] != name or a["ID"] in stopped or not live(a):
                 continue
             same = update_digest(a.get("Job") or {}, name) == digest

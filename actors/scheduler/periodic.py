@@ -13,9 +13,13 @@ wakes the watch, and the next launch is armed.  Nothing happens while no
 periodic job exists.
 
 Launch times follow the wall clock (``wall_clock``: ``time.time`` in the
-agent); a launch missed while no leader ran is made once, late, by the next
-leader (its child names the time it was due); older ones are not caught up.
-A job's first launch is the first time after it was registered.
+agent).  As Nomad's restorePeriodicDispatcher, a new leader's first plan
+launches a job whose next launch passed while no leader ran once, now (its
+child names the time it is made), and schedules it from then on: missed
+launches are not caught up one by one.  While a leader runs, a launch made
+late (a slow timer) is still named for the time it was due, and the next is
+counted from that time, as Nomad's dispatch does.  A job's first launch is
+the first time after it was registered.
 """
 
 from __future__ import annotations
@@ -80,8 +84,10 @@ class PeriodicDispatcher(NodeActor):
         self.is_leader = False
         self._gen = 0
         self._index = 0
+        self._restoring = False  # the first plan since this server became leader
         self.next: dict[str, float] = {}  # job ID -> its next launch (wall clock)
-        self.stats = {"launches": 0, "watches": 0, "bad_specs": 0}
+        self.missed: dict[str, float] = {}  # job ID -> the launch a new leader found missed (its due time)
+        self.stats = {"launches": 0, "watches": 0, "bad_specs": 0, "late_launches": 0}
 
     def on_start(self) -> None:
         self.send(self.env.node, self.raft, InfoQuery(reply_to=self.name))
@@ -95,6 +101,7 @@ class PeriodicDispatcher(NodeActor):
                 self.cancel_timer("launch")
                 if self.is_leader:
                     self._index = 0
+                    self._restoring = True
                     self._watch()
         elif isinstance(message, RaftReply):
             kind, gen = message.tag
@@ -104,7 +111,8 @@ class PeriodicDispatcher(NodeActor):
                 if message.ok:
                     index, view = message.value
                     self._index = index
-                    self._plan(view or [])
+                    self._plan(view or [], restoring=self._restoring)
+                    self._restoring = False
                     self._watch()
                 else:
                     self.set_timer("rewatch", 1.0)  # e.g. leadership moving: ask again shortly
@@ -129,14 +137,23 @@ class PeriodicDispatcher(NodeActor):
                                                   timeout_s=self.cfg.watch_timeout_s, query=periodic_view,
                                                   index_fn=periodic_index))
 
-    def _plan(self, view: list[tuple[str, tuple[str, ...], str, float]]) -> None:
-        self.next = {}
+    def _plan(self, view: list[tuple[str, tuple[str, ...], str, float]], *, restoring: bool = False) -> None:
+        self.next, self.missed = {}, {}
+        now = self._wall()
         for job_id, specs, zone, after in view:
             try:  # the earliest of its crons
-                self.next[job_id] = next_launch({"Specs": list(specs), "TimeZone": zone}, after)
+                at = next_launch({"Specs": list(specs), "TimeZone": zone}, after)
             except CronError as e:  # validated at registration; a zone database change could still do it
                 self.stats["bad_specs"] += 1
                 log.error("%s: periodic job %s: %s", self.env.node, job_id, e)
+                continue
+            if restoring and at < now:
+                # Missed while no leader ran: one launch now (recorded as the last, so the next counts
+                # from now), not one per missed time.
+                self.stats["late_launches"] += 1
+                self.missed[job_id] = at
+                at = now
+            self.next[job_id] = at
         self._arm()
 
     def _arm(self) -> None:
@@ -152,8 +169,12 @@ class PeriodicDispatcher(NodeActor):
             if at <= now + self.cfg.slack_s:
                 self.stats["launches"] += 1
                 log.info("%s: launching periodic job %s for %.0f", self.env.node, job_id, at)
+                # A missed launch carries its due time: the store skips it when a launch at or after that
+                # time is already recorded (this leader's view may not yet hold the last leader's writes).
+                due = self.missed.pop(job_id, None)
                 self.send(self.env.node, self.raft, Propose(
-                    data=command("periodic_launch", job_id=job_id, launch=at, now=now),
+                    data=command("periodic_launch", job_id=job_id, launch=at, now=now,
+                                 **({"due": due} if due is not None else {})),
                     reply=ReplyTo(self.env, self.name, ("launch", self._gen))))
                 del self.next[job_id]  # the write wakes the watch, which arms the next one
         self._arm()

@@ -1922,6 +1922,10 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
         reconnecting: list[dict[str, Any]] = []
         batch = job["Type"] == "batch"
         for a in group_allocs:
+            if batch and not live(a) and a.get("JobVersion", 0) < job.get("Version", 0):
+                # Nomad's filterOldTerminalAllocs: a batch job's finished run of an earlier version is
+                # ignored -- left as it is, holding no place -- so a new version runs again.
+                continue
             if a.get("DesiredStatus") != "run":
                 if batch and (a.get("DesiredTransition") or {}).get("MigrateDisablePlacement"):
                     # Stopped by a drain at its deadline: it keeps counting toward the group, as a

@@ -21,6 +21,7 @@ import copy
 import datetime
 import functools
 import hashlib
+import json
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -141,6 +142,11 @@ UNBLOCKED_DESCRIPTION = "unblocked: capacity changed"  # a blocked evaluation le
 # alloc-failure evaluation (Nomad's Node.UpdateAlloc: a system job has no reschedule policy).
 REPORT_REV = 3
 
+
+
+def _go_quote(text: str) -> str:
+    """Go's %q of a job ID in an error (a JSON string is the same for printable text)."""
+    return json.dumps(text, ensure_ascii=False)
 
 
 def _rfc3339(t: float) -> str:
@@ -1513,12 +1519,18 @@ class StateStore:
         job_id, namespace = parent["ID"], parent.get("Namespace") or "default"
         rules = parent.get("Periodic")
         if not rules:
-            return {"ok": False, "error": "can't force run non-periodic job"}
-        if parent.get("Stop") or not rules.get("Enabled", True):
-            return {"ok": False, "error": "job is stopped or its periodic launches are disabled"}
+            return {"ok": False, "error": "can't force launch non-periodic job"}
+        if parent.get("Stop") or not rules.get("Enabled", True) or parent.get("ParameterizedJob"):
+            # Nomad's ForceEval: only an active periodic job is tracked by the dispatcher
+            return {"ok": False, "error": f"force launch for job {_go_quote(job_id)} failed: can't force run "
+                                          f"non-tracked job {_go_quote(job_id)} ({namespace})"}
         launches = self.tables["periodic_launch"]
         last = launches.get(key, {}).get("Launch", 0.0)
         if not force and launch <= last:
+            return {"ok": True, "index": index, "skipped": "already launched"}
+        # A new leader's late launch of one it found missed: not missed if a launch since its due time is
+        # recorded (written by the last leader after this one's view was read).
+        if not force and cmd.get("due") is not None and last >= float(cmd["due"]):
             return {"ok": True, "index": index, "skipped": "already launched"}
         launches[key] = {"ID": job_id, "Launch": max(last, launch),
                          **({"Namespace": namespace} if key != job_id else {})}
@@ -1549,21 +1561,21 @@ class StateStore:
         payload, meta = str(cmd.get("payload") or ""), dict(cmd.get("meta") or {})
         parent = self.tables["jobs"].get(self._cmd_job_key(cmd))
         if parent is None:
-            return {"ok": False, "error": "job not found"}
+            return {"ok": False, "error": "parameterized job not found"}
         parent_id, namespace = parent["ID"], parent.get("Namespace") or "default"
         rules = parent.get("ParameterizedJob")
         if not rules:
-            return {"ok": False, "error": "Specified job is not a parameterized job"}
+            return {"ok": False, "error": f"Specified job {_go_quote(parent_id)} is not a parameterized job"}
         if parent.get("Stop"):
-            return {"ok": False, "error": "Specified job is stopped"}
+            return {"ok": False, "error": f"Specified job {_go_quote(parent_id)} is stopped"}
         try:
             size = len(base64.b64decode(payload, validate=True))  # Nomad measures the decoded payload
         except (binascii.Error, ValueError):
             return {"ok": False, "error": "Payload is not valid base64"}
         if rules["Payload"] == "forbidden" and payload:
-            return {"ok": False, "error": "Payload is not allowed"}
+            return {"ok": False, "error": "Payload provided but forbidden by parameterized job"}
         if rules["Payload"] == "required" and not payload:
-            return {"ok": False, "error": "Payload is not provided but required"}
+            return {"ok": False, "error": "Payload is not provided but required by parameterized job"}
         if size > DISPATCH_PAYLOAD_MAX_BYTES:
             return {"ok": False, "error": f"Payload exceeds maximum size; {size} > {DISPATCH_PAYLOAD_MAX_BYTES}"}
         # Nomad's validateDispatchRequest: unpermitted keys first, then missing ones, each list as Go's %v
