@@ -55,6 +55,14 @@ PROMETHEUS_SUMMARY_MAX_AGE_S = 10.0
 # sampled thousands of times in 10 s (Raft's, under load).
 PROMETHEUS_SUMMARY_WINDOW_MAX = 2048
 Key = str | Sequence[str]
+# The label sets Metrics.set_gauges remembers the series names of: one per task group of every
+# job (the leader's job summaries, each second), so tens of thousands of jobs are published
+# without making their names again; past it the memory starts over.  A set is a few hundred
+# bytes (the names are the series' own keys), so the bound is some 20 MB.
+_GAUGE_SETS_MAX = 65536
+# What Metrics.set_gauges remembers of a label set: the labels with the host's, and (index in the
+# keys, name, series name) of each key the prefix filter keeps.
+_GaugeSet = tuple[tuple[tuple[str, str], ...], tuple[tuple[int, str, str], ...]]
 
 
 @dataclass(slots=True)
@@ -157,6 +165,8 @@ class Metrics:
         # a few samples per flush, and building the strings each time cost
         # more than the update itself.
         self._names: dict[tuple[Any, Labels], tuple[str, str, Labels]] = {}
+        # (keys, labels) -> set_gauges' (labels with the host's, ((index, name, series name), ...)).
+        self._gauge_sets: dict[tuple[tuple[Key, ...], Labels], _GaugeSet] = {}
         # Other sinks told every update (statsd, DogStatsD: runtime.metrics_sinks),
         # as go-metrics' FanoutSink; each only buffers, its I/O is its own.
         self.sinks: list[Any] = []
@@ -179,23 +189,48 @@ class Metrics:
             sink.emit("gauge", name, value, labels)
 
     def set_gauges(self, keys: Sequence[Key], values: Sequence[float], labels: Labels = ()) -> None:
-        """:meth:`set_gauge` of each key with its value, all with *labels*: as many calls, but the
-        labels' part of the series' names is made once and the interval and the clock read once.
+        """:meth:`set_gauge` of each key with its value, all with *labels*: as many calls, but each
+        key's series name is made once per label set (remembered, see ``_GAUGE_SETS_MAX``), the
+        interval and the clock read once, and an unchanged Prometheus value keeps its record.
         For the leader's job summaries (seven gauges per task group, every job, every second),
         whose label sets are more than the name cache holds."""
-        labels = tuple(labels) + self._host
-        suffix = "".join(f";{k}={v}" for k, v in labels).replace(" ", "_")
+        ck = (keys if isinstance(keys, tuple) else tuple(keys), tuple(labels))
+        try:
+            made = self._gauge_sets.get(ck)
+        except TypeError:  # a key given as a list
+            ck = (tuple(k if isinstance(k, str) else tuple(k) for k in ck[0]), ck[1])
+            made = self._gauge_sets.get(ck)
+        if made is None:
+            made = self._gauge_set(*ck)
+        full, series = made
         now, gauges, prom, seen = self._clock(), self._current().gauges, self._prom_gauges, self._prom_seen
-        for key, value in zip(keys, values, strict=True):
-            name = self._name(key, ())[0]
-            if not self._allow(name):
-                continue
-            flat, v = name + suffix, float(value)
-            gauges[flat] = (name, v, labels)
-            prom[flat] = (name, labels, v)
+        if len(values) != len(ck[0]):
+            raise ValueError(f"set_gauges: {len(ck[0])} keys, {len(values)} values")
+        for i, name, flat in series:
+            value = values[i]
+            v = float(value)
+            gauges[flat] = (name, v, full)
+            old = prom.get(flat)
+            if old is None or old[2] != v or old[1] is not full:
+                prom[flat] = (name, full, v)
             seen[flat] = now
             for sink in self.sinks:
-                sink.emit("gauge", name, value, labels)
+                sink.emit("gauge", name, value, full)
+
+    def _gauge_set(self, keys: tuple[Key, ...], labels: Labels) -> _GaugeSet:
+        """What set_gauges makes of (*keys*, *labels*): the labels with the host's, and (index, name,
+        series name) of each key the prefix filter lets through."""
+        full = labels + self._host
+        suffix = "".join(f";{k}={v}" for k, v in full).replace(" ", "_")
+        series = []
+        for i, key in enumerate(keys):
+            name = self._name(key, ())[0]
+            if self._allow(name):
+                series.append((i, name, name + suffix))
+        if len(self._gauge_sets) >= _GAUGE_SETS_MAX:
+            self._gauge_sets.clear()  # more label sets than that: a bound, not a working set
+        made = self._gauge_sets[(keys, labels)] = (full, tuple(series))
+        return made
 
     def incr_counter(self, key: Key, value: float = 1.0, labels: Labels = ()) -> None:
         name, flat, labels = self._name(key, labels)
