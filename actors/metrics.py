@@ -165,6 +165,9 @@ class Metrics:
         # a few samples per flush, and building the strings each time cost
         # more than the update itself.
         self._names: dict[tuple[Any, Labels], tuple[str, str, Labels]] = {}
+        # labels -> (the labels with the host's, their part of a series' name): one label set is
+        # often several series (the broker's three timers of an evaluation, per job).
+        self._label_sets: dict[Labels, tuple[Labels, str]] = {}
         # (keys, labels) -> set_gauges' (labels with the host's, ((index, name, series name), ...)).
         self._gauge_sets: dict[tuple[tuple[Key, ...], Labels], _GaugeSet] = {}
         # Other sinks told every update (statsd, DogStatsD: runtime.metrics_sinks),
@@ -308,9 +311,14 @@ class Metrics:
     def _make_name(self, key: Key, labels: Labels) -> tuple[str, str, Labels]:
         parts = [key] if isinstance(key, str) else list(key)
         name = ".".join([self._service, *parts] if self._service else parts).replace(" ", "_")
-        labels = tuple(labels) + self._host
-        flat = name + "".join(f";{k}={v}" for k, v in labels).replace(" ", "_")
-        return name, flat, labels
+        labels = tuple(labels)
+        made = self._label_sets.get(labels)
+        if made is None:
+            if len(self._label_sets) >= _NAME_CACHE_MAX:
+                self._label_sets.clear()  # as _names: a bound, not a working set
+            full = labels + self._host
+            made = self._label_sets[labels] = (full, "".join(f";{k}={v}" for k, v in full).replace(" ", "_"))
+        return name, name + made[1], made[0]
 
     def _current(self, now: float | None = None) -> Interval:
         start = math.floor((self._clock() if now is None else now) / self._interval_s) * self._interval_s
