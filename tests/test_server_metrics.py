@@ -451,6 +451,19 @@ def test_set_gauges_is_set_gauge_of_each_key_with_shared_labels() -> None:
     many.set_gauges(keys, (1, 2, 3.5), labels)
     assert many.summary() == one.summary() and many.prometheus_text() == one.prometheus_text()
     assert [g["Name"] for g in many.summary()["Gauges"]] == ["nomad.x.kept", "nomad.x.other"]
+    # Again (the remembered names), with one value changed, some time later; and keys given as lists.
+    now[0] += 15.0
+    for key, value in zip(keys, (1, 2, 4.5), strict=True):
+        one.set_gauge(key, value, labels)
+    many.set_gauges(keys, (1, 2, 4.5), labels)
+    many.set_gauges([list(k) for k in keys], (1, 2, 4.5), list(labels))
+    assert many.summary() == one.summary() and many.prometheus_text() == one.prometheus_text()
+    try:
+        many.set_gauges(keys, (1, 2), labels)
+    except ValueError:
+        pass
+    else:
+        raise AssertionError("set_gauges took fewer values than keys")
 
 
 def test_waiting_evaluations_are_counted_and_each_labelled_with_its_parent_job() -> None:

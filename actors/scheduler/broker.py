@@ -267,6 +267,7 @@ class _Work:
     begun: float = 0.0  # env time its worker took it (Nomad's invoke_scheduler runs from here)
     kind: str = "service"  # its scheduler type (the evaluation's Type)
     item: tuple[int, int, str, str] | None = None  # its place in the queue, should it go back there
+    labels: tuple[tuple[str, str], ...] | None = None  # its broker timers' labels, once known (_labels)
 
 
 @dataclass(frozen=True, slots=True)
@@ -549,10 +550,18 @@ class EvalBroker(NodeActor):
             self._info_of.update(info)
 
     def _labels(self, w: _Work) -> tuple[tuple[str, str], ...]:
-        """Nomad's broker timer labels: the job (a child's parent), namespace, type and trigger."""
-        _, namespace, trigger = self._info_of.get(w.eval_id, _SERVICE)
-        return (("job", leader_metrics.parent_id(w.job_id)), ("namespace", namespace),
-                ("eval_type", w.kind), ("triggered_by", trigger))
+        """Nomad's broker timer labels: the job (a child's parent), namespace, type and trigger; kept
+        on the work once its evaluation's details are known (its wait, process and response timers
+        share them)."""
+        if w.labels is not None:
+            return w.labels
+        info = self._info_of.get(w.eval_id)
+        _, namespace, trigger = _SERVICE if info is None else info
+        labels = (("job", leader_metrics.parent_id(w.job_id)), ("namespace", namespace),
+                  ("eval_type", w.kind), ("triggered_by", trigger))
+        if info is not None:
+            w.labels = labels
+        return labels
 
     def _dequeued(self, w: _Work) -> None:
         """nomad.broker.wait_time: from being queued until a worker took it."""

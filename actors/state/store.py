@@ -1199,7 +1199,9 @@ class StateStore:
         elif status == "down" and prev != "down":
             from actors.server.node_gc import alloc_terminal  # pure rule, shared with GC
 
-            on_node = [a for a in self.tables["allocs"].values()
+            # The node's own allocations (the by-node index), not every allocation: both results
+            # below are sorted, so the order they are found in does not matter.
+            on_node = [a for a in self.node_allocs(node_id)
                        if a.get("NodeID") == node_id and not alloc_terminal(a)]
             live = sorted(a["ID"] for a in on_node)
             # Nomad createNodeEvals: the scheduler marks them lost and re-places them (a sysbatch job's
