@@ -11,6 +11,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from typing import Any
 
 import pytest
 
@@ -639,24 +640,31 @@ def test_bad_synchronous_mode_rejected(tmp_path):
 # ---------------------------------------------------------------- SQLite: gevent threadpool
 
 
+def _ticker(period_s: float) -> tuple[Any, list[int]]:
+    """A greenlet counting its turns every *period_s* (0: every turn of the hub) into the list's one
+    item: the hub ran while it counts."""
+    import gevent
+
+    ticks = [0]
+
+    def tick() -> None:
+        while True:
+            ticks[0] += 1
+            gevent.sleep(period_s)
+
+    return gevent.spawn(tick), ticks
+
+
 def test_threadpool_store_lets_other_greenlets_run(tmp_path):
     import gevent
 
     s = SqliteStorage(str(tmp_path / "raft.db"), use_threadpool=True)
-    ticks = 0
-
-    def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            gevent.sleep(0)
-
-    g = gevent.spawn(ticker)
+    g, ticks = _ticker(0)
     try:
         gevent.sleep(0)
         for i in range(1, 21):
             save(s, hard_state=(i, "n1"), entries=ents(i, i))
-        assert ticks > 20, "the hub was blocked during the saves"
+        assert ticks[0] > 20, "the hub was blocked during the saves"
         assert s.load() == (20, "n1", None, ents(1, 20))
         with pytest.raises(ValueError):  # errors cross the threadpool as themselves
             save(s, entries=ents(30, 30))
@@ -758,22 +766,14 @@ def test_every_disk_wait_gets_the_whole_grace_however_many_came_before(tmp_path,
     monkeypatch.setattr(sqlite_store, "DISK_WAIT_GRACE_S", 0.1)
     real_sleep = get_original("time", "sleep")
     s = SqliteStorage(str(tmp_path / "raft.db"), use_threadpool=True)
-    ticks = 0
-
-    def ticker() -> None:
-        nonlocal ticks
-        while True:
-            ticks += 1
-            gevent.sleep(0.002)
-
-    g = gevent.spawn(ticker)
+    g, ticks = _ticker(0.002)
     try:
         gevent.sleep(0.01)
         during = []
         for _ in range(20):
-            before = ticks
+            before = ticks[0]
             s._call(real_sleep, 0.03)  # a slow disk call, in the disk thread
-            during.append(ticks - before)
+            during.append(ticks[0] - before)
         assert min(during) >= 3, f"the hub stopped during a disk wait: ticks per wait {during}"
     finally:
         g.kill()
