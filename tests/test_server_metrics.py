@@ -429,6 +429,32 @@ def test_leader_stats_leave_dispatched_children_out_when_told_and_count_blocked_
     assert every["blocked"] == 1 and every["job_status"] == {"pending": 0, "running": 2, "dead": 0}
 
 
+def test_leader_stats_reuse_the_summary_rows_while_jobs_allocations_and_evaluations_stand(
+        monkeypatch) -> None:
+    """The rows are counted again only when one of the three tables moved (or was replaced)."""
+    import actors.http_jobs
+    from actors.server.leader_metrics import leader_stats
+    from actors.state.store import StateStore, command
+
+    st = StateStore()
+    st.apply(1, command("upsert", table="jobs", id="j", record={
+        "ID": "j", "Type": "service", "Status": "running",
+        "TaskGroups": [{"Name": "g", "Count": 1}]}))
+    counted = []
+    real = actors.http_jobs.job_summaries
+    monkeypatch.setattr(actors.http_jobs, "job_summaries", lambda s, ids: counted.append(ids) or real(s, ids))
+    first = leader_stats(st)["summaries"]
+    assert first == leader_stats(st)["summaries"] and len(counted) == 1  # nothing moved: reused
+    st.apply(2, command("upsert", table="allocs", id="a1", record={
+        "ID": "a1", "JobID": "j", "TaskGroup": "g", "ClientStatus": "running", "DesiredStatus": "run",
+        "NodeID": "n", "Job": st.tables["jobs"]["j"]}))
+    again = leader_stats(st)["summaries"]
+    assert len(counted) == 2 and again != first and again[0][3][3] == 1  # the allocation counted: running
+    assert leader_stats(st, skip_dispatched=True)["summaries"] == again and len(counted) == 3
+    st.restore(st.snapshot(), 3)  # the very tables replaced: counted again, to the same rows
+    assert leader_stats(st)["summaries"] == again and len(counted) == 4
+
+
 def test_fsm_names_follow_nomads_message_types() -> None:
     from actors.state.fsm_metrics import fsm_key
 

@@ -72,6 +72,9 @@ def parent_id(job_id: str) -> str:
     return job_id.split("/dispatch-", 1)[0].split("/periodic-", 1)[0]
 
 
+_SUMMARY_TABLES = ("jobs", "allocs", "evals")
+
+
 def leader_stats(state: Any, skip_dispatched: bool = False, now: float | None = None,
                  summaries: bool = True) -> dict[str, Any]:
     """Read query: job status counts, the blocked evaluations, every job's summary as rows of
@@ -81,13 +84,24 @@ def leader_stats(state: Any, skip_dispatched: bool = False, now: float | None = 
     from actors.http_jobs import job_summaries  # http_jobs imports the HTTP layer, which imports the broker
 
     jobs = state.tables["jobs"]
-    ids = [jid for jid, job in jobs.items() if not (skip_dispatched and job.get("Dispatched"))] \
-        if summaries else []
-    rows = []
-    for jid, summary in (job_summaries(state, ids) if ids else {}).items():
-        ns = summary["Namespace"]
-        for group, counts in summary["Summary"].items():
-            rows.append((summary["JobID"], ns, group, tuple(counts[f] for f in _SUMMARY_FIELDS)))
+    rows: list[tuple[str, str, str, tuple[int, ...]]] = []
+    # The summaries are a function of the jobs, allocations and evaluations alone: while none of the
+    # three tables moved (their indexes, and the very tables: a restore replaces them), the last
+    # rows stand -- an idle cluster of 10,000 jobs is not counted again every interval.
+    indexes = getattr(state, "table_index", None)  # (a test's bare tables have none: no reuse)
+    key = None if indexes is None else (skip_dispatched, *(indexes.get(t, 0) for t in _SUMMARY_TABLES),
+                                        *(id(state.tables[t]) for t in _SUMMARY_TABLES))
+    last = getattr(state, "leader_summary_rows", None)
+    if summaries and key is not None and last is not None and last[0] == key:
+        rows = last[1]
+    elif summaries:
+        ids = [jid for jid, job in jobs.items() if not (skip_dispatched and job.get("Dispatched"))]
+        for summary in (job_summaries(state, ids) if ids else {}).values():
+            ns = summary["Namespace"]
+            for group, counts in summary["Summary"].items():
+                rows.append((summary["JobID"], ns, group, tuple(counts[f] for f in _SUMMARY_FIELDS)))
+        if key is not None:
+            state.leader_summary_rows = (key, rows)
     waiting = [] if now is None else [
         (ev.get("JobID", ""), ev.get("Namespace", "default"), ev["WaitUntil"] - now)
         for ev in state.evals_with_status("pending") if (ev.get("WaitUntil") or 0.0) > now]

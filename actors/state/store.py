@@ -350,6 +350,9 @@ class StateStore:
         self._journal: dict[tuple[str, str], Any] | None = None
         self._event_tables: list[Any] | None = None  # the journaling tables, while they are the current ones
         self.table_index: dict[str, int] = {t: 0 for t in TABLES}
+        # The leader's last job-summary rows and the table indexes they were counted at
+        # (actors.server.leader_metrics.leader_stats reuses them while those tables stand).
+        self.leader_summary_rows: tuple[Any, list[Any]] | None = None
         self.applied_index = 0
         # Secondary index: node ID -> IDs of its allocations (what a client
         # asks for on every blocking query; a scan would be O(all allocations)).
