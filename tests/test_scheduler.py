@@ -379,7 +379,8 @@ def test_a_processed_evaluation_cancels_its_jobs_older_waiting_ones() -> None:
     assert len(c.running("web")) == 1
 
 
-def test_batch_job_completes_and_is_not_replaced() -> None:
+def _finished_batch_job() -> tuple[Cluster, dict[str, Any]]:
+    """A cluster of one node where batch job "once" (two allocations) has run and completed."""
     c = Cluster()
     c.node(0)
     job = service("once", count=2)
@@ -387,6 +388,11 @@ def test_batch_job_completes_and_is_not_replaced() -> None:
     c.register(**job)
     c.schedule()
     c.client("complete")
+    return c, job
+
+
+def test_batch_job_completes_and_is_not_replaced() -> None:
+    c, job = _finished_batch_job()
     c.apply("node_update_status", node_id="node-0000", status="ready")  # any later eval
     c.register(**job)
     c.schedule()
@@ -401,13 +407,7 @@ def test_a_new_version_of_a_finished_batch_job_runs_again() -> None:
     are left as they are (not stopped).  The same version registered again runs nothing."""
     from actors.scheduler.dryrun import plan_job
 
-    c = Cluster()
-    c.node(0)
-    job = service("once", count=2)
-    job["Type"] = "batch"
-    c.register(**job)
-    c.schedule()
-    c.client("complete")
+    c, job = _finished_batch_job()
     first = sorted(a["ID"] for a in c.state.tables["allocs"].values())
     changed = {**job, "Meta": {"run": "2"}}
     planned = plan_job(c.state, canonical_job(changed), False, now=c.now)
