@@ -110,9 +110,8 @@ def job_status(st: Any, job: dict[str, Any]) -> dict[str, Any]:
         "Stop": bool(job.get("Stop")), "IsPack": "pack.name" in (job.get("Meta") or {}),
         "Status": job.get("Status", "pending")}
     if job.get("Periodic") or job.get("ParameterizedJob"):  # its children's statuses instead
-        out["ChildStatuses"] = [c.get("Status", "") for c in st.tables["jobs"].values()
-                                if c.get("ParentID") == job["ID"]
-                                and c.get("Namespace", "default") == job.get("Namespace", "default")]
+        # (Nomad's JobsByIDPrefix: in ID order)
+        out["ChildStatuses"] = [c.get("Status", "") for c in st.job_children(job_key_of(job))]
         return out
     allocs = []
     for a in st.job_allocs(job_key_of(job)):

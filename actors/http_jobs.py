@@ -330,13 +330,13 @@ def job_summaries(st: Any, job_ids: list[str]) -> dict[str, dict[str, Any]]:
                     "Children": {"Pending": 0, "Running": 0, "Dead": 0},
                     "CreateIndex": job.get("CreateIndex", 0), "ModifyIndex": job.get("ModifyIndex", 0)}
     # Nomad's JobChildrenSummary: a periodic or parameterized job's children counted by their status.
-    if any(jobs[j].get("Periodic") or jobs[j].get("ParameterizedJob") for j in job_ids):
-        for child in jobs.values():
-            parent = job_key(child.get("Namespace"), child.get("ParentID") or "")
-            if child.get("ParentID") and parent in wanted:
+    for parent in job_ids:
+        if jobs[parent].get("Periodic") or jobs[parent].get("ParameterizedJob"):
+            children = out[parent]["Children"]
+            for child in st.job_children(parent, ordered=False):
                 key = _CHILD_KEYS.get(child.get("Status", ""))
                 if key:
-                    out[parent]["Children"][key] += 1
+                    children[key] += 1
     # A few jobs' summaries count their own allocations (the store's by-job index), not every
     # allocation there is; most of the jobs (the leader's metrics, a whole list) take one pass.
     allocs = st.tables["allocs"]

@@ -254,6 +254,12 @@ def job_key_of(job: dict[str, Any]) -> str:
     return job_key(job.get("Namespace"), job.get("ID", ""))
 
 
+def parent_key_of(job: dict[str, Any]) -> str:
+    """The store key of the periodic or parameterized job *job* was launched from ("": none)."""
+    parent = job.get("ParentID")
+    return job_key(job.get("Namespace"), parent) if parent else ""
+
+
 def key_of(rec: dict[str, Any]) -> str:
     """The store key of the job an allocation, evaluation, deployment or plan belongs to."""
     return job_key(rec.get("Namespace"), rec.get("JobID", ""))

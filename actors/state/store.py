@@ -46,7 +46,7 @@ from actors.state import autopilot_config as ap_cfg
 from actors.state import scheduler_config as sched_cfg
 from actors.state.events import EVENT_TABLES, UNKNOWN, Batch, EventBuffer, Table, make_batch
 from actors.state.fsm_metrics import fsm_key
-from actors.state.namespaces import job_key, job_key_of, key_of, split_key
+from actors.state.namespaces import job_key, job_key_of, key_of, parent_key_of, split_key
 
 # A snapshot without the ACL tables (taken before they existed) restores them
 # empty, so SNAPSHOT_VERSION stays 1.
@@ -221,7 +221,7 @@ def _preserved(job: dict[str, Any], old: dict[str, Any], counts: bool, resources
     return {**job, "TaskGroups": groups}
 
 
-def _drop_from(by_job: dict[str, set[str]], job_id: str, ev_id: str) -> None:
+def _drop_from(by_job: dict[Any, set[str]], job_id: Any, ev_id: str) -> None:
     """*ev_id* out of *job_id*'s set in a by-job (or by-node) index; the entry goes when it empties."""
     ids = by_job.get(job_id)
     if ids is not None:
@@ -418,6 +418,15 @@ class StateStore:
         # job registration (derived state: rebuilt by restore).
         self.periodic_ids: set[str] = set()
         self.periodic_index = 0
+        # A periodic or parameterized job's key -> the keys of the jobs launched or dispatched from it
+        # (derived: rebuilt by restore): a launch's overlap check, a dispatch's idempotency token and
+        # the parent's summary read its own children, not every job (thousands, where dispatched
+        # jobs serve as a work queue).
+        self.children_of: dict[str, set[str]] = {}
+        # (parent key, idempotency token) -> the keys of the dispatched jobs that hold it, one but for a
+        # job registered by hand with a child's fields (derived: rebuilt by restore): a dispatch with a
+        # token finds its earlier child at once.
+        self.dispatch_tokens: dict[tuple[str, str], set[str]] = {}
         # Job ID -> its newest deployment's ID (derived: rebuilt by restore).
         self.latest_deployment_of: dict[str, str] = {}
         # Job ID -> its deployments' IDs (derived: rebuilt by restore): a job's deployments, a purge and
@@ -741,6 +750,20 @@ class StateStore:
             if a["ID"] not in self.allocs_by_job.get(key_of(a), ()) \
                     or a["ID"] not in self.allocs_by_node.get(a.get("NodeID", ""), ()):
                 raise AssertionError(f"allocation {a['ID']} not indexed under its job and node")
+        for key, job in self.tables["jobs"].items():
+            parent = parent_key_of(job)
+            if parent and key not in self.children_of.get(parent, ()):
+                raise AssertionError(f"job {key!r} not indexed under its parent {parent!r}")
+            token = job.get("DispatchIdempotencyToken")
+            if parent and token and key not in self.dispatch_tokens.get((parent, token), ()):
+                raise AssertionError(f"job {key!r}: its dispatch token is not indexed")
+        for (parent, token), keys in self.dispatch_tokens.items():
+            for key in keys:
+                job = self.tables["jobs"].get(key)
+                if job is None or parent_key_of(job) != parent \
+                        or job.get("DispatchIdempotencyToken") != token:
+                    raise AssertionError(f"dispatch token {token!r} of {parent!r} indexed for {key!r}, "
+                                         "which does not hold it")
         deployments.check_index(self)
 
     def job_evals(self, job_id: str) -> list[dict[str, Any]]:
@@ -985,6 +1008,9 @@ class StateStore:
                     self.node_alloc_index[node] = floor
         self.periodic_ids = {i for i, j in self.tables["jobs"].items() if j.get("Periodic")}
         self.periodic_index = index
+        self.children_of, self.dispatch_tokens = {}, {}
+        for job in self.tables["jobs"].values():
+            self._note_job(index, None, job, periodic=False)
         deployments.rebuild_index(self)
         services.rebuild_index(self)
         scaling.rebuild_index(self)
@@ -1405,13 +1431,13 @@ class StateStore:
             # Nomad: a periodic or parameterized job never runs itself (no evaluation); its launches do.
             job["Status"] = "dead" if job.get("Stop") else "running"
             jobs[key] = job
-            self._note_periodic(index, old, job)
+            self._note_job(index, old, job)
             self._touch("jobs", index)
             return {"ok": True, "index": index, "EvalID": "", "EvalCreateIndex": 0,
                     "JobModifyIndex": job["JobModifyIndex"]}
         job["Status"] = old.get("Status", "pending") if old else "pending"
         jobs[key] = job
-        self._note_periodic(index, old, job)
+        self._note_job(index, old, job)
         self._touch("jobs", index)
         evals = self._create_evals(index, [key], str(cmd.get("trigger") or "job-register"), now,
                                    priority=int(cmd.get("eval_priority") or 0))
@@ -1542,9 +1568,7 @@ class StateStore:
         self.periodic_index = index
         self._touch("periodic_launch", index)
         child_id = f"{job_id}/periodic-{int(launch)}"
-        running = [j for j in self.tables["jobs"].values()
-                   if j.get("ParentID") == job_id and (j.get("Namespace") or "default") == namespace
-                   and j.get("Status") != "dead" and not j.get("Stop")]
+        running = [j for j in self.job_children(key) if j.get("Status") != "dead" and not j.get("Stop")]
         if job_key(namespace, child_id) in self.tables["jobs"] and not force:
             return {"ok": True, "index": index, "skipped": f"{child_id} exists"}
         # A force run in the same second as the last launch registers that launch's job again (a new
@@ -1597,11 +1621,11 @@ class StateStore:
         if token:
             # Nomad's CheckIdempotencyToken: a child of this job dispatched with the same token (and not
             # yet collected) is the answer; nothing new is dispatched.
-            for job in self.tables["jobs"].values():
-                if job.get("ParentID") == parent_id and job.get("DispatchIdempotencyToken") == token \
-                        and (job.get("Namespace") or "default") == namespace:
-                    return {"ok": True, "index": index, "DispatchedJobID": job["ID"], "EvalID": "",
-                            "EvalCreateIndex": 0, "JobCreateIndex": job.get("CreateIndex", 0)}
+            held = self.dispatch_tokens.get((job_key_of(parent), token))
+            job = self.tables["jobs"][min(held)] if held else None
+            if job is not None:
+                return {"ok": True, "index": index, "DispatchedJobID": job["ID"], "EvalID": "",
+                        "EvalCreateIndex": 0, "JobCreateIndex": job.get("CreateIndex", 0)}
         suffix = str(uuid.uuid5(self.DISPATCH_NS, self._id_seed(f"{index}/{parent_id}")))[:8]
         child = {k: v for k, v in parent.items() if k not in SERVER_OWNED and k != "ParameterizedJob"}
         prefix = str(cmd.get("id_prefix_template") or "")
@@ -1616,15 +1640,41 @@ class StateStore:
         res = self._job_register(index, {"job": child, "now": now})
         return {**res, "DispatchedJobID": child_id, "JobCreateIndex": index}
 
-    def _note_periodic(self, index: int, old: dict[str, Any] | None, new: dict[str, Any] | None) -> None:
-        """Keep periodic_ids and periodic_index up to date for a job write."""
-        if (old is not None and old.get("Periodic")) or (new is not None and new.get("Periodic")):
+    def _note_job(self, index: int, old: dict[str, Any] | None, new: dict[str, Any] | None, *,
+                  periodic: bool = True) -> None:
+        """Keep the derived job indexes up to date for a job write (*new* None: the job is gone):
+        periodic_ids and periodic_index (unless not *periodic*), children_of and dispatch_tokens."""
+        if periodic and ((old is not None and old.get("Periodic"))
+                         or (new is not None and new.get("Periodic"))):
             self.periodic_index = index
             job_id = job_key_of(new or old or {})
             if new is not None and new.get("Periodic"):
                 self.periodic_ids.add(job_id)
             else:
                 self.periodic_ids.discard(job_id)
+        was = parent_key_of(old) if old is not None else ""
+        now = parent_key_of(new) if new is not None else ""
+        if not (was or now):
+            return
+        key = job_key_of(new if new is not None else old or {})
+        if was != now:
+            if was:
+                _drop_from(self.children_of, was, key)
+            if now:
+                self.children_of.setdefault(now, set()).add(key)
+        had = (was, old.get("DispatchIdempotencyToken") or "") if old is not None else (was, "")
+        has = (now, new.get("DispatchIdempotencyToken") or "") if new is not None else (now, "")
+        if had != has:
+            if had[0] and had[1]:
+                _drop_from(self.dispatch_tokens, had, key)
+            if has[0] and has[1]:
+                self.dispatch_tokens.setdefault(has, set()).add(key)
+
+    def job_children(self, parent: str, *, ordered: bool = True) -> list[dict[str, Any]]:
+        """The jobs launched or dispatched from the job of store key *parent* (the store's own records:
+        callers must not modify them), by ID unless not *ordered*."""
+        t, ids = self.tables["jobs"], self.children_of.get(parent, ())
+        return [t[k] for k in (sorted(ids) if ordered else ids) if k in t]
 
     def _keep_version(self, job: dict[str, Any], index: int) -> None:
         """*job* is being replaced by a new version: keep it among the job's earlier versions.
@@ -1805,7 +1855,7 @@ class StateStore:
             deployments.purge_job(self, index, job_id)
             scaling.delete_for_job(self, index, old.get("Namespace", "default"), old["ID"])
             scaling.delete_events_for_job(self, index, job_id)
-            self._note_periodic(index, old, None)
+            self._note_job(index, old, None)
             if self.tables["job_versions"].pop(job_id, None) is not None:
                 self._touch("job_versions", index)
             self._drop_submissions(job_id, index)
@@ -1827,7 +1877,7 @@ class StateStore:
                     {**g, "Scaling": {**g["Scaling"], "Enabled": False}}
                     if isinstance(g, dict) and isinstance(g.get("Scaling"), dict) else g for g in groups]
                 scaling.update_for_job(self, index, jobs[job_id])
-            self._note_periodic(index, old, jobs[job_id])
+            self._note_job(index, old, jobs[job_id])
         self._touch("jobs", index)
         # The job's evaluations waiting for capacity wait for nothing now
         # (Nomad untracks them from its blocked evals): canceled, they are
@@ -2546,7 +2596,7 @@ class StateStore:
             deployments.purge_job(self, index, jid)
             scaling.delete_for_job(self, index, jobs[jid].get("Namespace", "default"), jobs[jid]["ID"])
             scaling.delete_events_for_job(self, index, jid)
-            self._note_periodic(index, jobs.pop(jid), None)
+            self._note_job(index, jobs.pop(jid), None)
             if self.tables["job_versions"].pop(jid, None) is not None:
                 self._touch("job_versions", index)
             self._drop_submissions(jid, index)
