@@ -25,13 +25,11 @@ from typing import Any, Literal
 from actors.agent_messages import ProcessHooks
 from actors.metrics import Metrics, RuntimeStats, Sampler
 from runtime.config import Config
+from runtime.version import VERSION  # the release this agent reproduces (NOMAD.md)
 
 __all__ = ["EXTRA_CHILD_SPECS", "VERSION", "AgentAddrs", "AgentContext", "ChildSpec", "SpecFactory",
            "Supervision", "child_specs"]
 
-# The Nomad release whose behaviour this agent reproduces (NOMAD.md); shown in
-# the banner, /v1/agent/self and the gossip ``build`` tag so Nomad tooling reads it.
-VERSION = "2.0.6"
 
 Role = Literal["server", "client", "both"]
 

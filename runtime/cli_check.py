@@ -22,7 +22,7 @@ from typing import Any
 
 from runtime.cli import CliError
 from runtime.cli_jobs import parse_flags, request
-from runtime.config import parse_duration
+from runtime.durations import parse_duration
 
 __all__ = ["CHECK_COMMANDS", "HEALTH_CRITICAL", "HEALTH_PASS", "HEALTH_WARN"]
 

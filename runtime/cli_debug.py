@@ -413,7 +413,7 @@ def _flag_export(addr: str, opts: dict[str, Any]) -> dict[str, Any]:
 
 def _run(addr: str, opts: dict[str, Any], root: str, stamped: str, timestamp: str,
          output: str) -> tuple[str, int]:
-    from actors.agent_specs import VERSION
+    from runtime.version import VERSION
 
     cap = Capture(addr, opts, root)
     cap.write_json("cluster", "cli-flags.json", _flag_export(addr, opts))

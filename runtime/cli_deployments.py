@@ -32,7 +32,7 @@ from runtime.cli_jobs import (
     resolve,
     short,
 )
-from runtime.config import parse_duration
+from runtime.durations import parse_duration
 
 __all__ = ["DEPLOYMENT_COMMANDS", "deployment_groups", "latest_deployment_section", "watch_deployment"]
 

@@ -23,14 +23,13 @@ import random
 import re
 import sys
 import time
-import tomllib
 import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any
 
 from runtime.cli import TIMEOUT_S, ApiError, CliError, table, unreachable
-from runtime.config import parse_duration
+from runtime.durations import parse_duration
 
 __all__ = ["JOB_COMMANDS", "load_job_file", "parse_flags"]
 
@@ -300,7 +299,12 @@ def load_job_submission(path: str, flags: dict[str, Any] | None = None) -> tuple
         raise CliError("-var and -var-file are for HCL job files")
     toml = not as_json_file and (path.endswith(".toml") or not raw.lstrip().startswith(b"{"))
     try:
-        doc = tomllib.loads(raw.decode()) if toml else json.loads(raw)
+        if toml:
+            import tomllib  # here: only a TOML job file needs it
+
+            doc = tomllib.loads(raw.decode())
+        else:
+            doc = json.loads(raw)
     except (UnicodeDecodeError, ValueError) as e:  # TOMLDecodeError and JSONDecodeError are ValueErrors
         raise CliError(f"Error parsing job file from {path}: {e}") from None
     if not isinstance(doc, dict):
@@ -2812,7 +2816,7 @@ def status(addr: str, args: list[str]) -> str | tuple[str, int]:
 
 def version(addr: str, args: list[str]) -> str:
     """``nomad version``: this CLI's version (the agent's is in ``nomad agent-info``)."""
-    from actors.agent_specs import VERSION  # noqa: PLC0415 - only this command needs it
+    from runtime.version import VERSION  # noqa: PLC0415 - only this command needs it
 
     return f"Nomad v{VERSION}"
 

@@ -23,8 +23,6 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from runtime.gossip_crypto import generate_key
-
 __all__ = ["KEYRING_COMMANDS"]
 
 TIMEOUT_S = 40.0  # above the agent's own wait for every member (KEYRING_WAIT_S, 30 s)
@@ -93,6 +91,8 @@ def keyring(addr: str, args: list[str]) -> str:
 def keyring_generate(addr: str, args: list[str]) -> str:
     if args:
         raise _cli_error("keyring generate takes no arguments")
+    from runtime.gossip_crypto import generate_key  # here: the other commands start without it
+
     return generate_key()
 
 

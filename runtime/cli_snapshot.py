@@ -30,9 +30,21 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from actors.state import snapshot_archive as archive
 from runtime.cli import CliError, table
 from runtime.cli_jobs import kv
+
+
+class _Archive:
+    """actors.state.snapshot_archive, imported when a snapshot command first uses it: every other
+    command starts without it (and the dataclasses and tarfile it brings)."""
+
+    def __getattr__(self, name: str) -> Any:
+        from actors.state import snapshot_archive
+
+        return getattr(snapshot_archive, name)
+
+
+archive: Any = _Archive()
 
 __all__ = ["SNAPSHOT_COMMANDS"]
 

@@ -30,6 +30,7 @@ import base64
 import binascii
 import datetime
 import http.client
+import importlib
 import ipaddress
 import os
 import re
@@ -37,10 +38,27 @@ import ssl
 import urllib.request
 from typing import Any
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+class _Lazy:
+    """A module of cryptography's (or a name in one), imported when first used: every CLI command
+    imports this module for its TLS flags, and only ``tls ca|cert`` and certificate errors need
+    cryptography (~25 ms of each command's start)."""
+
+    def __init__(self, module: str, name: str = "") -> None:
+        self._where = (module, name)
+
+    def __getattr__(self, attr: str) -> Any:
+        module, name = self._where
+        target = importlib.import_module(module)
+        return getattr(getattr(target, name) if name else target, attr)
+
+
+x509: Any = _Lazy("cryptography.x509")
+hashes: Any = _Lazy("cryptography.hazmat.primitives.hashes")
+serialization: Any = _Lazy("cryptography.hazmat.primitives.serialization")
+ec: Any = _Lazy("cryptography.hazmat.primitives.asymmetric.ec")
+ExtendedKeyUsageOID: Any = _Lazy("cryptography.x509.oid", "ExtendedKeyUsageOID")
+NameOID: Any = _Lazy("cryptography.x509.oid", "NameOID")
 
 __all__ = ["TLS_BOOL_FLAGS", "TLS_COMMANDS", "TLS_FLAGS", "cert_info", "create_ca", "create_cert", "go_name",
            "go_tls_error", "parse_pem_cert", "tls_handlers"]

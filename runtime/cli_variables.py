@@ -446,7 +446,7 @@ def _lock_call(addr: str, path: str, op: str, body: dict[str, Any], retries: int
 
 
 def var_lock(addr: str, args: list[str]) -> tuple[str, int]:
-    from runtime.config import parse_duration
+    from runtime.durations import parse_duration
 
     flags, rest = parse_flags(args, {"verbose": bool, "ttl": str, "delay": str, "shell": bool,
                                      "early-return": bool, "max-retry": str, "backoff": str, "out": str})
