@@ -14,6 +14,7 @@ or the error being the output.
 
 from __future__ import annotations
 
+import functools
 import http.client
 import socket
 import ssl
@@ -25,10 +26,17 @@ import gevent
 
 from actors.client.checks import FAILURE, OUTPUT_LIMIT, SUCCESS, CheckSpec
 
-_TLS = ssl.create_default_context()  # made once: building one per probe reads the CA bundle each time
-_TLS_NO_VERIFY = ssl.create_default_context()  # a check's tls_skip_verify (Nomad's InsecureSkipVerify)
-_TLS_NO_VERIFY.check_hostname = False
-_TLS_NO_VERIFY.verify_mode = ssl.CERT_NONE
+
+@functools.cache
+def _tls(verify: bool) -> ssl.SSLContext:
+    """The probes' TLS context, made on the first https probe and kept: building one reads the CA bundle
+    (~30 ms, which every agent's start paid when both were made on import).  Not *verify*: a check's
+    tls_skip_verify (Nomad's InsecureSkipVerify)."""
+    ctx = ssl.create_default_context()
+    if not verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 
 def dial(host: str, port: int, timeout_s: float) -> str:
@@ -56,7 +64,7 @@ def run_probe(spec: CheckSpec) -> tuple[str, int, str]:
     for _ in range(MAX_REDIRECTS + 1):
         try:
             status, location, body = _http(url, method, payload, headers, spec.timeout_s,
-                                           tls=_TLS_NO_VERIFY if spec.tls_skip_verify else _TLS)
+                                           tls=_tls(not spec.tls_skip_verify))
         except (OSError, http.client.HTTPException, ValueError) as e:
             return FAILURE, 0, f'nomad: {method.capitalize()} "{url}": {net_error_text(e)}'
         if status in _REDIRECTS and location:
@@ -78,14 +86,15 @@ _REDIRECTS = (301, 302, 303, 307, 308)
 
 
 def _http(url: str, method: str, payload: bytes | None, headers: dict[str, Any],
-          timeout_s: float, tls: ssl.SSLContext = _TLS) -> tuple[int, str, bytes]:
+          timeout_s: float, tls: ssl.SSLContext | None = None) -> tuple[int, str, bytes]:
     """One request: (status, Location header, up to OUTPUT_LIMIT bytes of the body)."""
     u = urllib.parse.urlsplit(url)
     if u.scheme not in ("http", "https") or not u.hostname:
         raise ValueError(f"unsupported URL {url!r}")
     conn: http.client.HTTPConnection
     if u.scheme == "https":
-        conn = http.client.HTTPSConnection(u.hostname, u.port or 443, timeout=timeout_s, context=tls)
+        conn = http.client.HTTPSConnection(u.hostname, u.port or 443, timeout=timeout_s,
+                                           context=tls if tls is not None else _tls(True))
     else:
         conn = http.client.HTTPConnection(u.hostname, u.port or 80, timeout=timeout_s)
     try:

@@ -91,7 +91,20 @@ RSA_EXPONENT = 65537
 # Miller-Rabin rounds for each 1024-bit prime of a key drawn from a seeded RNG: FIPS 186-4 table C.3
 # asks 5 for an error probability below 2^-100 with primes this size.
 _MR_ROUNDS = 5
-_SMALL_PRIMES = [p for p in range(3, 20000) if all(p % q for q in range(2, int(p ** 0.5) + 1))]
+
+
+
+def _odd_primes_below(n: int) -> list[int]:
+    """The odd primes below *n*, by a sieve (trial division of each took ~40 ms of every agent's start)."""
+    sieve = bytearray([1]) * n
+    sieve[:2] = b"\x00\x00"
+    for p in range(2, int(n ** 0.5) + 1):
+        if sieve[p]:
+            sieve[p * p::p] = bytes(len(range(p * p, n, p)))
+    return [p for p in range(3, n) if sieve[p]]
+
+
+_SMALL_PRIMES = _odd_primes_below(20000)
 _SMALL_PRODUCT = math.prod(_SMALL_PRIMES)
 
 
