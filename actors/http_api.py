@@ -558,8 +558,11 @@ def status_leader(req: Request, api: Api) -> Any:
 
 @route("/v1/status/peers")
 def status_peers(req: Request, api: Api) -> Any:
+    """Nomad's Status.Peers: the address of every server in the Raft configuration, a non-voter too (a
+    server that joined is one until autopilot promotes it, server_stabilization_time later)."""
     require(req, "GET")
-    return sorted(_raft_status(api)["voters"])
+    status = _raft_status(api)
+    return sorted(status["voters"] + status["learners"])
 
 
 @route("/v1/operator/raft/configuration")

@@ -70,6 +70,10 @@ def test_servers_form_one_cluster_and_follow_joins_leaves_and_failures(agents, t
     rpc4 = f"127.0.0.1:{c4['rpc']}"
     wait_for(lambda: rpc4 in (get_json(procs[0], "/v1/status/peers") or []), "the fourth server in Raft",
              CLUSTER_DEADLINE_S, p4.detail)
+    # Nomad's Status.Peers lists every server of the Raft configuration: the new one is there while it is
+    # still a non-voter (autopilot promotes it server_stabilization_time, 10 s, after it joined).
+    servers = get_json(procs[0], "/v1/operator/raft/configuration?stale=true")["Servers"]
+    assert [s["Voter"] for s in servers if s["Address"] == rpc4] == [False], servers
 
     # SIGINT with leave_on_interrupt: left in gossip, gone from Raft, exit 0.
     p4.send(signal.SIGINT)
