@@ -4052,7 +4052,7 @@ class AllocRunner(NodeActor):
         if now < since + spec.interval_s * (spec.restart_limit - 1):
             return
         del a.checks_failing[m.check_id]
-        why = f'healthcheck: check "{spec.name}" unhealthy'
+        why = f"healthcheck: check {json.dumps(spec.name, ensure_ascii=False)} unhealthy"  # Go's %q
         log.info("%s: allocation %s: restarting %s: %s", self.env.node, a.alloc_id[:8],
                  ", ".join(t.spec.name for t in running), why)
         self._dirty.add(a.alloc_id)
