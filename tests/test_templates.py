@@ -76,6 +76,27 @@ def test_nomad_services_and_a_chosen_subset() -> None:
                                            data).outputs[0].split()
 
 
+def test_nomad_service_entries_are_consul_templates_and_its_query_takes_a_tag() -> None:
+    # consul-template's NomadService: Name and Node (not ServiceName, NodeID), tags sorted; the query
+    # "<tag>.<name>?ns=<namespace>@<region>" keeps the instances with the tag.
+    regs = [{"ID": "a", "ServiceName": "db", "NodeID": "n1", "Namespace": "default", "Datacenter": "dc1",
+             "JobID": "j", "AllocID": "x", "Address": "10.0.0.1", "Port": 1, "Tags": ["z", "primary"]},
+            {"ID": "b", "ServiceName": "db", "NodeID": "n2", "Namespace": "default", "Datacenter": "dc1",
+             "JobID": "j", "AllocID": "y", "Address": "10.0.0.2", "Port": 2, "Tags": ["replica"]}]
+    data = {("service", "db"): ("", regs)}
+    r = render('{{ range nomadService "db" }}{{ .Name }} {{ .Node }} {{ .Tags }};{{ end }}', data)
+    assert r.outputs == ("db n1 [primary z];db n2 [replica];",)
+    assert render('{{ range nomadService "primary.db" }}{{ .Port }}{{ end }}', data).outputs == ("1",)
+    own = render('{{ range nomadService "db?ns=default@global" }}{{ .Port }}{{ end }}', data)
+    assert own.outputs == ("12",)
+    assert render('{{ range nomadService 2 "k" "none.db" }}{{ .Port }}{{ end }}', data).outputs == ("",)
+    assert r.deps == (("service", "db"),)
+    assert render('{{ range nomadService "db" }}{{ .ServiceName }}{{ end }}', data).error
+    assert render('{{ nomadService "db/x" }}', data).error.endswith(
+        'error calling nomadService: nomad.service: invalid format: "db/x"')
+    assert "own namespace (default)" in render('{{ nomadService "db?ns=other" }}', data).error
+
+
 def test_env_reads_the_tasks_environment_only() -> None:
     r = render('{{ env "NOMAD_TASK_NAME" }}/{{ env "HOME" }}', {}, {"NOMAD_TASK_NAME": "t"})
     assert r.outputs == ("t/",)
