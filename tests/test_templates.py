@@ -94,7 +94,11 @@ def test_nomad_service_entries_are_consul_templates_and_its_query_takes_a_tag() 
     assert render('{{ range nomadService "db" }}{{ .ServiceName }}{{ end }}', data).error
     assert render('{{ nomadService "db/x" }}', data).error.endswith(
         'error calling nomadService: nomad.service: invalid format: "db/x"')
-    assert "own namespace (default)" in render('{{ nomadService "db?ns=other" }}', data).error
+    # Another namespace's instances are their own dependency (the servers answer for the namespace).
+    other = render('{{ range nomadService "db?ns=prod" }}{{ .Port }}{{ end }}',
+                   {**data, ("service", "db?ns=prod"): ("", regs[1:])})
+    assert other.outputs == ("2",) and other.deps == (("service", "db?ns=prod"),)
+    assert "own region (global)" in render('{{ nomadService "db@eu" }}', data).error
 
 
 def test_env_reads_the_tasks_environment_only() -> None:
@@ -378,3 +382,23 @@ def test_the_new_map_functions_take_nomads_values_as_go_does() -> None:
                             "got dependency.NomadVarItems")
     r = render('{{ (nomadVar "nomad/jobs/web").Items | toYAML }}', {("var", "nomad/jobs/web"): ("", VAR)})
     assert r.outputs == ("password: pw\nuser: u",)
+
+
+def test_template_data_answers_a_service_of_another_namespace_when_asked_for_it() -> None:
+    # nomadService "db?ns=prod": Nomad lets a workload read the services of any namespace.
+    import msgpack
+
+    from actors.server.alloc_endpoint import template_data
+
+    def reg(i: str, ns: str) -> dict[str, Any]:
+        return {"ID": i, "ServiceName": "db", "Namespace": ns, "Tags": [], "Port": 1}
+
+    class State:
+        tables = {"nodes": {"n": {"ID": "n", "SecretID": "s"}},
+                  "allocs": {"a": {"ID": "a", "NodeID": "n", "Namespace": "default", "JobID": "j",
+                                   "TaskGroup": "g", "Job": {"ID": "j"}}},
+                  "service_registrations": {"r1": reg("r1", "default"), "r2": reg("r2", "prod")}}
+
+    error, data = template_data(State(), "n", "s", "a", "t", (("service", "db"), ("service", "db?ns=prod")))
+    rows = {(k, a): [r["ID"] for r in v] for k, a, _, v in msgpack.unpackb(data)}
+    assert error == "" and rows == {("service", "db"): ["r1"], ("service", "db?ns=prod"): ["r2"]}

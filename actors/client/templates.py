@@ -18,8 +18,9 @@ blocking query read with the task's workload identity):
 * ``nomadService "[tag.]name[?ns=namespace][@region]"`` (consul-template's
   ``NomadService``: ``.ID``, ``.Name``, ``.Node``, ``.Address``, ``.Port``,
   ``.Datacenter``, ``.Tags`` sorted, ``.JobID``, ``.AllocID``; a tag keeps
-  the instances that have it; another namespace or region than the task's
-  fails the render: its servers answer for its own) and ``nomadServices``
+  the instances that have it; ``?ns=`` reads another namespace's, as Nomad
+  lets a workload; another region than the agent's fails the render: its
+  servers answer for their own) and ``nomadServices``
   (``.Name``, ``.Tags``) -- the native service catalog;
 * ``env "NAME"``, ``mustEnv``, ``envOrDefault`` -- the task's environment;
 * ``byTag``, ``byPort`` -- services grouped by tag, by port;
@@ -262,7 +263,8 @@ def dep_name(kind: str, arg: str, namespace: str) -> str:
     if kind == "varlist":
         return f"nomad.var.list({arg}@{namespace}.{REGION})"
     if kind == "service":
-        return f"nomad.service({arg}@{namespace}.{REGION})"
+        name, sep, other = arg.partition("?ns=")
+        return f"nomad.service({name}@{other if sep else namespace}.{REGION})"
     return f"nomad.services(@{namespace}.{REGION})"
 
 
@@ -359,10 +361,11 @@ def _render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None,
         m = _SERVICE_QUERY.match(query)
         if m is None:
             raise TemplateError(f"nomad.service: invalid format: {json.dumps(query, ensure_ascii=False)}")
-        if m["namespace"] not in (None, namespace) or m["region"] not in (None, REGION):
-            raise TemplateError(f"nomad.service: {query}: this agent reads the services of the task's own "
-                                f"namespace ({namespace}) and region ({REGION}) only")
-        regs = list(get("service", m["name"]) or ())
+        if m["region"] not in (None, REGION):
+            raise TemplateError(f"nomad.service: {query}: this agent reads the services of its own "
+                                f"region ({REGION}) only")
+        other = m["namespace"] not in (None, namespace)  # (a workload may read any namespace's)
+        regs = list(get("service", f"{m['name']}?ns={m['namespace']}" if other else m["name"]) or ())
         if len(args) == 3:
             count, key = args[0], args[1]
             if isinstance(count, str) and count.isdigit():

@@ -164,10 +164,15 @@ def template_data(state: Any, node_id: str, secret_id: str, alloc_id: str, task:
                       if workload_may_read(ns, job_id, group, task, v["Namespace"], v["Path"])]
             out.append([kind, arg, "", listed])
         elif kind == "service":
+            # "<name>", or "<name>?ns=<namespace>" (nomadService "web?ns=other"): Nomad lets a workload
+            # read the services of any namespace (acl.AllowServiceRegistrationReadList's isWorkload).
+            name, sep, other = arg.partition("?ns=")
+            want = other if sep else ns
             regs = state.tables.get(svc_state.TABLE, {})
             out.append([kind, arg, "", [dict(r, Tags=list(r.get("Tags") or ()))
                                         for _, r in sorted(regs.items())
-                                        if r["ServiceName"] == arg and r.get("Namespace", "default") == ns]])
+                                        if r["ServiceName"] == name
+                                        and r.get("Namespace", "default") == want]])
         else:
             tags: dict[str, set[str]] = {}
             for r in state.tables.get(svc_state.TABLE, {}).values():
