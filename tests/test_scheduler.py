@@ -1649,10 +1649,10 @@ def test_a_groups_services_stay_through_a_task_restart_and_a_tasks_go_while_it_i
     (a,) = c.running("web")
     regs = c.state.tables["service_registrations"]
 
-    def report(status: str, t: str, side: str = "running") -> set[str]:
+    def report(status: str, t: str, side: str = "running", started: str = "1") -> set[str]:
         c.apply("alloc_client_update", rev=REPORT_REV, allocs=[{
             "ID": a["ID"], "ClientStatus": status,
-            "TaskStates": {"t": {"State": t}, "side": {"State": side}}}])
+            "TaskStates": {"t": {"State": t, "StartedAt": started}, "side": {"State": side}}}])
         return {r["ServiceName"] for r in regs.values()}
 
     assert report("pending", "pending", "pending") == {"grp"}  # the client started it: before its tasks
@@ -1661,6 +1661,12 @@ def test_a_groups_services_stay_through_a_task_restart_and_a_tasks_go_while_it_i
     assert report("pending", "pending") == {"grp"}  # t exited and waits to restart: only its service goes
     assert report("running", "running") == {"grp", "tsk"}
     assert next(r for r in regs.values() if r["ServiceName"] == "grp")["CreateIndex"] == created["grp"]
+    # An operator deletes t's service: it stays deleted while t runs on, and is back when t starts
+    # again, even a restart quicker than its client's reports (Nomad's service hook, at each start).
+    tsk = next(i for i, r in regs.items() if r["ServiceName"] == "tsk")
+    assert c.apply("service_delete", id=tsk, service_name="tsk")["ok"]
+    assert report("running", "running") == {"grp"}
+    assert report("running", "running", started="2") == {"grp", "tsk"}
     assert report("running", "dead") == {"grp"}  # t ended, the allocation runs on (side)
     assert report("failed", "dead", "dead") == set()
     assert c.state.services_by_alloc == {}

@@ -152,7 +152,8 @@ def alloc_written(store: Any, index: int, alloc: dict[str, Any], before: dict[st
     """An allocation write: register the services of the owners (its group, its tasks) that started
     running, deregister those of the owners that stopped."""
     now, was = _owners(alloc, per_task), _owners(before, per_task)
-    if now == was:
+    restarted = _restarted(alloc, before, now & was) if per_task else frozenset()
+    if now == was and not restarted:
         return
     if not now:
         remove_alloc(store, index, alloc["ID"])
@@ -167,7 +168,17 @@ def alloc_written(store: Any, index: int, alloc: dict[str, Any], before: dict[st
             mine.discard(reg_id)
         if gone:
             store._touch(TABLE, index)
-    _register(store, index, alloc, node, now - was)
+    _register(store, index, alloc, node, (now - was) | restarted)
+
+
+def _restarted(alloc: dict[str, Any], before: dict[str, Any] | None,
+               owners: frozenset[str]) -> frozenset[str]:
+    """The tasks among *owners* that started again between *before* and *alloc* (a restart quicker than
+    its client's reports: running in both): Nomad's service hook registers a task's services again at
+    each start, so one an operator deleted is back."""
+    old, new = (before or {}).get("TaskStates") or {}, alloc.get("TaskStates") or {}
+    return frozenset(task for task in owners if task in new and task in old
+                     and (new[task] or {}).get("StartedAt") != (old[task] or {}).get("StartedAt"))
 
 
 def _register(store: Any, index: int, alloc: dict[str, Any], node: dict[str, Any] | None,
