@@ -402,3 +402,22 @@ def test_template_data_answers_a_service_of_another_namespace_when_asked_for_it(
     error, data = template_data(State(), "n", "s", "a", "t", (("service", "db"), ("service", "db?ns=prod")))
     rows = {(k, a): [r["ID"] for r in v] for k, a, _, v in msgpack.unpackb(data)}
     assert error == "" and rows == {("service", "db"): ["r1"], ("service", "db?ns=prod"): ["r2"]}
+    # nomadServices: the task's namespace, another, or every one ("?ns=*").
+    error, data = template_data(State(), "n", "s", "a", "t",
+                                (("services", ""), ("services", "?ns=prod"), ("services", "?ns=*")))
+    rows = {(k, a): [(s["Name"], s["Namespace"]) for s in v] for k, a, _, v in msgpack.unpackb(data)}
+    assert error == "" and rows == {("services", ""): [("db", "default")],
+                                    ("services", "?ns=prod"): [("db", "prod")],
+                                    ("services", "?ns=*"): [("db", "default"), ("db", "prod")]}
+
+
+def test_nomad_services_takes_consul_templates_query_and_gives_each_services_namespace() -> None:
+    listed = [{"Name": "web", "Namespace": "default", "Tags": ["b", "a"]},
+              {"Name": "db", "Namespace": "prod", "Tags": []}]
+    r = render('{{ range nomadServices "?ns=*" }}{{ .Name }}@{{ .Namespace }}{{ .Tags }} {{ end }}',
+               {("services", "?ns=*"): ("", listed)})
+    assert r.outputs == ("db@prod[] web@default[a b] ",) and r.deps == (("services", "?ns=*"),)
+    own = render('{{ range nomadServices "?ns=default" }}{{ .Name }}{{ end }}',
+                 {("services", ""): ("", listed)})
+    assert own.outputs == ("dbweb",) and own.deps == (("services", ""),)
+    assert render('{{ nomadServices "web" }}', {}).error.endswith('nomad.services: invalid format: "web"')

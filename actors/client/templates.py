@@ -20,8 +20,8 @@ blocking query read with the task's workload identity):
   ``.Datacenter``, ``.Tags`` sorted, ``.JobID``, ``.AllocID``; a tag keeps
   the instances that have it; ``?ns=`` reads another namespace's, as Nomad
   lets a workload; another region than the agent's fails the render: its
-  servers answer for their own) and ``nomadServices``
-  (``.Name``, ``.Tags``) -- the native service catalog;
+  servers answer for their own) and ``nomadServices ["?ns=<ns>|*"]``
+  (``.Name``, ``.Namespace``, ``.Tags``) -- the native service catalog;
 * ``env "NAME"``, ``mustEnv``, ``envOrDefault`` -- the task's environment;
 * ``byTag``, ``byPort`` -- services grouped by tag, by port;
 * ``file "/path"`` -- a file of the task's directory (Nomad's file sandbox),
@@ -248,6 +248,8 @@ _META_KEYS = ("Namespace", "Path", "CreateIndex", "ModifyIndex", "CreateTime", "
 _SERVICE_FIELDS = (("ID", "ID"), ("Name", "ServiceName"), ("Node", "NodeID"), ("Address", "Address"),
                    ("Port", "Port"), ("Datacenter", "Datacenter"), ("Tags", "Tags"), ("JobID", "JobID"),
                    ("AllocID", "AllocID"))
+# consul-template's NomadServicesQueryRe: "?ns=<namespace or *>@<region>", both optional.
+_SERVICES_QUERY = re.compile(r"\A(?:\?ns=(?P<namespace>[\w\-]+|\*))?(?:@(?P<region>[\w.\-]+))?\Z", re.ASCII)
 # consul-template's NomadServiceQueryRe: "<tag>.<name>?ns=<namespace>@<region>" ([[:word:]] is ASCII).
 _SERVICE_QUERY = re.compile(r"\A(?:(?P<tag>[\w=:.\-]+)\.)?(?P<name>[\w\-]+)(?:\?ns=(?P<namespace>[\w\-]+))?"
                             r"(?:@(?P<region>[\w.\-]+))?\Z", re.ASCII)
@@ -265,7 +267,7 @@ def dep_name(kind: str, arg: str, namespace: str) -> str:
     if kind == "service":
         name, sep, other = arg.partition("?ns=")
         return f"nomad.service({name}@{other if sep else namespace}.{REGION})"
-    return f"nomad.services(@{namespace}.{REGION})"
+    return f"nomad.services(@{arg.partition('?ns=')[2] or namespace}.{REGION})"
 
 
 @dataclass(slots=True)
@@ -379,10 +381,24 @@ def _render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None,
                                         for k, v in _SERVICE_FIELDS}) for r in regs]
 
     def nomad_services(*args: Any) -> list[Struct]:
-        if args:
-            raise TemplateError("nomadServices: this agent takes no arguments")
-        return [Struct("NomadServicesSnippet", {"Name": s.get("Name"), "Tags": list(s.get("Tags") or ())})
-                for s in get("services", "") or ()]
+        """``nomadServices ["?ns=<namespace>@<region>"]``: consul-template's NomadServicesSnippet (Name,
+        Namespace, Tags sorted) of the task's namespace, another one, or every one (``?ns=*``)."""
+        if len(args) > 1:
+            raise TemplateError(f"nomadServices: expected 0 or 1 arguments, got {len(args)}")
+        query = args[0] if args else ""
+        _need_str("nomadServices", query)
+        m = _SERVICES_QUERY.match(query)
+        if m is None:
+            raise TemplateError(f"nomad.services: invalid format: {json.dumps(query, ensure_ascii=False)}")
+        if m["region"] not in (None, REGION):
+            raise TemplateError(f"nomad.services: {query}: this agent reads the services of its own "
+                                f"region ({REGION}) only")
+        arg = f"?ns={m['namespace']}" if m["namespace"] not in (None, namespace) else ""
+        found = [Struct("NomadServicesSnippet", {"Name": s.get("Name"),
+                                                 "Namespace": s.get("Namespace", namespace),
+                                                 "Tags": sorted(s.get("Tags") or ())})
+                 for s in get("services", arg) or ()]
+        return sorted(found, key=lambda s: str(s["Name"]))  # (stable: by name, as consul-template sorts)
 
     def by_tag(services: Any) -> dict[str, list[Any]]:
         """consul-template's byTag on nomadService / nomadServices: tag -> the services with it."""
