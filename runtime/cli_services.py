@@ -39,6 +39,15 @@ def _address(r: dict[str, Any]) -> str:
     return f"{r.get('Address', '')}:{r.get('Port', 0)}"
 
 
+def _host_port(r: dict[str, Any]) -> str:
+    """Nomad's formatAddress (the ``service info`` table): the address alone when the port is 0, an
+    IPv6 address in brackets (Go's net.JoinHostPort)."""
+    address, port = str(r.get("Address", "")), r.get("Port", 0)
+    if not port:
+        return address
+    return f"[{address}]:{port}" if ":" in address else f"{address}:{port}"
+
+
 def format_services(entries: list[dict[str, Any]], all_namespaces: bool) -> str:
     """Nomad's ``service list`` table: namespaces in order, services by name."""
     rows = [["Service Name", *(["Namespace"] if all_namespaces else []), "Tags"]]
@@ -52,7 +61,7 @@ def format_services(entries: list[dict[str, Any]], all_namespaces: bool) -> str:
 def format_registrations(regs: list[dict[str, Any]]) -> str:
     """Nomad's ``service info`` table, grouped by job."""
     rows = [["Job ID", "Address", "Tags", "Node ID", "Alloc ID"]]
-    rows += [[r.get("JobID", ""), _address(r), _tags(r.get("Tags")), short(r.get("NodeID", "")),
+    rows += [[r.get("JobID", ""), _host_port(r), _tags(r.get("Tags")), short(r.get("NodeID", "")),
               short(r.get("AllocID", ""))] for r in sorted(regs, key=lambda r: r.get("JobID", ""))]
     return table(rows)
 
@@ -71,13 +80,13 @@ def service_list(addr: str, args: list[str]) -> str:
     """``nomad service list [-json] [-namespace <ns>]``."""
     flags, rest = parse_flags(args, {"json": bool, "namespace": str})
     if rest:
-        raise CliError("This command takes no arguments: nomad service list [-json] [-namespace <namespace>]")
+        raise CliError("This command takes no arguments\nFor additional help try 'nomad service list -help'")
     namespace = _namespace(flags)
     entries = request(addr, "GET", "/v1/services", namespace=namespace) or []
     if flags.get("json"):
         return as_json(entries)
     if not any(e.get("Services") for e in entries):
-        return "No services found"
+        return "No service registrations found"  # Nomad's wording
     return format_services(entries, namespace == ALL_NAMESPACES)
 
 
@@ -124,7 +133,8 @@ def service_info(addr: str, args: list[str]) -> str:
     flags, rest = parse_flags(args, {"json": bool, "verbose": bool, "namespace": str, "filter": str,
                                      "per-page": str, "page-token": str})
     if len(rest) != 1 or not rest[0]:
-        raise CliError("This command takes one argument: <service_name>")
+        raise CliError("This command takes one argument: <service_name>\n"
+                       "For additional help try 'nomad service info -help'")
     try:
         per_page = int(flags.get("per-page") or 0)
     except ValueError:
@@ -155,7 +165,8 @@ def service_delete(addr: str, args: list[str]) -> str:
     """``nomad service delete [-namespace <ns>] <service name> <service id>``."""
     flags, rest = parse_flags(args, {"namespace": str})
     if len(rest) != 2 or not all(rest):
-        raise CliError("This command takes two arguments: nomad service delete <service name> <service id>")
+        raise CliError("This command takes two arguments: <service_name> and <service_id>\n"
+                       "For additional help try 'nomad service delete -help'")
     name, reg_id = (urllib.parse.quote(x, safe="") for x in rest)
     request(addr, "DELETE", f"/v1/service/{name}/{reg_id}", namespace=_namespace(flags))
     return "Successfully deleted service registration"

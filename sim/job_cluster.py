@@ -206,29 +206,44 @@ class JobCluster(ClientCluster):
                 raise AssertionError(msg)
 
     def _check_services(self, tables: dict[str, Any], t: _Tracked, alloc_ids: set[str]) -> None:
-        """A service is registered exactly while its allocation runs: every registration is of a
-        running allocation, and a running allocation whose group offers services has them."""
+        """A group's services are registered exactly while its client runs the allocation (running, or
+        pending once it reported task states: a task restarting), a task's exactly while that task runs
+        (Nomad's group and task service hooks): every registration is of such an owner, and each such
+        owner has all of its services registered."""
         regs = tables[SERVICES]
         allocs = tables["allocs"]
         for aid in sorted(alloc_ids):
             a = allocs.get(aid)
             mine = sorted(t.regs_of.get(aid, ()))
+            groups = ((a or {}).get("Job") or {}).get("TaskGroups", ())
+            group = next((g for g in groups if g["Name"] == (a or {}).get("TaskGroup")), None) \
+                or {"Tasks": []}
+            states = (a or {}).get("TaskStates") or {}
+            status = (a or {}).get("ClientStatus")
+            group_on = a is not None and a.get("DesiredStatus") == "run" and (
+                status == "running" or (status == "pending" and bool(states)))
+            tasks_on = {task["Name"] for task in group["Tasks"] if group_on and (
+                (states.get(task["Name"]) or {}).get("State") == "running"
+                or (task["Name"] not in states and status == "running"))}
+            prefix = f"_nomad-task-{aid}-"
             for key in mine:
                 r = regs[key]
-                if a is None or a.get("DesiredStatus") != "run" or a.get("ClientStatus") != "running":
+                owner = key[len(prefix):] if key.startswith(prefix) else ""
+                ok = (group_on and owner.startswith(f"group-{group.get('Name')}-")) or any(
+                    owner.startswith(f"{name}-") for name in tasks_on)
+                if not ok:
                     msg = (f"t={self.sched.now:.1f}: service {r['ServiceName']} registered for allocation "
-                           f"{r['AllocID'][:8]}, which is {'gone' if a is None else a.get('ClientStatus')}")
+                           f"{r['AllocID'][:8]}, which is {'gone' if a is None else status}"
+                           f" (task states {sorted((k, (v or {}).get('State')) for k, v in states.items())})")
                     self.service_violations.append(msg)
                     raise AssertionError(msg)
-            if a is None or a.get("DesiredStatus") != "run" or a.get("ClientStatus") != "running":
+            if not group_on:
                 continue
-            groups = (a.get("Job") or {}).get("TaskGroups", ())
-            group = next((g for g in groups if g["Name"] == a["TaskGroup"]), None) or {"Tasks": []}
-            want = len(group.get("Services") or ()) + sum(len(task.get("Services") or ())
-                                                          for task in group["Tasks"])
+            want = len(group.get("Services") or ()) + sum(
+                len(task.get("Services") or ()) for task in group["Tasks"] if task["Name"] in tasks_on)
             if len(mine) != want:
-                msg = (f"t={self.sched.now:.1f}: running allocation {a['ID'][:8]} of {a['JobID']} has "
-                       f"{len(mine)} service registrations, its group offers {want}")
+                msg = (f"t={self.sched.now:.1f}: {status} allocation {a['ID'][:8]} of {a['JobID']} has "
+                       f"{len(mine)} service registrations, its group and running tasks offer {want}")
                 self.service_violations.append(msg)
                 raise AssertionError(msg)
 

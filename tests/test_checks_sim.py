@@ -127,8 +127,9 @@ def test_readiness_checks_do_not_decide_health_and_checks_stop_with_the_allocati
 
 def test_check_restart_restarts_the_task_and_the_restart_policy_rules_on_it() -> None:
     c = boot(seed=6)
-    checks = [{"Name": "alive", "Type": "http", "Path": "/", "Interval": 2 * SEC, "Timeout": 1 * SEC,
-               "CheckRestart": {"Limit": 3, "Grace": 5 * SEC}}]
+    # (Named as Nomad names a check without a name: its service's name quoted.)
+    checks = [{"Name": 'service: "web" check', "Type": "http", "Path": "/", "Interval": 2 * SEC,
+               "Timeout": 1 * SEC, "CheckRestart": {"Limit": 3, "Grace": 5 * SEC}}]
     j = checked_job(count=1, checks=checks, check_fail_after_s=10)
     # One restart allowed in a long interval, then the task fails (and the allocation with it).
     j["TaskGroups"][0]["RestartPolicy"] = {"Attempts": 1, "Interval": 3600 * SEC, "Delay": 1 * SEC,
@@ -143,7 +144,7 @@ def test_check_restart_restarts_the_task_and_the_restart_policy_rules_on_it() ->
     kinds = [e["Type"] for e in events]
     signaled = [e for e in events if e["Type"] == "Restart Signaled"]
     assert [e["Message"] if "Message" in e else e.get("DisplayMessage") for e in signaled] == \
-        ['healthcheck: check "alive" unhealthy'] * 2, events
+        ['healthcheck: check "service: \\"web\\" check" unhealthy'] * 2, events  # Nomad's %q
     assert "Restarting" in kinds and "Not Restarting" in kinds
     assert a["TaskStates"]["t"]["Restarts"] == 1 and a["TaskStates"]["t"]["Failed"] is True
     starts = [e["Time"] / 1e9 for e in events if e["Type"] == "Started"]

@@ -1631,6 +1631,47 @@ def test_services_are_registered_while_their_allocation_runs_and_go_when_it_stop
     assert regs == {} and c.state.services_by_alloc == {}
 
 
+def test_a_groups_services_stay_through_a_task_restart_and_a_tasks_go_while_it_is_not_running() -> None:
+    # Nomad's client: the group service hook registers at the allocation's prerun and keeps its services
+    # until the allocation is killed; a task's service hook registers after the task starts and
+    # deregisters when it exits (also before a restart) or is killed.
+    c = Cluster()
+    c.node(0)
+    c.register(**service(count=1, group={
+        "Networks": [{"DynamicPorts": [{"Label": "http"}]}],
+        "Services": [{"Name": "grp", "PortLabel": "http"}],
+        "Tasks": [{"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/sleep"},
+                   "Resources": {"CPU": 100, "MemoryMB": 64},
+                   "Services": [{"Name": "tsk", "PortLabel": "http"}]},
+                  {"Name": "side", "Driver": "raw_exec", "Config": {"command": "/bin/sleep"},
+                   "Resources": {"CPU": 100, "MemoryMB": 64}}]}))
+    c.schedule()
+    (a,) = c.running("web")
+    regs = c.state.tables["service_registrations"]
+
+    def report(status: str, t: str, side: str = "running", started: str = "1") -> set[str]:
+        c.apply("alloc_client_update", rev=REPORT_REV, allocs=[{
+            "ID": a["ID"], "ClientStatus": status,
+            "TaskStates": {"t": {"State": t, "StartedAt": started}, "side": {"State": side}}}])
+        return {r["ServiceName"] for r in regs.values()}
+
+    assert report("pending", "pending", "pending") == {"grp"}  # the client started it: before its tasks
+    assert report("running", "running") == {"grp", "tsk"}
+    created = {r["ServiceName"]: r["CreateIndex"] for r in regs.values()}
+    assert report("pending", "pending") == {"grp"}  # t exited and waits to restart: only its service goes
+    assert report("running", "running") == {"grp", "tsk"}
+    assert next(r for r in regs.values() if r["ServiceName"] == "grp")["CreateIndex"] == created["grp"]
+    # An operator deletes t's service: it stays deleted while t runs on, and is back when t starts
+    # again, even a restart quicker than its client's reports (Nomad's service hook, at each start).
+    tsk = next(i for i, r in regs.items() if r["ServiceName"] == "tsk")
+    assert c.apply("service_delete", id=tsk, service_name="tsk")["ok"]
+    assert report("running", "running") == {"grp"}
+    assert report("running", "running", started="2") == {"grp", "tsk"}
+    assert report("running", "dead") == {"grp"}  # t ended, the allocation runs on (side)
+    assert report("failed", "dead", "dead") == set()
+    assert c.state.services_by_alloc == {}
+
+
 def test_service_registrations_and_their_index_survive_a_snapshot_restore() -> None:
     c = Cluster()
     c.node(0)

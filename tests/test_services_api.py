@@ -227,7 +227,7 @@ def test_cli_service_list_and_info(dev, svc):  # noqa: F811
     assert columns(everywhere[0]) == ["Service Name", "Namespace", "Tags"] and aligned(everywhere)
     assert ["svc-web", "default", "[i-0,i-1,web]"] in [columns(x) for x in everywhere]
     assert json.loads(nomad(dev, "service", "list", "-json").stdout) == get(dev.http_port, "/v1/services")
-    assert nomad(dev, "service", "list", "-namespace=other").stdout == "No services found\n"
+    assert nomad(dev, "service", "list", "-namespace=other").stdout == "No service registrations found\n"
 
     info = nomad(dev, "service", "info", "svc-web")
     assert info.returncode == 0, info.stderr
@@ -259,9 +259,14 @@ def test_cli_service_list_and_info(dev, svc):  # noqa: F811
     assert "Results have been paginated. To get the next page run: \n\n" in paged.stdout
     assert f"-page-token=default.{sorted(r['ID'] for r in svc['web'])[1]} svc-web" in paged.stdout
 
-    for args, message in [(("service", "info"), "This command takes one argument"),
-                          (("service", "list", "extra"), "This command takes no arguments"),
-                          (("service", "delete", "svc-web"), "This command takes two arguments"),
+    usage = "\nFor additional help try 'nomad service {} -help'\n"  # Nomad's commandErrorText
+    for args, message in [(("service", "info"), "This command takes one argument: <service_name>"
+                           + usage.format("info")),
+                          (("service", "list", "extra"),
+                           "This command takes no arguments" + usage.format("list")),
+                          (("service", "delete", "svc-web"),
+                           "This command takes two arguments: <service_name> and <service_id>"
+                           + usage.format("delete")),
                           (("service", "info", "-bogus", "svc-web"), "flag provided but not defined: -bogus"),
                           (("service", "info", "no-such-service"), "Error listing service registrations: "
                            'No service registrations with prefix "no-such-service" found'),
@@ -270,7 +275,19 @@ def test_cli_service_list_and_info(dev, svc):  # noqa: F811
                            "(service registration not found)")]:
         got = nomad(dev, *args)
         assert got.returncode == 1 and got.stdout == "", args
-        assert got.stderr.startswith(message) and got.stderr.count("\n") == 1, got.stderr
+        lines = message.count("\n") or 1
+        assert got.stderr.startswith(message) and got.stderr.count("\n") == lines, got.stderr
+
+
+def test_service_info_table_shows_a_portless_registration_by_its_address_alone():
+    # Nomad's formatAddress: net.JoinHostPort unless the port is 0.
+    from runtime import cli  # noqa: F401 (it loads the command modules: runtime.cli_services among them)
+    from runtime.cli_services import format_registrations
+    ids = {"NodeID": "n" * 36, "AllocID": "a" * 36}
+    regs = [{"JobID": "j", "Address": "10.0.0.1", "Port": 0, "Tags": [], **ids},
+            {"JobID": "j", "Address": "::1", "Port": 80, "Tags": ["x"], **ids}]
+    rows = [columns(x) for x in format_registrations(regs).splitlines()[1:]]
+    assert [r[1] for r in rows] == ["10.0.0.1", "[::1]:80"]
 
 
 # ---------------------------------------------------------------- deletes and a stop

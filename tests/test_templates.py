@@ -76,6 +76,31 @@ def test_nomad_services_and_a_chosen_subset() -> None:
                                            data).outputs[0].split()
 
 
+def test_nomad_service_entries_are_consul_templates_and_its_query_takes_a_tag() -> None:
+    # consul-template's NomadService: Name and Node (not ServiceName, NodeID), tags sorted; the query
+    # "<tag>.<name>?ns=<namespace>@<region>" keeps the instances with the tag.
+    regs = [{"ID": "a", "ServiceName": "db", "NodeID": "n1", "Namespace": "default", "Datacenter": "dc1",
+             "JobID": "j", "AllocID": "x", "Address": "10.0.0.1", "Port": 1, "Tags": ["z", "primary"]},
+            {"ID": "b", "ServiceName": "db", "NodeID": "n2", "Namespace": "default", "Datacenter": "dc1",
+             "JobID": "j", "AllocID": "y", "Address": "10.0.0.2", "Port": 2, "Tags": ["replica"]}]
+    data = {("service", "db"): ("", regs)}
+    r = render('{{ range nomadService "db" }}{{ .Name }} {{ .Node }} {{ .Tags }};{{ end }}', data)
+    assert r.outputs == ("db n1 [primary z];db n2 [replica];",)
+    assert render('{{ range nomadService "primary.db" }}{{ .Port }}{{ end }}', data).outputs == ("1",)
+    own = render('{{ range nomadService "db?ns=default@global" }}{{ .Port }}{{ end }}', data)
+    assert own.outputs == ("12",)
+    assert render('{{ range nomadService 2 "k" "none.db" }}{{ .Port }}{{ end }}', data).outputs == ("",)
+    assert r.deps == (("service", "db"),)
+    assert render('{{ range nomadService "db" }}{{ .ServiceName }}{{ end }}', data).error
+    assert render('{{ nomadService "db/x" }}', data).error.endswith(
+        'error calling nomadService: nomad.service: invalid format: "db/x"')
+    # Another namespace's instances are their own dependency (the servers answer for the namespace).
+    other = render('{{ range nomadService "db?ns=prod" }}{{ .Port }}{{ end }}',
+                   {**data, ("service", "db?ns=prod"): ("", regs[1:])})
+    assert other.outputs == ("2",) and other.deps == (("service", "db?ns=prod"),)
+    assert "own region (global)" in render('{{ nomadService "db@eu" }}', data).error
+
+
 def test_env_reads_the_tasks_environment_only() -> None:
     r = render('{{ env "NOMAD_TASK_NAME" }}/{{ env "HOME" }}', {}, {"NOMAD_TASK_NAME": "t"})
     assert r.outputs == ("t/",)
@@ -357,3 +382,42 @@ def test_the_new_map_functions_take_nomads_values_as_go_does() -> None:
                             "got dependency.NomadVarItems")
     r = render('{{ (nomadVar "nomad/jobs/web").Items | toYAML }}', {("var", "nomad/jobs/web"): ("", VAR)})
     assert r.outputs == ("password: pw\nuser: u",)
+
+
+def test_template_data_answers_a_service_of_another_namespace_when_asked_for_it() -> None:
+    # nomadService "db?ns=prod": Nomad lets a workload read the services of any namespace.
+    import msgpack
+
+    from actors.server.alloc_endpoint import template_data
+
+    def reg(i: str, ns: str) -> dict[str, Any]:
+        return {"ID": i, "ServiceName": "db", "Namespace": ns, "Tags": [], "Port": 1}
+
+    class State:
+        tables = {"nodes": {"n": {"ID": "n", "SecretID": "s"}},
+                  "allocs": {"a": {"ID": "a", "NodeID": "n", "Namespace": "default", "JobID": "j",
+                                   "TaskGroup": "g", "Job": {"ID": "j"}}},
+                  "service_registrations": {"r1": reg("r1", "default"), "r2": reg("r2", "prod")}}
+
+    error, data = template_data(State(), "n", "s", "a", "t", (("service", "db"), ("service", "db?ns=prod")))
+    rows = {(k, a): [r["ID"] for r in v] for k, a, _, v in msgpack.unpackb(data)}
+    assert error == "" and rows == {("service", "db"): ["r1"], ("service", "db?ns=prod"): ["r2"]}
+    # nomadServices: the task's namespace, another, or every one ("?ns=*").
+    error, data = template_data(State(), "n", "s", "a", "t",
+                                (("services", ""), ("services", "?ns=prod"), ("services", "?ns=*")))
+    rows = {(k, a): [(s["Name"], s["Namespace"]) for s in v] for k, a, _, v in msgpack.unpackb(data)}
+    assert error == "" and rows == {("services", ""): [("db", "default")],
+                                    ("services", "?ns=prod"): [("db", "prod")],
+                                    ("services", "?ns=*"): [("db", "default"), ("db", "prod")]}
+
+
+def test_nomad_services_takes_consul_templates_query_and_gives_each_services_namespace() -> None:
+    listed = [{"Name": "web", "Namespace": "default", "Tags": ["b", "a"]},
+              {"Name": "db", "Namespace": "prod", "Tags": []}]
+    r = render('{{ range nomadServices "?ns=*" }}{{ .Name }}@{{ .Namespace }}{{ .Tags }} {{ end }}',
+               {("services", "?ns=*"): ("", listed)})
+    assert r.outputs == ("db@prod[] web@default[a b] ",) and r.deps == (("services", "?ns=*"),)
+    own = render('{{ range nomadServices "?ns=default" }}{{ .Name }}{{ end }}',
+                 {("services", ""): ("", listed)})
+    assert own.outputs == ("dbweb",) and own.deps == (("services", ""),)
+    assert render('{{ nomadServices "web" }}', {}).error.endswith('nomad.services: invalid format: "web"')

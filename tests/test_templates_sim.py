@@ -482,3 +482,22 @@ def test_after_a_client_restart_a_template_reading_only_a_file_is_watched_again(
     content[0] = b"v2"
     until(c, lambda: files(c)["t/local/app.conf"] == b"v2")
     until(c, lambda: len(procs(c)) == 2)
+
+
+def test_a_template_query_parked_on_a_server_that_restarts_is_asked_again_at_once() -> None:
+    # consul-template's blocking query sees its connection reset and retries: a change made after the
+    # server is back is rendered in seconds, not when the lost query's timer (template_wait_s plus a
+    # margin: 310 s) runs out.
+    c = boot()
+    set_var(c, "nomad/jobs/web", {"password": "a"})
+    c.register(job([CONF]))
+    until(c, lambda: len(procs(c)) == 1)
+    c.run(5.0)  # its query parked on the server
+    (server,) = c.servers
+    c.crash(server)
+    c.run(2.0)
+    c.restart(server)
+    c.run(15.0)  # its leadership back
+    set_var(c, "nomad/jobs/web", {"password": "b"})
+    until(c, lambda: len(procs(c)) == 2, 40.0)
+    assert files(c)["t/local/app.conf"] == b"password=b\n"

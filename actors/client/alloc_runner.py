@@ -169,6 +169,7 @@ from actors.workload_identity import (
 from runtime.actor import NodeActor
 from runtime.config import format_duration
 from runtime.env import Env
+from runtime.messages import PeerLost
 
 log = logging.getLogger("nomad.client.alloc")
 
@@ -1810,6 +1811,7 @@ class _Task:
     tmpl_data: dict[tuple[str, str], tuple[str, Any]] = field(default_factory=dict)
     tmpl_index: int = 0
     tmpl_req: int = 0
+    tmpl_server: str = ""  # the server the query in flight went to (PeerLost: it fails at once)
     tmpl_ready: bool = False
     tmpl_wait: bool = False
     tmpl_adopt: bool = False  # re-attached after a client restart: render and watch, without a change_mode
@@ -2015,6 +2017,7 @@ class AllocRunner(NodeActor):
         self.link_node, self.link_secret, self.servers = "", "", []  # type: list[str]
         self._tmpl_reqs: dict[int, tuple[str, str]] = {}  # req_id -> (alloc, task)
         self._tmpl_next = 0
+        self._watched: set[str] = set()  # the servers whose lost connections the runtime tells us of
         self._wid_reqs: dict[int, tuple[str, str]] = {}  # SignIdentities req_id -> (alloc, task)
         self.store = state
         self.alloc_root = alloc_root
@@ -2107,6 +2110,9 @@ class AllocRunner(NodeActor):
             self._flush()
         elif isinstance(message, TemplateDataResponse):
             self._template_data(message)
+            self._flush()
+        elif isinstance(message, PeerLost):
+            self._peer_lost(message)
             self._flush()
         elif isinstance(message, SignIdentitiesResponse):
             self._signed(message)
@@ -2775,7 +2781,11 @@ class AllocRunner(NodeActor):
         t.tmpl_req = self._tmpl_next
         self._tmpl_reqs[t.tmpl_req] = (a.alloc_id, t.spec.name)
         wait = self.cfg.template_wait_s if blocking else 0.0
-        self.send(self.servers[0], ALLOC_ENDPOINT_NAME, GetTemplateData(
+        t.tmpl_server = server = self.servers[0]
+        if server not in self._watched:
+            self._watched.add(server)
+            self.env.watch_peer(server, self.name)
+        self.send(server, ALLOC_ENDPOINT_NAME, GetTemplateData(
             req_id=t.tmpl_req, reply_node=self.env.node, reply_actor=self.name, node_id=self.link_node,
             secret_id=self.link_secret, alloc_id=a.alloc_id, task=t.spec.name, deps=tuple(deps),
             min_index=t.tmpl_index if blocking else 0, wait_s=wait))
@@ -2930,6 +2940,21 @@ class AllocRunner(NodeActor):
         t.wid_token, t.wid_named, t.wid_wait, t.wid_ready, t.wid_adopt = token, named, False, True, False
         self._dirty.add(a.alloc_id)  # its allocation's turn (_coordinate) starts it, in its lifecycle stage
         self._wid_renew_at(a, t)
+
+    def _peer_lost(self, m: PeerLost) -> None:
+        """The connection to a server ended (its process stopped or restarted): the template queries
+        parked there fail now, not when their timers run out (template_wait_s plus a margin), and go
+        again after nomad_retry's backoff -- as consul-template's blocking query sees its connection
+        reset and retries at once."""
+        lost = [(a, t) for _, a in sorted(self.allocs.items()) for _, t in sorted(a.tasks.items())
+                if t.tmpl_req and t.tmpl_server == m.node]
+        if lost and self.servers and self.servers[0] == m.node:
+            self._rotate()
+        for a, t in lost:
+            self._tmpl_reqs.pop(t.tmpl_req, None)
+            t.tmpl_req = 0
+            self._cancel_task_timer("tmpl", a, t)
+            self._tmpl_retry(a, t, f"connection to {m.node} lost: {m.reason}")
 
     def _tmpl_retry(self, a: _Alloc, t: _Task, error: str) -> None:
         """A template data query failed: ask again after nomad_retry's backoff, or, its attempts spent,
@@ -4052,7 +4077,7 @@ class AllocRunner(NodeActor):
         if now < since + spec.interval_s * (spec.restart_limit - 1):
             return
         del a.checks_failing[m.check_id]
-        why = f'healthcheck: check "{spec.name}" unhealthy'
+        why = f"healthcheck: check {json.dumps(spec.name, ensure_ascii=False)} unhealthy"  # Go's %q
         log.info("%s: allocation %s: restarting %s: %s", self.env.node, a.alloc_id[:8],
                  ", ".join(t.spec.name for t in running), why)
         self._dirty.add(a.alloc_id)

@@ -15,8 +15,13 @@ blocking query read with the task's workload identity):
   ("Permission denied": only ``nomad/jobs``, ``nomad/jobs/<job>``,
   ``.../<group>`` and ``.../<task>`` of its namespace) fails the render.
 * ``nomadVarList ["prefix"]``, ``nomadVarExists "path"`` (never block);
-* ``nomadService "name"`` (``.Address``, ``.Port``, ``.Tags``...) and
-  ``nomadServices`` (``.Name``, ``.Tags``) -- the native service catalog;
+* ``nomadService "[tag.]name[?ns=namespace][@region]"`` (consul-template's
+  ``NomadService``: ``.ID``, ``.Name``, ``.Node``, ``.Address``, ``.Port``,
+  ``.Datacenter``, ``.Tags`` sorted, ``.JobID``, ``.AllocID``; a tag keeps
+  the instances that have it; ``?ns=`` reads another namespace's, as Nomad
+  lets a workload; another region than the agent's fails the render: its
+  servers answer for their own) and ``nomadServices ["?ns=<ns>|*"]``
+  (``.Name``, ``.Namespace``, ``.Tags``) -- the native service catalog;
 * ``env "NAME"``, ``mustEnv``, ``envOrDefault`` -- the task's environment;
 * ``byTag``, ``byPort`` -- services grouped by tag, by port;
 * ``file "/path"`` -- a file of the task's directory (Nomad's file sandbox),
@@ -238,8 +243,16 @@ class Struct(dict):
 
 
 _META_KEYS = ("Namespace", "Path", "CreateIndex", "ModifyIndex", "CreateTime", "ModifyTime")
-_SERVICE_KEYS = ("ID", "ServiceName", "Namespace", "NodeID", "Datacenter", "JobID", "AllocID", "Tags",
-                 "Address", "Port")
+# consul-template's NomadService (dependency/nomad_service.go): its fields, in its order, and where each
+# is in a registration.
+_SERVICE_FIELDS = (("ID", "ID"), ("Name", "ServiceName"), ("Node", "NodeID"), ("Address", "Address"),
+                   ("Port", "Port"), ("Datacenter", "Datacenter"), ("Tags", "Tags"), ("JobID", "JobID"),
+                   ("AllocID", "AllocID"))
+# consul-template's NomadServicesQueryRe: "?ns=<namespace or *>@<region>", both optional.
+_SERVICES_QUERY = re.compile(r"\A(?:\?ns=(?P<namespace>[\w\-]+|\*))?(?:@(?P<region>[\w.\-]+))?\Z", re.ASCII)
+# consul-template's NomadServiceQueryRe: "<tag>.<name>?ns=<namespace>@<region>" ([[:word:]] is ASCII).
+_SERVICE_QUERY = re.compile(r"\A(?:(?P<tag>[\w=:.\-]+)\.)?(?P<name>[\w\-]+)(?:\?ns=(?P<namespace>[\w\-]+))?"
+                            r"(?:@(?P<region>[\w.\-]+))?\Z", re.ASCII)
 _CONSUL = ("key", "keyOrDefault", "keyExists", "ls", "safeLs", "tree", "safeTree", "service", "services",
            "connect", "caLeaf", "caRoots", "node", "nodes", "checks", "datacenters")
 _VAULT = ("secret", "secrets", "pkiCert")
@@ -252,8 +265,9 @@ def dep_name(kind: str, arg: str, namespace: str) -> str:
     if kind == "varlist":
         return f"nomad.var.list({arg}@{namespace}.{REGION})"
     if kind == "service":
-        return f"nomad.service({arg}@{namespace}.{REGION})"
-    return f"nomad.services(@{namespace}.{REGION})"
+        name, sep, other = arg.partition("?ns=")
+        return f"nomad.service({name}@{other if sep else namespace}.{REGION})"
+    return f"nomad.services(@{arg.partition('?ns=')[2] or namespace}.{REGION})"
 
 
 @dataclass(slots=True)
@@ -344,23 +358,47 @@ def _render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None,
         key ranks first (Nomad's rendezvous ``choose``, to spread clients over a service's instances)."""
         if len(args) not in (1, 3):
             raise TemplateError(f"nomadService: expected 1 or 3 arguments, got {len(args)}")
-        name = args[-1]
-        _need_str("nomadService", name)
-        regs = list(get("service", name) or ())
+        query = args[-1]
+        _need_str("nomadService", query)
+        m = _SERVICE_QUERY.match(query)
+        if m is None:
+            raise TemplateError(f"nomad.service: invalid format: {json.dumps(query, ensure_ascii=False)}")
+        if m["region"] not in (None, REGION):
+            raise TemplateError(f"nomad.service: {query}: this agent reads the services of its own "
+                                f"region ({REGION}) only")
+        other = m["namespace"] not in (None, namespace)  # (a workload may read any namespace's)
+        regs = list(get("service", f"{m['name']}?ns={m['namespace']}" if other else m["name"]) or ())
         if len(args) == 3:
             count, key = args[0], args[1]
             if isinstance(count, str) and count.isdigit():
                 count = int(count)
             if not isinstance(count, int) or isinstance(count, bool) or count < 0 or not isinstance(key, str):
                 raise TemplateError("nomadService: the count must be a number >= 0 and the key a string")
-            regs = rendezvous(regs, count, key)
-        return [Struct("NomadService", {k: r.get(k) for k in _SERVICE_KEYS}) for r in regs]
+            regs = rendezvous(regs, count, key)  # (the servers choose before the tag filters)
+        if m["tag"] is not None:
+            regs = [r for r in regs if m["tag"] in (r.get("Tags") or ())]
+        return [Struct("NomadService", {k: sorted(r.get(v) or ()) if k == "Tags" else r.get(v)
+                                        for k, v in _SERVICE_FIELDS}) for r in regs]
 
     def nomad_services(*args: Any) -> list[Struct]:
-        if args:
-            raise TemplateError("nomadServices: this agent takes no arguments")
-        return [Struct("NomadServicesSnippet", {"Name": s.get("Name"), "Tags": list(s.get("Tags") or ())})
-                for s in get("services", "") or ()]
+        """``nomadServices ["?ns=<namespace>@<region>"]``: consul-template's NomadServicesSnippet (Name,
+        Namespace, Tags sorted) of the task's namespace, another one, or every one (``?ns=*``)."""
+        if len(args) > 1:
+            raise TemplateError(f"nomadServices: expected 0 or 1 arguments, got {len(args)}")
+        query = args[0] if args else ""
+        _need_str("nomadServices", query)
+        m = _SERVICES_QUERY.match(query)
+        if m is None:
+            raise TemplateError(f"nomad.services: invalid format: {json.dumps(query, ensure_ascii=False)}")
+        if m["region"] not in (None, REGION):
+            raise TemplateError(f"nomad.services: {query}: this agent reads the services of its own "
+                                f"region ({REGION}) only")
+        arg = f"?ns={m['namespace']}" if m["namespace"] not in (None, namespace) else ""
+        found = [Struct("NomadServicesSnippet", {"Name": s.get("Name"),
+                                                 "Namespace": s.get("Namespace", namespace),
+                                                 "Tags": sorted(s.get("Tags") or ())})
+                 for s in get("services", arg) or ()]
+        return sorted(found, key=lambda s: str(s["Name"]))  # (stable: by name, as consul-template sorts)
 
     def by_tag(services: Any) -> dict[str, list[Any]]:
         """consul-template's byTag on nomadService / nomadServices: tag -> the services with it."""

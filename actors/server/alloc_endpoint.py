@@ -164,16 +164,25 @@ def template_data(state: Any, node_id: str, secret_id: str, alloc_id: str, task:
                       if workload_may_read(ns, job_id, group, task, v["Namespace"], v["Path"])]
             out.append([kind, arg, "", listed])
         elif kind == "service":
+            # "<name>", or "<name>?ns=<namespace>" (nomadService "web?ns=other"): Nomad lets a workload
+            # read the services of any namespace (acl.AllowServiceRegistrationReadList's isWorkload).
+            name, sep, other = arg.partition("?ns=")
+            want = other if sep else ns
             regs = state.tables.get(svc_state.TABLE, {})
             out.append([kind, arg, "", [dict(r, Tags=list(r.get("Tags") or ()))
                                         for _, r in sorted(regs.items())
-                                        if r["ServiceName"] == arg and r.get("Namespace", "default") == ns]])
-        else:
-            tags: dict[str, set[str]] = {}
+                                        if r["ServiceName"] == name
+                                        and r.get("Namespace", "default") == want]])
+        else:  # "services": "", or "?ns=<namespace>" (nomadServices "?ns=other"; "*": every namespace)
+            _, sep, other = arg.partition("?ns=")
+            want = other if sep else ns
+            tags: dict[tuple[str, str], set[str]] = {}
             for r in state.tables.get(svc_state.TABLE, {}).values():
-                if r.get("Namespace", "default") == ns:
-                    tags.setdefault(r["ServiceName"], set()).update(r.get("Tags") or ())
-            out.append([kind, arg, "", [{"Name": n, "Tags": sorted(t)} for n, t in sorted(tags.items())]])
+                r_ns = r.get("Namespace", "default")
+                if want in ("*", r_ns):
+                    tags.setdefault((r["ServiceName"], r_ns), set()).update(r.get("Tags") or ())
+            out.append([kind, arg, "", [{"Name": n, "Namespace": n_ns, "Tags": sorted(t)}
+                                        for (n, n_ns), t in sorted(tags.items())]])
     return "", msgpack.packb(out, use_bin_type=True)
 
 

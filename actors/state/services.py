@@ -1,14 +1,19 @@
 """Service registrations: Nomad's native service discovery (``provider = "nomad"``).
 
 A job's ``service`` blocks (group or task level) name what an allocation
-offers; while the allocation runs (desired ``run``, client status
-``running``) each is registered under Nomad's ID --
+offers; each is registered under Nomad's ID --
 ``_nomad-task-<alloc>-<task>-<name>-<port label>``, where a group's services
 take ``group-<group>`` for the task -- with the address and
 port its ``PortLabel`` names (and its tags: its ``CanaryTags`` instead while
 the allocation is a canary its deployment has not promoted; the promotion's
-write re-registers it with the normal tags), and the registration goes when the allocation
-stops running, is stopped, is lost or is collected.
+write re-registers it with the normal tags).  As Nomad's client hooks do, a
+group's services are registered while its client runs the allocation (desired
+``run``; client status ``running``, or ``pending`` once the client has reported
+task states: Nomad's group service hook registers before the tasks start and
+keeps them through a task's restarts), and a task's services while that task
+runs (Nomad's service hook: registered after the task starts, removed when it
+exits -- also between restarts -- or is killed); everything goes when the
+allocation is stopped, lost, fails, completes or is collected.
 
 Where Nomad's client upserts and deletes registrations over RPC as its
 tasks start and stop, here every server derives them from the allocation
@@ -43,6 +48,31 @@ def _running(a: dict[str, Any] | None) -> bool:
     return a is not None and a.get("DesiredStatus") == "run" and a.get("ClientStatus") == "running"
 
 
+def active_owners(alloc: dict[str, Any] | None) -> frozenset[str]:
+    """The owners (``group-<group>``, or a task's name) whose services *alloc* has registered now: the
+    group's while its client runs it (running, or pending with task states: started, a task perhaps
+    restarting), a task's while that task runs (a record without the task's state: while the
+    allocation runs)."""
+    if alloc is None or alloc.get("DesiredStatus") != "run":
+        return frozenset()
+    status, states = alloc.get("ClientStatus"), alloc.get("TaskStates") or {}
+    if not (status == "running" or (status == "pending" and states)):
+        return frozenset()
+    out = {f"group-{alloc.get('TaskGroup', '')}"}
+    for task, state in states.items():
+        if (state or {}).get("State") == "running":
+            out.add(task)
+    if status == "running":  # tasks the record gives no state for run with their allocation
+        group = _group(alloc)
+        out.update(t["Name"] for t in (group or {}).get("Tasks", ()) if t.get("Name") not in states)
+    return frozenset(out)
+
+
+def _group(alloc: dict[str, Any]) -> dict[str, Any] | None:
+    job = alloc.get("Job") or {}
+    return next((g for g in job.get("TaskGroups", ()) if g.get("Name") == alloc.get("TaskGroup")), None)
+
+
 def _interpolate(text: str, env: dict[str, str]) -> str:
     return _VAR.sub(lambda m: env.get(m.group(1), m.group(0)), text)
 
@@ -57,12 +87,13 @@ def is_canary(store: Any, alloc: dict[str, Any]) -> bool:
 
 
 def registrations(alloc: dict[str, Any], node: dict[str, Any] | None, *,
-                  canary: bool = False) -> list[dict[str, Any]]:
-    """The service registrations of *alloc* (its job's group and task services), in Nomad's API shape.
+                  canary: bool = False, owners: frozenset[str] | None = None) -> list[dict[str, Any]]:
+    """The service registrations of *alloc* (its job's group and task services; only *owners*' when
+    given), in Nomad's API shape.
     A *canary* registers a service's CanaryTags, when it has some, instead of its Tags (Nomad's nsd
     provider; CanaryMeta, like Meta, is Consul's: a Nomad registration carries no meta)."""
     job = alloc.get("Job") or {}
-    group = next((g for g in job.get("TaskGroups", ()) if g.get("Name") == alloc.get("TaskGroup")), None)
+    group = _group(alloc)
     if group is None or not (group.get("Services") or any(t.get("Services") for t in group.get("Tasks", ()))):
         return []  # most allocations offer no service: nothing to build
     ports = {p["Label"]: p for p in alloc.get("AllocatedPorts") or ()}
@@ -74,10 +105,12 @@ def registrations(alloc: dict[str, Any], node: dict[str, Any] | None, *,
                 "NOMAD_JOB_ID": job.get("ID", ""), "NOMAD_GROUP_NAME": group["Name"],
                 "NOMAD_NAMESPACE": alloc.get("Namespace", "default"), "NOMAD_ALLOC_ID": alloc["ID"],
                 "NOMAD_ALLOC_INDEX": name_index, "NOMAD_DC": node.get("Datacenter", "")}
-    owners = [(f"group-{group['Name']}", "", group.get("Services") or ())]
-    owners += [(t["Name"], t["Name"], t.get("Services") or ()) for t in group.get("Tasks", ())]
+    all_owners = [(f"group-{group['Name']}", "", group.get("Services") or ())]
+    all_owners += [(t["Name"], t["Name"], t.get("Services") or ()) for t in group.get("Tasks", ())]
     out = []
-    for owner, task, services in owners:
+    for owner, task, services in all_owners:
+        if owners is not None and owner not in owners:
+            continue
         env = {**base_env, **({"TASK": task, "NOMAD_TASK_NAME": task,
                                "BASE": f"{job.get('ID', '')}-{group['Name']}-{task}"} if task else
                               {"BASE": f"{job.get('ID', '')}-{group['Name']}"})}
@@ -103,32 +136,72 @@ def registrations(alloc: dict[str, Any], node: dict[str, Any] | None, *,
     return out
 
 
-def alloc_written(store: Any, index: int, alloc: dict[str, Any], before: dict[str, Any] | None) -> None:
-    """An allocation write: register its services when it starts running, deregister when it stops."""
-    now_running, was_running = _running(alloc), _running(before)
-    if now_running == was_running:
+def _owners(alloc: dict[str, Any] | None, per_task: bool) -> frozenset[str]:
+    """:func:`active_owners`; without *per_task* (client reports written before it): every owner while
+    the allocation runs, none otherwise."""
+    if per_task:
+        return active_owners(alloc)
+    if not _running(alloc):
+        return frozenset()
+    group = _group(alloc) or {}  # (alloc is not None: _running)
+    return frozenset([f"group-{group.get('Name', '')}", *(t["Name"] for t in group.get("Tasks", ()))])
+
+
+def alloc_written(store: Any, index: int, alloc: dict[str, Any], before: dict[str, Any] | None, *,
+                  per_task: bool = True) -> None:
+    """An allocation write: register the services of the owners (its group, its tasks) that started
+    running, deregister those of the owners that stopped."""
+    now, was = _owners(alloc, per_task), _owners(before, per_task)
+    restarted = _restarted(alloc, before, now & was) if per_task else frozenset()
+    if now == was and not restarted:
+        return
+    if not now:
+        remove_alloc(store, index, alloc["ID"])
+        return
+    node = store.tables["nodes"].get(alloc.get("NodeID", ""))
+    stopped = was - now
+    if stopped:
+        table, mine = store.tables[TABLE], store.services_by_alloc.get(alloc["ID"], set())
+        gone = sorted(r["ID"] for r in registrations(alloc, node, owners=stopped) if r["ID"] in mine)
+        for reg_id in gone:
+            table.pop(reg_id, None)
+            mine.discard(reg_id)
+        if gone:
+            store._touch(TABLE, index)
+    _register(store, index, alloc, node, (now - was) | restarted)
+
+
+def _restarted(alloc: dict[str, Any], before: dict[str, Any] | None,
+               owners: frozenset[str]) -> frozenset[str]:
+    """The tasks among *owners* that started again between *before* and *alloc* (a restart quicker than
+    its client's reports: running in both): Nomad's service hook registers a task's services again at
+    each start, so one an operator deleted is back."""
+    old, new = (before or {}).get("TaskStates") or {}, alloc.get("TaskStates") or {}
+    return frozenset(task for task in owners if task in new and task in old
+                     and (new[task] or {}).get("StartedAt") != (old[task] or {}).get("StartedAt"))
+
+
+def _register(store: Any, index: int, alloc: dict[str, Any], node: dict[str, Any] | None,
+              owners: frozenset[str]) -> None:
+    if not owners:
         return
     table = store.tables[TABLE]
-    if now_running:
-        node = store.tables["nodes"].get(alloc.get("NodeID", ""))
-        regs = registrations(alloc, node, canary=is_canary(store, alloc))
-        for reg in regs:
-            old = table.get(reg["ID"])
-            table[reg["ID"]] = {**reg, "CreateIndex": old["CreateIndex"] if old else index,
-                                "ModifyIndex": index}
-            store.services_by_alloc.setdefault(alloc["ID"], set()).add(reg["ID"])
-        if regs:
-            store._touch(TABLE, index)
-    else:
-        remove_alloc(store, index, alloc["ID"])
+    regs = registrations(alloc, node, canary=is_canary(store, alloc), owners=owners)
+    for reg in regs:
+        old = table.get(reg["ID"])
+        table[reg["ID"]] = {**reg, "CreateIndex": old["CreateIndex"] if old else index, "ModifyIndex": index}
+        store.services_by_alloc.setdefault(alloc["ID"], set()).add(reg["ID"])
+    if regs:
+        store._touch(TABLE, index)
 
 
 def refresh(store: Any, index: int, alloc: dict[str, Any]) -> None:
     """The allocation now runs another version of its job (an in-place update): register anew."""
-    if not _running(alloc):
+    owners = active_owners(alloc)
+    if not owners:
         return
-    regs = registrations(alloc, store.tables["nodes"].get(alloc.get("NodeID", "")),
-                         canary=is_canary(store, alloc))
+    node = store.tables["nodes"].get(alloc.get("NodeID", ""))
+    regs = registrations(alloc, node, canary=is_canary(store, alloc), owners=owners)
     if not regs and alloc["ID"] not in store.services_by_alloc:
         return
     keep = {r["ID"] for r in regs}
@@ -139,7 +212,7 @@ def refresh(store: Any, index: int, alloc: dict[str, Any]) -> None:
         mine.discard(reg_id)
     if stale:
         store._touch(TABLE, index)
-    alloc_written(store, index, alloc, None)  # the rest keep their CreateIndex
+    _register(store, index, alloc, node, owners)  # the rest keep their CreateIndex
 
 
 def promoted(store: Any, index: int, alloc_ids: list[str]) -> None:

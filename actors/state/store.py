@@ -139,8 +139,10 @@ UNBLOCKED_DESCRIPTION = "unblocked: capacity changed"  # a blocked evaluation le
 # it was written; one without ``rev`` is 1): 2 -- an unhealthy allocation that has used its reschedule
 # attempts fails its deployment at once (Nomad's shouldFailEarly), and the job's status follows Nomad's
 # getJobStatus (see StateStore._job_status); 3 -- a system allocation that fails or ends makes no
-# alloc-failure evaluation (Nomad's Node.UpdateAlloc: a system job has no reschedule policy).
-REPORT_REV = 3
+# alloc-failure evaluation (Nomad's Node.UpdateAlloc: a system job has no reschedule policy); 4 -- service
+# registrations follow the group and each task (services.active_owners: a group's stay through a task's
+# restart, a task's go when it exits), not only the allocation's running status.
+REPORT_REV = 4
 
 
 
@@ -2449,7 +2451,7 @@ class StateStore:
                                            "ModifyIndex": index}
             rec.update(ModifyIndex=index, ModifyTime=now)
             allocs[rec["ID"]] = rec
-            services.alloc_written(self, index, rec, a)
+            services.alloc_written(self, index, rec, a, per_task=acc.rev >= 4)
             if newly_healthy is not None and dep_id:
                 deployments.health_update(self, index, rec, newly_healthy, now, acc.watcher_jobs,
                                           acc.dep_failures, fail_early=acc.rev >= 2)
