@@ -369,6 +369,22 @@ def test_a_failing_server_is_asked_again_and_a_stop_ends_the_wait(tmp_path):
     assert c.starts_of("a2") == [] and c.migrator.reqs == []
 
 
+def test_a_query_parked_on_a_server_that_dies_is_asked_again_of_the_next_at_once(tmp_path):
+    # The previous allocation still runs: the first server parks the blocking query (migrate_wait_s,
+    # 300 s, plus a margin).  Its process dies: the runtime says so (PeerLost) and the query goes to the
+    # next server now, not when its timer runs out, some five minutes later.
+    c = RemoteClient(str(tmp_path), [{**RUNNING, "delay": 1000.0}])
+    other: list[GetPrevAlloc] = []
+    c.sched.add_node("s2", lambda env: env.spawn(FakeEndpoint, ALLOC_ENDPOINT, [DONE], other))
+    c.node.actors["allocs"].tell(ServerLink(node_id="nB", secret_id="sb", servers=("s1", "s2")))
+    c.set(_disk_alloc("a2", prev="p1-remote", migrate=True))
+    c.run(2.0)
+    assert len(c.asked) == 1 and other == [] and c.starts_of("a2") == []
+    c.server.crash()
+    c.until(lambda: c.status("a2") == "running", 10)
+    assert len(other) == 1 and c.sched.now < 5.0
+
+
 def test_without_a_server_link_the_query_waits_for_one_and_a_sticky_only_disk_is_not_pulled(tmp_path):
     c = RemoteClient(str(tmp_path), [DONE])
     c.set(_disk_alloc("a2", prev="p1-remote", sticky=True))  # sticky without migrate: nothing to pull

@@ -1830,6 +1830,7 @@ class _Task:
     # its start waits for it.
     wid_token: str = ""
     wid_req: int = 0
+    wid_server: str = ""  # the server the request in flight went to (PeerLost: it fails at once)
     wid_wait: bool = False
     wid_ready: bool = False  # all its identities were signed once (then only renewals are asked)
     # Re-attached after a client restart with identities to renew: signed again (files rewritten, no
@@ -1880,6 +1881,7 @@ class _Alloc:
     # "fetch" while the migrator pulls its snapshot (migrate_run: that fetch), "done" once over.
     prev_remote: str = ""
     prev_req: int = 0
+    prev_server: str = ""  # the server prev_req went to (PeerLost: it is asked again at once)
     prev_index: int = 0
     migrate_run: int = 0
     stop_why: str = ""  # why it is being stopped, while its leader task is killed before the others
@@ -2223,10 +2225,7 @@ class AllocRunner(NodeActor):
                 elif kind == "maxrun" and a is not None and not t:
                     self._max_run_over(a)
                 elif kind == "prevq" and a is not None and a.prev_req:  # no answer: the next server
-                    self._prev_reqs.pop(a.prev_req, None)
-                    a.prev_req = 0
-                    self._rotate()
-                    self._prev_query(a)
+                    self._prev_lost(a)
                 elif kind == "prevq_retry" and a is not None:
                     self._prev_query(a)
                 elif kind == "migrate" and a is not None and a.migrate_run:
@@ -2251,13 +2250,7 @@ class AllocRunner(NodeActor):
                     elif kind == "tmpl_retry":
                         self._tmpl_query(a, t)
                     elif kind == "wid" and t.wid_req:  # no answer: the next server, after a pause
-                        self._wid_reqs.pop(t.wid_req, None)
-                        t.wid_req = 0
-                        self._rotate()
-                        if t.wid_ready:
-                            self._wid_renew_failed(a, t, "no answer from the server")
-                        else:
-                            self._set_task_timer("wid_retry", a, t, self.cfg.identity_retry_s)
+                        self._wid_lost(a, t, "no answer from the server")
                     elif kind == "wid_retry" and (t.wid_wait or t.wid_adopt) and not t.wid_req \
                             and t.phase != P_DEAD:
                         self._wid_query(a, t)
@@ -2781,10 +2774,7 @@ class AllocRunner(NodeActor):
         t.tmpl_req = self._tmpl_next
         self._tmpl_reqs[t.tmpl_req] = (a.alloc_id, t.spec.name)
         wait = self.cfg.template_wait_s if blocking else 0.0
-        t.tmpl_server = server = self.servers[0]
-        if server not in self._watched:
-            self._watched.add(server)
-            self.env.watch_peer(server, self.name)
+        t.tmpl_server = server = self._watched_server()
         self.send(server, ALLOC_ENDPOINT_NAME, GetTemplateData(
             req_id=t.tmpl_req, reply_node=self.env.node, reply_actor=self.name, node_id=self.link_node,
             secret_id=self.link_secret, alloc_id=a.alloc_id, task=t.spec.name, deps=tuple(deps),
@@ -2808,7 +2798,8 @@ class AllocRunner(NodeActor):
         self._tmpl_next += 1
         t.wid_req = self._tmpl_next
         self._wid_reqs[t.wid_req] = (a.alloc_id, t.spec.name)
-        self.send(self.servers[0], ALLOC_ENDPOINT_NAME, SignIdentities(
+        t.wid_server = self._watched_server()
+        self.send(t.wid_server, ALLOC_ENDPOINT_NAME, SignIdentities(
             req_id=t.wid_req, reply_node=self.env.node, reply_actor=self.name, node_id=self.link_node,
             secret_id=self.link_secret, alloc_id=a.alloc_id, tasks=tasks, identities=named))
         self._set_task_timer("wid", a, t, self.cfg.identity_rpc_timeout_s)
@@ -2941,20 +2932,61 @@ class AllocRunner(NodeActor):
         self._dirty.add(a.alloc_id)  # its allocation's turn (_coordinate) starts it, in its lifecycle stage
         self._wid_renew_at(a, t)
 
+    def _watched_server(self) -> str:
+        """The server the next request goes to (the first of ours), watched: the runtime tells us when its
+        connection ends (PeerLost), and what is in flight there is asked again without waiting out its
+        timer."""
+        server = self.servers[0]
+        if server not in self._watched:
+            self._watched.add(server)
+            self.env.watch_peer(server, self.name)
+        return server
+
     def _peer_lost(self, m: PeerLost) -> None:
-        """The connection to a server ended (its process stopped or restarted): the template queries
-        parked there fail now, not when their timers run out (template_wait_s plus a margin), and go
-        again after nomad_retry's backoff -- as consul-template's blocking query sees its connection
-        reset and retries at once."""
-        lost = [(a, t) for _, a in sorted(self.allocs.items()) for _, t in sorted(a.tasks.items())
-                if t.tmpl_req and t.tmpl_server == m.node]
-        if lost and self.servers and self.servers[0] == m.node:
+        """The connection to a server ended (its process stopped or restarted): what this runner had in
+        flight there fails now, not when its timer runs out -- a template query (template_wait_s plus a
+        margin: it goes again after nomad_retry's backoff, as consul-template's blocking query sees its
+        connection reset and retries at once), a query for a previous allocation on another node
+        (migrate_wait_s plus a margin: asked again at once, of the next server) and a request to sign
+        workload identities (identity_rpc_timeout_s: asked again after identity_retry_s)."""
+        tasks = [(a, t) for _, a in sorted(self.allocs.items()) for _, t in sorted(a.tasks.items())]
+        tmpl = [(a, t) for a, t in tasks if t.tmpl_req and t.tmpl_server == m.node]
+        wid = [(a, t) for a, t in tasks if t.wid_req and t.wid_server == m.node]
+        prev = [a for _, a in sorted(self.allocs.items()) if a.prev_req and a.prev_server == m.node]
+        if (tmpl or wid or prev) and self.servers and self.servers[0] == m.node:
             self._rotate()
-        for a, t in lost:
+        why = f"connection to {m.node} lost: {m.reason}"
+        for a, t in tmpl:
             self._tmpl_reqs.pop(t.tmpl_req, None)
             t.tmpl_req = 0
             self._cancel_task_timer("tmpl", a, t)
-            self._tmpl_retry(a, t, f"connection to {m.node} lost: {m.reason}")
+            self._tmpl_retry(a, t, why)
+        for a, t in wid:
+            self._cancel_task_timer("wid", a, t)
+            self._wid_lost(a, t, why, rotate=False)
+        for a in prev:
+            self._cancel_alloc_timer("prevq", a)
+            self._prev_lost(a, rotate=False)
+
+    def _wid_lost(self, a: _Alloc, t: _Task, why: str, *, rotate: bool = True) -> None:
+        """The request to sign the task's identities got no answer: the next server, after a pause (a
+        renewal: after its backoff)."""
+        self._wid_reqs.pop(t.wid_req, None)
+        t.wid_req = 0
+        if rotate:
+            self._rotate()
+        if t.wid_ready:
+            self._wid_renew_failed(a, t, why)
+        else:
+            self._set_task_timer("wid_retry", a, t, self.cfg.identity_retry_s)
+
+    def _prev_lost(self, a: _Alloc, *, rotate: bool = True) -> None:
+        """The query for the previous allocation got no answer: asked again of the next server."""
+        self._prev_reqs.pop(a.prev_req, None)
+        a.prev_req = 0
+        if rotate:
+            self._rotate()
+        self._prev_query(a)
 
     def _tmpl_retry(self, a: _Alloc, t: _Task, error: str) -> None:
         """A template data query failed: ask again after nomad_retry's backoff, or, its attempts spent,
@@ -3591,7 +3623,8 @@ class AllocRunner(NodeActor):
         a.prev_req = self._prev_next
         self._prev_reqs[a.prev_req] = a.alloc_id
         wait = self.cfg.migrate_wait_s
-        self.send(self.servers[0], ALLOC_ENDPOINT_NAME, GetPrevAlloc(
+        a.prev_server = self._watched_server()
+        self.send(a.prev_server, ALLOC_ENDPOINT_NAME, GetPrevAlloc(
             req_id=a.prev_req, reply_node=self.env.node, reply_actor=self.name, node_id=self.link_node,
             secret_id=self.link_secret, alloc_id=a.alloc_id, min_index=a.prev_index, wait_s=wait))
         self._set_alloc_timer("prevq", a, wait + self.cfg.migrate_rpc_margin_s)
