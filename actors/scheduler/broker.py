@@ -38,7 +38,7 @@ from typing import Any
 
 from actors.agent_messages import ConfigReloaded
 from actors.raft.peer import InfoQuery, Propose, Read, Watch
-from actors.scheduler.messages import BatchDone, PlanBatch, WorkerReady
+from actors.scheduler.messages import BatchDone, PlanBatch, PlanSubmit, WorkerReady
 from actors.scheduler.scheduler import compute_plan, plan_usage
 from actors.scheduler.worker import LOCAL, WorkerPool
 from actors.server import RAFT, LeadershipChanged, RaftInfo, RaftReply, ReplyTo, leader_metrics
@@ -138,6 +138,9 @@ class BrokerConfig:
     # The leader forgets a follower's idle slot not offered again for this long, so a follower gone
     # silent is given no batch (that batch would wait nack_timeout_s); three refreshes can be lost.
     ready_ttl_s: float = 3.0
+    # Jobs whose wait index the leader keeps before forgetting those idle for two sweeps (~20 s): a
+    # bound on memory with many jobs; a dict entry each.
+    max_job_floors: int = 10_000
     # The evaluation types this server's workers schedule (the agent's server.enabled_schedulers, with
     # _core always added, as Nomad does); an evaluation of another type waits for a leader that has it.
     schedulers: tuple[str, ...] = SCHEDULER_TYPES
@@ -150,8 +153,8 @@ class BrokerConfig:
             raise ValueError("num_workers must be >= 1")
         if self.delivery_limit < 1:
             raise ValueError("delivery_limit must be >= 1")
-        if self.max_timed_evals < 0:
-            raise ValueError("max_timed_evals must be >= 0")
+        if self.max_timed_evals < 0 or self.max_job_floors < 0:
+            raise ValueError("max_timed_evals and max_job_floors must be >= 0")
         if self.max_plans_per_entry < 1:
             raise ValueError("max_plans_per_entry must be >= 1")
         if self.max_placements_per_entry < 1 or self.max_stops_per_entry < 1:
@@ -322,7 +325,14 @@ class EvalBroker(WorkerPool, NodeActor):
         self._running: dict[str, _Work] = {}  # eval ID -> work
         self._jobs_running: set[str] = set()
         self._batches: dict[int, tuple[str, ...]] = {}  # a worker's batch -> its evaluation IDs
-        self._mod_index: dict[str, int] = {}  # a queued or running evaluation's ModifyIndex (WaitIndex)
+        # A job's wait index (Nomad's getWaitIndex): the highest ModifyIndex of its evaluations read, and
+        # the index its last plan entry was applied at.  A follower's worker plans only on a state that
+        # far, so it sees what the job's previous plan did.
+        self._job_floor: dict[str, int] = {}
+        # The evals table's index at this leader's first read: plans an earlier leader's workers had
+        # applied are in it, which no job floor of ours records.
+        self._lead_floor = 0
+        self._floor_seen = (0, 0)  # the watch index at the last two sweeps (_prune_floors)
         self._next_batch = 0
         self._queued_since = 0.0  # env time the oldest evaluation waiting to start was queued
         self._seen_index = 0
@@ -367,6 +377,8 @@ class EvalBroker(WorkerPool, NodeActor):
             self._worker_ready(message)
         elif isinstance(message, PlanBatch):
             self._plan_batch(message)
+        elif isinstance(message, PlanSubmit):
+            self._plan_submit(message)
         elif isinstance(message, BatchDone):
             self._batch_done(message)
         elif isinstance(message, PeerLost):
@@ -442,12 +454,13 @@ class EvalBroker(WorkerPool, NodeActor):
             self._read_due()
         elif name == "sweep" and self.is_leader:
             now = self.env.now()
-            remote, nack_s, step_s = self._batch_slot, self.cfg.nack_timeout_s, self.cfg.step_timeout_s
-            for w in [w for w in self._running.values() if now - w.started > (
-                    nack_s if remote.get(w.batch, (LOCAL,))[0] != LOCAL else step_s)]:
+            nack_s, step_s = self.cfg.nack_timeout_s, self.cfg.step_timeout_s
+            for w in [w for w in self._running.values()
+                      if now - w.started > (nack_s if w.stage == "remote" else step_s)]:
                 self._retry(w, "timed out")
             for batch in [b for b, ids in self._batches.items() if not self._members(b, ids)]:
                 self._end_batch(batch)  # every member was retried: the worker is free
+            self._prune_floors()
             self._dispatch()
             self.set_timer("sweep", self.cfg.step_timeout_s / 3)
 
@@ -468,7 +481,8 @@ class EvalBroker(WorkerPool, NodeActor):
         self.cancel_timer("due")
         self._wake_at = None
         self._attempts.clear()
-        self._mod_index.clear()
+        self._job_floor.clear()
+        self._lead_floor = 0
         self._watching = False
         self.paused = False
         self._pool_lead(leader)
@@ -503,6 +517,15 @@ class EvalBroker(WorkerPool, NodeActor):
                                                   min_index=self._seen_index, reply=reply,
                                                   timeout_s=self.cfg.watch_timeout_s, query=query))
 
+    def _prune_floors(self) -> None:
+        """Forget the wait index of jobs idle since two sweeps ago, once there are many: every follower
+        applied that far long since (one that lags that much nacks at min_index_wait_s), and a new
+        evaluation of the job has a later ModifyIndex of its own."""
+        old, self._floor_seen = self._floor_seen, (self._floor_seen[1], self._seen_index)
+        if len(self._job_floor) > self.cfg.max_job_floors:
+            busy = self._jobs_running | {item[3] for item in self._queue}
+            self._job_floor = {j: i for j, i in self._job_floor.items() if j in busy or i > old[0]}
+
     def _wake_for(self, wait_until: float | None) -> None:
         """Read the pending evaluations again at *wait_until* (wall time) if that is the earliest yet."""
         if wait_until is None or (self._wake_at is not None and self._wake_at <= wait_until):
@@ -532,9 +555,11 @@ class EvalBroker(WorkerPool, NodeActor):
     def _enqueue(self, pending: list[tuple[int, int, str, str]], mods: dict[str, int] | None = None) -> None:
         now, timed, enqueued_at = self.env.now(), self.metrics is not None, self._enqueued_at
         if mods:
-            mod_index = self._mod_index
+            floor = self._job_floor
             for item in pending:
-                mod_index[item[2]] = mods.get(item[2], 0)
+                index = mods.get(item[2], 0)
+                if index > floor.get(item[3], 0):
+                    floor[item[3]] = index
         if not self._queue:
             self._queued_since = now
         for item in pending:
@@ -598,10 +623,9 @@ class EvalBroker(WorkerPool, NodeActor):
         if key[0] != LOCAL:
             for w in taken:
                 w.stage = "remote"
-            # Nomad's WaitIndex: the evaluations' own ModifyIndex, and the broker's last look at the
-            # evals table, which covers a later evaluation of the same job it holds.
-            mod_index = self._mod_index
-            self._send_remote(key, batch, ids, max(self._seen_index, *(mod_index.get(e, 0) for e in ids)))
+            floor = self._job_floor
+            wait_index = max(self._lead_floor, *(floor.get(w.job_id, 0) for w in taken))
+            self._send_remote(key, batch, ids, wait_index)
             return True
         query = functools.partial(plan_batch_command, eval_ids=ids, now=self._wall(),
                                   max_place=self.cfg.max_placements_per_entry,
@@ -709,7 +733,6 @@ class EvalBroker(WorkerPool, NodeActor):
         self._running.pop(w.eval_id, None)
         self._jobs_running.discard(w.job_id)
         self._attempts.pop(w.eval_id, None)
-        self._mod_index.pop(w.eval_id, None)
         self._dispatch()
 
     def _sort_planned(self, works: list[_Work], planned: tuple[str, ...],
@@ -726,18 +749,14 @@ class EvalBroker(WorkerPool, NodeActor):
                 self._done(w)  # no longer pending
         return [w for w in works if w.eval_id in planned]
 
-    def _settle(self, batch: int, works: list[_Work], planned: tuple[str, ...], deferred: tuple[str, ...],
-                *, proposed: bool) -> None:
-        """A follower's worker acked its batch: its plan entry (if it had one) was applied."""
-        works = self._sort_planned(works, planned, deferred)
-        if proposed:
-            self.stats["scheduled"] += len(planned)
-            self.stats["plan_entries"] += 1
-        self._end_batch(batch)
-        self._measure(works, submitted=proposed)
+    def _propose_plan(self, batch: int, works: list[_Work], data: bytes, planned: tuple[str, ...]) -> None:
+        """Propose a batch's plan entry (its own worker's or a follower's); answered as ``apply``."""
         for w in works:
-            self._done(w)
-        self._dispatch()
+            w.stage, w.started = "apply", self.env.now()
+        self.stats["scheduled"] += len(planned)
+        self.stats["plan_entries"] += 1
+        self.send(self.env.node, self.raft, Propose(data=data, reply=ReplyTo(
+            self.env, self.name, ("apply", self._gen, batch))))
 
     def _retry(self, w: _Work, why: str) -> None:
         if self.metrics is not None:
@@ -754,7 +773,6 @@ class EvalBroker(WorkerPool, NodeActor):
                 "StatusDescription": f"evaluation reached delivery limit ({attempts}): {why}"}])
             self.send(self.env.node, self.raft, Propose(data=data, reply=None))
             self._attempts.pop(w.eval_id, None)
-            self._mod_index.pop(w.eval_id, None)
         else:
             self.stats["retries"] += 1
             self._attempts[w.eval_id] = attempts
@@ -778,6 +796,7 @@ class EvalBroker(WorkerPool, NodeActor):
             if m.ok:
                 index, view = m.value
                 self._seen_index = max(self._seen_index, index)
+                self._lead_floor = self._lead_floor or index
                 if view is None:
                     self._pause()
                 elif self.paused:
@@ -813,14 +832,13 @@ class EvalBroker(WorkerPool, NodeActor):
                 self._end_batch(batch)
                 self._dispatch()
                 return
-            for w in works:
-                w.stage, w.started = "apply", self.env.now()
-            self.stats["scheduled"] += len(planned)
-            self.stats["plan_entries"] += 1
-            self.send(self.env.node, self.raft, Propose(data=data, reply=ReplyTo(
-                self.env, self.name, ("apply", self._gen, batch))))
+            self._propose_plan(batch, works, data, planned)
             return
-        result = m.value[1]
+        index, result = m.value
+        floor = self._job_floor
+        for w in works:
+            if index > floor.get(w.job_id, 0):
+                floor[w.job_id] = index
         for r in (result.get("results", ()) if isinstance(result, dict) else ()):
             if isinstance(r, dict) and r.get("ok"):
                 self.stats["placed"] += len(r.get("placed", ()))

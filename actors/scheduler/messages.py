@@ -10,10 +10,12 @@ reshaped as tells (DESIGN.md §2):
 * :class:`PlanBatch` -- the broker hands a slot a batch of evaluations and
   the Raft index its server must have applied before planning them (Nomad's
   ``WaitIndex``).
-* :class:`BatchDone` -- the slot's answer: its plan entry committed (an ack),
-  or why it could not (a nack: the evaluations go back to the queue, counted
-  toward the delivery limit).  A batch unanswered for ``nack_timeout_s`` is
-  nacked by the broker itself.
+* :class:`PlanSubmit` -- the slot's plans, for the leader's broker to
+  propose (Nomad's Plan.Submit; the broker acks the evaluations once the
+  entry is applied), or :class:`BatchDone` -- nothing to submit (an ack) or
+  why it could not plan (a nack: the evaluations go back to the queue,
+  counted toward the delivery limit).  A batch unanswered for
+  ``nack_timeout_s`` is nacked by the broker itself.
 
 Tags 500-599 are this protocol's; ONLY APPEND.
 """
@@ -60,14 +62,31 @@ class PlanBatch(Message):
 
 @message(502)
 @msg
-class BatchDone(Message):
+class PlanSubmit(Message):
+    """A follower's worker planned its batch: the ``plan_apply_batch`` command for the leader's broker
+    to propose (Nomad's Plan.Submit).  The broker proposes it only while the batch is still the slot's
+    (Nomad checks the evaluation's token): one it already put back is dropped, so two plans of one job
+    are never in flight at once.  The slot is idle again once this is sent."""
+
     server: str
     term: int
     slot: int
     batch: int
-    ok: bool  # False: a nack, *error* says why
-    error: str
-    planned: tuple[str, ...]  # the evaluations whose plans the entry held
+    data: bytes
+    planned: tuple[str, ...]  # the evaluations whose plans *data* holds
     deferred: tuple[str, ...]  # left for a later entry (it was full): no delivery spent
-    placed: int
-    refused: int
+
+
+@message(503)
+@msg
+class BatchDone(Message):
+    """A follower's worker is done with its batch without a plan to submit: none of its evaluations
+    was still pending (an ack), or it could not plan them (a nack: *error* says why)."""
+
+    server: str
+    term: int
+    slot: int
+    batch: int
+    ok: bool
+    error: str
+    deferred: tuple[str, ...] = ()

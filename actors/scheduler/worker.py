@@ -6,18 +6,22 @@ server), in two roles:
 * **Leader** -- the broker hands each batch to the worker slot idle longest: one of its own
   (``leader_workers``: Nomad's pausableWorkers pauses 3/4 of a leader's workers, ``s.workers[:3n/4]``,
   to free its CPU for Raft and the plan applier; none when it has one) or one a follower offered
-  (:class:`WorkerReady`).  A follower's batch (:class:`PlanBatch`) is answered by
-  :class:`BatchDone`; unanswered after ``nack_timeout_s``, or at once when the runtime reports its
-  server's connection lost (``PeerLost``), its evaluations go back to the queue, counted toward the
-  delivery limit.
+  (:class:`WorkerReady`).  A follower's batch (:class:`PlanBatch`) is answered by its plans
+  (:class:`PlanSubmit`), which the broker proposes as its own workers' -- only while the batch is
+  still that slot's, so a plan of evaluations already put back is dropped (Nomad's Plan.Submit checks
+  the evaluation's token) and two plans of one job are never in flight -- or by :class:`BatchDone`
+  (nothing to submit, or a nack).  Unanswered after ``nack_timeout_s``, or at once when the runtime
+  reports its server's connection lost (``PeerLost``), the batch's evaluations go back to the queue,
+  counted toward the delivery limit.
 * **Follower** -- each of its ``num_workers`` slots offers itself to the leader's broker while idle.
   Given a batch, it waits (a :class:`~actors.raft.peer.Watch`, at most ``min_index_wait_s``: Nomad's
-  raftSyncLimit) until its server has applied the batch's min index, computes the plans against its
-  own applied state in the Watch's query (``plan_batch_command``, as the leader's workers do), and
-  proposes them; its Raft forwards the entry to the leader, whose state machine applies only what
-  still fits (the evaluation still pending, the job's spec the one planned, each placement's room)
-  and makes follow-up evaluations for the rest -- Nomad's plan applier re-checking a worker's plan
-  made on a snapshot.  The slot then acks (or nacks) the batch.
+  raftSyncLimit) until its server has applied the batch's min index (Nomad's WaitIndex: the highest
+  ModifyIndex of the job's evaluations the broker saw, and the index its last plan was applied at),
+  computes the plans against its own applied state in the Watch's query (``plan_batch_command``, as
+  the leader's workers do) and submits them to the leader's broker.  The state machine applies only
+  what still fits (the evaluation still pending, the job's spec the one planned, each placement's
+  room) and makes follow-up evaluations for the rest -- Nomad's plan applier re-checking a worker's
+  plan made on a snapshot.
 
 Leadership changes forget everything outstanding on both sides (the old leader's broker with it, as
 before); replies of an earlier leadership or slot use are told apart by generation and batch IDs.
@@ -30,8 +34,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from actors.raft.peer import Propose, Watch
-from actors.scheduler.messages import BatchDone, PlanBatch, WorkerReady
+from actors.raft.peer import Watch
+from actors.scheduler.messages import BatchDone, PlanBatch, PlanSubmit, WorkerReady
 from actors.server import RaftReply, ReplyTo
 from actors.state import scheduler_config as sched_cfg
 from runtime.messages import PeerLost
@@ -63,16 +67,14 @@ def follower_plan(state: Any, min_index: int, eval_ids: tuple[str, ...], now: fl
 class _FollowerSlot:
     last_batch: int = 0  # the last batch this term's leader gave it
     busy: bool = False
-    planned: tuple[str, ...] = ()
-    deferred: tuple[str, ...] = ()
 
 
 class WorkerPool:
     """The worker slots of :class:`~actors.scheduler.broker.EvalBroker` (see the module docstring).
 
     Uses the broker's ``env``, ``name``, ``cfg``, ``raft``, ``is_leader``, ``term``, ``_wall``,
-    ``send`` and timers; the leader side its ``_batches``, ``_members``, ``_retry``, ``_settle``
-    and ``_dispatch``.
+    ``send`` and timers; the leader side its ``_batches``, ``_members``, ``_retry``,
+    ``_sort_planned``, ``_propose_plan`` and ``_dispatch``.
     """
 
     # ------------------------------------------------------------ leader side: the slots
@@ -156,26 +158,40 @@ class WorkerPool:
             self._idle[key] = until  # (an idle slot keeps its place in the line)
         self._dispatch()
 
-    def _batch_done(self, m: BatchDone) -> None:
+    def _slot_back(self, m: PlanSubmit | BatchDone) -> list[Any] | None:
+        """A follower's slot answered: it is idle again; the batch's evaluations still in its hands, or
+        None when the batch is no longer the slot's (put back already, or a duplicate)."""
         if not self.is_leader or m.term != self.term:
-            return
+            return None
         key = (m.server, m.slot)
         if self._assigned.get(key) == m.batch:
             self._idle[key] = self.env.now() + self.cfg.ready_ttl_s
         if self._batch_slot.get(m.batch) != key:
             self._dispatch()
-            return  # given up already (nack timeout, connection lost) or a duplicate
-        works = self._members(m.batch, self._batches.get(m.batch, ()))
+            return None
+        return self._members(m.batch, self._batches.get(m.batch, ()))
+
+    def _plan_submit(self, m: PlanSubmit) -> None:
+        works = self._slot_back(m)
+        if works is None:
+            return  # Nomad's Plan.Submit: an evaluation no longer outstanding with this token is refused
+        del self._batch_slot[m.batch]  # the slot is free; the batch is the broker's own until applied
+        self.stats["remote_batches"] += 1
+        self._propose_plan(m.batch, self._sort_planned(works, m.planned, m.deferred), m.data, m.planned)
+
+    def _batch_done(self, m: BatchDone) -> None:
+        works = self._slot_back(m)
+        if works is None:
+            return
         if not m.ok:
             self._end_batch(m.batch)
             for w in works:
                 self._retry(w, m.error)
             self._dispatch()
             return
-        self.stats["remote_batches"] += 1
-        self._settle(m.batch, works, m.planned, m.deferred, proposed=bool(m.planned))
-        self.stats["placed"] += m.placed
-        self.stats["refused"] += m.refused
+        self._sort_planned(works, (), m.deferred)  # none was still pending, or all were deferred
+        self._end_batch(m.batch)
+        self._dispatch()
 
     def _peer_lost(self, m: PeerLost) -> None:
         """A follower's connection ended (its process died or restarted): its batches go back now."""
@@ -222,7 +238,7 @@ class WorkerPool:
         s = self._fslots[m.slot]
         if s.busy or m.batch <= s.last_batch:
             return  # a duplicate or an older batch
-        s.busy, s.last_batch, s.planned, s.deferred = True, m.batch, (), ()
+        s.busy, s.last_batch = True, m.batch
         self.stats["follower_batches"] += 1
         query = functools.partial(follower_plan, min_index=m.min_index, eval_ids=m.eval_ids, now=self._wall(),
                                   max_place=m.max_place, max_stop=m.max_stop)
@@ -234,52 +250,44 @@ class WorkerPool:
         self.set_timer(f"fslot-{m.slot}", self.cfg.min_index_wait_s + self.cfg.step_timeout_s)
 
     def _follower_reply(self, m: RaftReply) -> None:
-        kind, gen, (slot, batch) = m.tag
+        _, gen, (slot, batch) = m.tag
         if gen != self._fgen or slot >= len(self._fslots):
             return
         s = self._fslots[slot]
         if not s.busy or s.last_batch != batch:
             return
         if not m.ok:
-            self._follower_done(slot, ok=False, error=m.error)
+            self._follower_done(slot, self._batch_done_msg(slot, ok=False, error=m.error))
             return
-        if kind == "fplan":
-            answer = m.value[1]
-            if answer is None:
-                log.warning("%s: timed out waiting for Raft index required by batch %d; nacking it",
-                            self.env.node, batch)
-                self._follower_done(slot, ok=False, error="timed out waiting for the Raft index required")
-                return
-            data, s.planned, s.deferred = answer
-            if data is None:
-                self._follower_done(slot, ok=True)
-                return
-            self.send(self.env.node, self.raft, Propose(data=data, reply=ReplyTo(
-                self.env, self.name, ("fapply", self._fgen, (slot, batch)))))
+        answer = m.value[1]
+        if answer is None:
+            log.warning("%s: timed out waiting for Raft index required by batch %d; nacking it",
+                        self.env.node, batch)
+            self._follower_done(slot, self._batch_done_msg(
+                slot, ok=False, error="timed out waiting for the Raft index required"))
             return
-        result = m.value[1]
-        placed = refused = 0
-        for r in (result.get("results", ()) if isinstance(result, dict) else ()):
-            if isinstance(r, dict) and r.get("ok"):
-                placed += len(r.get("placed", ()))
-                refused += len(r.get("refused", ()))
-        self._follower_done(slot, ok=True, placed=placed, refused=refused)
+        data, planned, deferred = answer
+        if data is None:
+            self._follower_done(slot, self._batch_done_msg(slot, ok=True, deferred=deferred))
+            return
+        self._follower_done(slot, PlanSubmit(server=self.env.node, term=self._fterm, slot=slot, batch=batch,
+                                             data=data, planned=planned, deferred=deferred))
 
     def _follower_timeout(self, slot: int) -> None:
         """Backstop: Raft answers every request, so a slot unanswered this long is freed and nacked."""
         if slot < len(self._fslots) and self._fslots[slot].busy:
-            self._follower_done(slot, ok=False, error="timed out")
+            self._follower_done(slot, self._batch_done_msg(slot, ok=False, error="timed out"))
 
-    def _follower_done(self, slot: int, *, ok: bool, error: str = "", placed: int = 0,
-                       refused: int = 0) -> None:
-        s = self._fslots[slot]
-        s.busy = False
+    def _batch_done_msg(self, slot: int, *, ok: bool, error: str = "",
+                        deferred: tuple[str, ...] = ()) -> BatchDone:
+        return BatchDone(server=self.env.node, term=self._fterm, slot=slot,
+                         batch=self._fslots[slot].last_batch, ok=ok, error=error, deferred=deferred)
+
+    def _follower_done(self, slot: int, answer: PlanSubmit | BatchDone) -> None:
+        """The slot is idle again: its answer goes to the leader's broker, which takes the slot back."""
+        self._fslots[slot].busy = False
         self.cancel_timer(f"fslot-{slot}")
-        if not ok:
+        if isinstance(answer, BatchDone) and not answer.ok:
             self.stats["follower_nacks"] += 1
         if self._fleader:
-            self.send(self._fleader, self.name, BatchDone(
-                server=self.env.node, term=self._fterm, slot=slot, batch=s.last_batch, ok=ok, error=error,
-                planned=s.planned if ok else (), deferred=s.deferred if ok else (), placed=placed,
-                refused=refused))
-        s.planned, s.deferred = (), ()
+            self.send(self._fleader, self.name, answer)
