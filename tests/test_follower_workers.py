@@ -185,3 +185,29 @@ def test_a_follower_plans_only_once_it_applied_the_batch_index_else_it_nacks() -
     assert not fb._fslots[0].busy and fb.stats["follower_nacks"] == 1
     assert settle(c) == []
     assert len(placed(c, "far")) == 1
+
+
+def test_a_follower_given_a_batch_ahead_of_its_state_waits_for_that_index_then_plans() -> None:
+    from actors.state.store import command
+
+    c = boot(seed=17)
+    leader = leader_of(c)
+    c.propose(command("scheduler_set_config", config={"PauseEvalBroker": True}))  # the leader plans nothing
+    c.run(1.0)
+    follower = next(s for s in c.servers if s != leader)
+    fb = broker(c, follower)
+    ev_id = c.register(sim_job(job_id="ahead", count=1))["EvalID"]
+    c.run(1.0)
+    applied = c.actor(follower, "raft").state.applied_index
+    lb = broker(c, leader)
+    lb._next_batch += 1
+    c.sched.nodes[follower].actors[BROKER].tell(PlanBatch(
+        term=fb._fterm, slot=0, batch=lb._next_batch, eval_ids=(ev_id,), min_index=applied + 1,
+        max_place=10, max_stop=10))
+    c.run(1.0)
+    assert fb._fslots[0].busy  # nothing new applied yet: it waits
+    c.register(sim_job(job_id="next", count=1))  # the next entry moves the evals table past the index
+    c.run(0.5)
+    assert not fb._fslots[0].busy and fb.stats["follower_nacks"] == 0
+    # Its plan went to the leader's broker, which gave that batch to nobody and so dropped it.
+    assert c.checker.replica.tables["evals"][ev_id]["Status"] == "pending" and placed(c, "ahead") == []

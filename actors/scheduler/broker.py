@@ -587,8 +587,8 @@ class EvalBroker(WorkerPool, NodeActor):
     def _start_batch(self) -> bool:
         """Start a worker on up to max_plans_per_entry queued evaluations, one per job; False: none could.
 
-        The worker is the slot idle longest (WorkerPool): one of the leader's own, which plans in a
-        Read of the leader's state, or a follower's, given the batch to plan on its own state."""
+        The worker is a follower's slot idle longest, given the batch to plan on its own state, else
+        one of the leader's own, which plans in a Read of the leader's state (WorkerPool)."""
         if self._take_slot_peek() is None:
             return False
         taken: list[_Work] = []

@@ -3,11 +3,11 @@
 A mixin of :class:`~actors.scheduler.broker.EvalBroker` (one actor, ``eval-broker``, on every
 server), in two roles:
 
-* **Leader** -- the broker hands each batch to the worker slot idle longest: one of its own
-  (``leader_workers``: Nomad's pausableWorkers pauses 3/4 of a leader's workers, ``s.workers[:3n/4]``,
-  to free its CPU for Raft and the plan applier; none when it has one) or one a follower offered
-  (:class:`WorkerReady`).  A follower's batch (:class:`PlanBatch`) is answered by its plans
-  (:class:`PlanSubmit`), which the broker proposes as its own workers' -- only while the batch is
+* **Leader** -- the broker hands each batch to the follower's worker slot idle longest
+  (one offered with :class:`WorkerReady`), else to one of its own (``leader_workers``: Nomad's
+  pausableWorkers pauses 3/4 of a leader's workers, ``s.workers[:3n/4]``, to free its CPU for Raft
+  and the plan applier; none when it has one).  A follower's batch (:class:`PlanBatch`) is answered
+  by its plans (:class:`PlanSubmit`), which the broker proposes as its own workers' -- only while the batch is
   still that slot's, so a plan of evaluations already put back is dropped (Nomad's Plan.Submit checks
   the evaluation's token) and two plans of one job are never in flight -- or by :class:`BatchDone`
   (nothing to submit, or a nack).  Unanswered after ``nack_timeout_s``, or at once when the runtime
@@ -111,16 +111,26 @@ class WorkerPool:
                 if (LOCAL, i) not in self._idle and (LOCAL, i) not in busy:
                     self._idle[(LOCAL, i)] = float("inf")
         n = self.cfg.num_workers
+        for i in range(n, len(self._fslots)):
+            if self._fslots[i].busy:  # its batch goes back now, not at the leader's nack timeout
+                self._follower_done(i, self._batch_done_msg(i, ok=False, error="worker stopped"))
         del self._fslots[n:]
         self._fslots += [_FollowerSlot() for _ in range(n - len(self._fslots))]
         self._offer()
 
     def _take_slot_peek(self) -> Slot | None:
-        """The slot idle longest whose offer has not lapsed; None: none."""
+        """The follower's slot idle longest whose offer has not lapsed, else the leader's own idle
+        longest; None: none.  Followers first: the leader's CPU goes to Raft, the HTTP API and the
+        plans' apply, which only it can do (what Nomad pauses 3/4 of its workers for)."""
         now = self.env.now()
         for key in [k for k, until in self._idle.items() if until < now]:
             del self._idle[key]  # a follower gone silent
-        return next(iter(self._idle), None)
+        local = None
+        for key in self._idle:
+            if key[0] != LOCAL:
+                return key
+            local = local or key
+        return local
 
     def _take_slot(self) -> Slot | None:
         """:meth:`_take_slot_peek`'s slot, taken off the idle list."""
