@@ -1,4 +1,4 @@
-"""EvalBroker: the leader's evaluation queue and its scheduling workers, as one actor.
+"""EvalBroker: the leader's evaluation queue and every server's scheduling workers, as one actor.
 
 Nomad's ``eval_broker.go`` + ``worker.go`` + ``plan_apply.go``, reshaped for
 actors that never block:
@@ -11,20 +11,26 @@ actors that never block:
 * On the leader the broker parks a blocking query (:class:`Watch`) on the
   ``evals`` table; when it fires it reads the pending evaluations and queues
   those it does not already hold, highest priority first, then oldest.
-* ``num_workers`` workers (slots in this actor) schedule at once, each up to
+* Every server runs ``num_workers`` workers (slots in this actor,
+  :mod:`actors.scheduler.worker`): a follower's offer themselves to the
+  leader's broker, which hands them batches first; the leader keeps a quarter
+  of its own (Nomad pauses the rest to free its CPU).  A batch is up to
   ``max_plans_per_entry`` evaluations, never two of one job (Nomad's per-job
-  serialization), so a job's plans see each other's results.  A worker makes
-  a :class:`Read` of the leader's applied state whose query *is* the
-  scheduler -- it returns the plans, each computed seeing the room the ones
-  before it took, as one Raft command -- then proposes it.  A worker that
-  could start waits until its oldest evaluation is ``plan_linger_s`` old, so
-  a stream of registrations shares plan entries.  The state machine applies
+  serialization), so a job's plans see each other's results.  A leader's
+  worker makes a :class:`Read` of the leader's applied state whose query *is*
+  the scheduler -- it returns the plans, each computed seeing the room the
+  ones before it took, as one Raft command -- then proposes it; a follower's
+  runs the same query on its own state once it applied the job's wait index,
+  and submits the command to the leader's broker, which proposes it.  A
+  worker that could start waits until its oldest evaluation is
+  ``plan_linger_s`` old, so a stream of registrations shares plan entries.  The state machine applies
   only what still fits, so workers of different jobs racing for one node
   cannot over-commit it; it creates a follow-up evaluation for refused
   placements.
-* A worker whose Raft step failed (leadership lost, a timeout) puts the
-  evaluation back; after ``delivery_limit`` failures it is marked failed
-  (Nomad's delivery limit of 3).
+* A worker whose Raft step failed (leadership lost, a timeout), or a
+  follower's that nacked, went silent for ``nack_timeout_s`` or whose
+  connection was lost, puts the evaluation back; after ``delivery_limit``
+  failures it is marked failed (Nomad's delivery limit of 3).
 """
 
 from __future__ import annotations
