@@ -250,6 +250,8 @@ class WorkerPool:
             return  # a duplicate or an older batch
         s.busy, s.last_batch = True, m.batch
         self.stats["follower_batches"] += 1
+        log.debug("%s: worker %d dequeued batch %d: %d evaluation(s), wait index %d", self.env.node, m.slot,
+                  m.batch, len(m.eval_ids), m.min_index)  # Nomad's worker: "dequeued evaluation"
         query = functools.partial(follower_plan, min_index=m.min_index, eval_ids=m.eval_ids, now=self._wall(),
                                   max_place=m.max_place, max_stop=m.max_stop)
         # The evals and scheduler-configuration tables are the ones the min index moved (an evaluation's
