@@ -211,3 +211,26 @@ def test_a_follower_given_a_batch_ahead_of_its_state_waits_for_that_index_then_p
     assert not fb._fslots[0].busy and fb.stats["follower_nacks"] == 0
     # Its plan went to the leader's broker, which gave that batch to nobody and so dropped it.
     assert c.checker.replica.tables["evals"][ev_id]["Status"] == "pending" and placed(c, "ahead") == []
+
+
+def test_a_followers_batch_waits_for_the_index_the_jobs_last_plan_was_applied_at() -> None:
+    """Nomad's WaitIndex: a follower plans a job's next evaluation only on a state that holds the job's
+    previous plan, else it would not see what that plan placed (a rolling update with max_parallel 1
+    then had two replacements in flight)."""
+    c = boot(seed=18)
+    leader = leader_of(c)
+    lb = broker(c, leader)
+    sent: list[tuple[tuple[str, ...], int]] = []
+    send_remote = lb._send_remote
+    lb._send_remote = lambda key, batch, ids, min_index: (sent.append((ids, min_index)),
+                                                          send_remote(key, batch, ids, min_index))
+    first = c.register(sim_job(job_id="floor", count=2))["EvalID"]
+    assert settle(c) == []
+    done_at = c.checker.replica.tables["evals"][first]["ModifyIndex"]  # its plan entry's index
+    # The job's wait index is that entry's, not only its evaluations' (an evaluation of the job made
+    # before that entry, as a node update's can be, would otherwise be planned on a state without it).
+    assert lb._job_floor["floor"] >= done_at > c.checker.replica.tables["evals"][first]["CreateIndex"]
+    second = c.register(sim_job(job_id="floor", count=3))["EvalID"]
+    assert settle(c) == []
+    assert [m for ids, m in sent if second in ids] and all(m >= done_at for ids, m in sent if second in ids)
+    assert len(placed(c, "floor")) == 3
