@@ -98,7 +98,8 @@ def steer_next_batch_to(lb: Any, victim: str) -> None:
 
 
 def test_a_batch_whose_follower_crashed_goes_back_when_its_connection_is_refused_and_is_placed_once() -> None:
-    c = boot(seed=13)
+    # One slot a server: the victim's is the one its batch was lost in.
+    c = boot(seed=13, broker=BrokerConfig(num_workers=1))
     leader = leader_of(c)
     lb = broker(c, leader)
     victim = next(k[0] for k in lb._idle if k[0] != "")
@@ -114,6 +115,12 @@ def test_a_batch_whose_follower_crashed_goes_back_when_its_connection_is_refused
     ids = {a["ID"] for a in placed(c, "crash")}
     assert len(ids) == 2
     assert sum(1 for d in c.drivers.values() for p in d.running() if p.alloc_id in ids) == 2
+    # Restarted, its workers (counting batches from 0 again) are given work again.
+    for i in range(6):
+        c.register(sim_job(job_id=f"after-{i}", count=1))
+        c.run(0.5)
+    assert settle(c) == []
+    assert broker(c, victim).stats["follower_batches"] > 0
 
 
 def test_a_batch_whose_follower_went_silent_is_redelivered_after_the_nack_timeout_and_placed_once() -> None:

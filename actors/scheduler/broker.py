@@ -497,6 +497,9 @@ class EvalBroker(WorkerPool, NodeActor):
                      self.cfg.num_workers, " ".join(self.cfg.schedulers))
             self._seen_index = 0
             self._full_at = float("-inf")
+            # Batch IDs rise across this actor's restarts within a term too (from the clock, in µs), so
+            # a follower's worker, which drops a batch no later than its last, takes this one's.
+            self._next_batch = max(self._next_batch, int(self.env.now() * 1e6))
             self._watch()
             self.set_timer("sweep", self.cfg.step_timeout_s / 3)
         else:

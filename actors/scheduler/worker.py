@@ -163,8 +163,10 @@ class WorkerPool:
         until = self.env.now() + self.cfg.ready_ttl_s
         for slot, last in m.slots:
             key = (m.server, slot)
-            if last < self._assigned.get(key, 0):
-                continue  # sent before the batch we gave it arrived
+            assigned = self._assigned.get(key, 0)
+            if last < assigned and self._batch_slot.get(assigned) == key:
+                continue  # sent before the batch we gave it (still outstanding) arrived
+            # (A follower restarted since counts from 0 again: once its batch was put back, it is idle.)
             self._idle[key] = until  # (an idle slot keeps its place in the line)
         self._dispatch()
 
@@ -185,6 +187,10 @@ class WorkerPool:
         works = self._slot_back(m)
         if works is None:
             return  # Nomad's Plan.Submit: an evaluation no longer outstanding with this token is refused
+        if not works:
+            self._end_batch(m.batch)
+            self._dispatch()
+            return
         del self._batch_slot[m.batch]  # the slot is free; the batch is the broker's own until applied
         self.stats["remote_batches"] += 1
         self._propose_plan(m.batch, self._sort_planned(works, m.planned, m.deferred), m.data, m.planned)
