@@ -190,8 +190,19 @@ def test_a_follower_plans_only_once_it_applied_the_batch_index_else_it_nacks() -
     assert fb._fslots[0].busy  # still waiting for the index
     c.run(2.0)
     assert not fb._fslots[0].busy and fb.stats["follower_nacks"] == 1
+    # Behind, it offers no worker until it caught up or catch_up_wait_s passed (Nomad's
+    # slowServerSyncLimit): each batch given it meanwhile would be nacked, spending a delivery.
+    assert fb._catching_up
+    c.run(BrokerConfig().ready_ttl_s + 1.0)
+
+    def offered() -> list[tuple[str, int]]:
+        return [k for k, until in lb._idle.items() if k[0] == follower and until >= c.sched.now]
+
+    assert offered() == []
     assert settle(c) == []
     assert len(placed(c, "far")) == 1
+    c.run(BrokerConfig().catch_up_wait_s)
+    assert not fb._catching_up and offered()
 
 
 def test_a_follower_given_a_batch_ahead_of_its_state_waits_for_that_index_then_plans() -> None:

@@ -137,6 +137,10 @@ class BrokerConfig:
     # A follower's worker waits at most this long for its server to apply a batch's min index (Nomad's
     # raftSyncLimit, 5 s), then nacks it: a server that far behind is catching up, not scheduling.
     min_index_wait_s: float = 5.0
+    # A follower whose batch's wait index timed out offers no worker slot until its server applied that
+    # index, or this long: it is catching up (a new server syncing the state), and every batch given it
+    # would be nacked and spend a delivery.  Nomad's slowServerSyncLimit, 10 x raftSyncLimit.
+    catch_up_wait_s: float = 50.0
     # A follower's idle worker slots offer themselves to the leader's broker this often (and at once
     # when one becomes idle or a leader is learnt): the refresh covers an offer lost on the way or made
     # before the new leader's broker started.  Nomad's workers renew their Eval.Dequeue every 0.5 s.
@@ -170,7 +174,7 @@ class BrokerConfig:
         if self.ready_ttl_s <= self.ready_refresh_s:
             raise ValueError("ready_ttl_s must be greater than ready_refresh_s")
         for name in ("watch_timeout_s", "step_timeout_s", "failed_follow_up_s", "nack_timeout_s",
-                     "min_index_wait_s", "ready_refresh_s"):
+                     "min_index_wait_s", "catch_up_wait_s", "ready_refresh_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
 
@@ -791,7 +795,7 @@ class EvalBroker(WorkerPool, NodeActor):
     # ------------------------------------------------------------ Raft answers
     def _reply(self, m: RaftReply) -> None:
         kind, gen, key = m.tag
-        if kind in ("fplan", "fapply"):
+        if kind in ("fplan", "fcatchup"):
             self._follower_reply(m)  # this server's workers serving another leader (WorkerPool)
             return
         if gen != self._gen:

@@ -67,6 +67,7 @@ def follower_plan(state: Any, min_index: int, eval_ids: tuple[str, ...], now: fl
 class _FollowerSlot:
     last_batch: int = 0  # the last batch this term's leader gave it
     busy: bool = False
+    min_index: int = 0  # its batch's wait index
 
 
 class WorkerPool:
@@ -88,6 +89,10 @@ class WorkerPool:
         self._fleader = ""  # the leader's address we offer our slots to ("": none, or we lead)
         self._fterm = 0
         self._fgen = 0  # bumps when the leader we follow changes: older Raft replies are dropped
+        # A batch's wait index timed out: this server is catching up (a new server syncing the state),
+        # so it offers no slot until it applied that index or catch_up_wait_s passed (Nomad's worker
+        # waits so, slowServerSyncLimit, before dequeuing again).
+        self._catching_up = False
 
     def _local_count(self) -> int:
         return leader_workers(self.cfg.num_workers)
@@ -171,12 +176,13 @@ class WorkerPool:
         self._dispatch()
 
     def _slot_back(self, m: PlanSubmit | BatchDone) -> list[Any] | None:
-        """A follower's slot answered: it is idle again; the batch's evaluations still in its hands, or
-        None when the batch is no longer the slot's (put back already, or a duplicate)."""
+        """A follower's slot answered: it is idle again (after a nack, once it offers itself again); the
+        batch's evaluations still in its hands, or None when the batch is no longer the slot's (put back
+        already, or a duplicate)."""
         if not self.is_leader or m.term != self.term:
             return None
         key = (m.server, m.slot)
-        if self._assigned.get(key) == m.batch:
+        if self._assigned.get(key) == m.batch and (isinstance(m, PlanSubmit) or m.ok):
             self._idle[key] = self.env.now() + self.cfg.ready_ttl_s
         if self._batch_slot.get(m.batch) != key:
             self._dispatch()
@@ -229,6 +235,7 @@ class WorkerPool:
             return
         self._fleader, self._fterm = leader, term
         self._fgen += 1
+        self._catching_up = False
         for i, s in enumerate(self._fslots):
             if s.busy:
                 self.cancel_timer(f"fslot-{i}")
@@ -243,7 +250,7 @@ class WorkerPool:
         if not self._fleader or self.is_leader:
             return
         idle = tuple((i, s.last_batch) for i, s in enumerate(self._fslots) if not s.busy)
-        if idle:
+        if idle and not self._catching_up:
             self.send(self._fleader, self.name, WorkerReady(
                 server=self.env.node, term=self._fterm, slots=idle, all_types=self._types is None))
         self.set_timer("offer", self.cfg.ready_refresh_s)
@@ -254,7 +261,7 @@ class WorkerPool:
         s = self._fslots[m.slot]
         if s.busy or m.batch <= s.last_batch:
             return  # a duplicate or an older batch
-        s.busy, s.last_batch = True, m.batch
+        s.busy, s.last_batch, s.min_index = True, m.batch, m.min_index
         self.stats["follower_batches"] += 1
         log.debug("%s: worker %d dequeued batch %d: %d evaluation(s), wait index %d", self.env.node, m.slot,
                   m.batch, len(m.eval_ids), m.min_index)  # Nomad's worker: "dequeued evaluation"
@@ -268,8 +275,16 @@ class WorkerPool:
         self.set_timer(f"fslot-{m.slot}", self.cfg.min_index_wait_s + self.cfg.step_timeout_s)
 
     def _follower_reply(self, m: RaftReply) -> None:
-        _, gen, (slot, batch) = m.tag
-        if gen != self._fgen or slot >= len(self._fslots):
+        kind, gen, (slot, batch) = m.tag
+        if gen != self._fgen:
+            return
+        if kind == "fcatchup":
+            log.info("%s: %s; offering scheduling workers again", self.env.node,
+                     "caught up" if m.ok and m.value[0] >= batch else "catch-up wait over")
+            self._catching_up = False
+            self._offer()
+            return
+        if slot >= len(self._fslots):
             return
         s = self._fslots[slot]
         if not s.busy or s.last_batch != batch:
@@ -281,6 +296,7 @@ class WorkerPool:
         if answer is None:
             log.warning("%s: timed out waiting for Raft index required by batch %d; nacking it",
                         self.env.node, batch)
+            self._catch_up(s.min_index)  # (first: the nack offers the slot again unless catching up)
             self._follower_done(slot, self._batch_done_msg(
                 slot, ok=False, error="timed out waiting for the Raft index required"))
             return
@@ -290,6 +306,15 @@ class WorkerPool:
             return
         self._follower_done(slot, PlanSubmit(server=self.env.node, term=self._fterm, slot=slot, batch=batch,
                                              data=data, planned=planned, deferred=deferred))
+
+    def _catch_up(self, index: int) -> None:
+        """Offer no slot until this server applied *index*, or catch_up_wait_s passed."""
+        if self._catching_up:
+            return
+        self._catching_up = True
+        self.send(self.env.node, self.raft, Watch(
+            tables=("evals", sched_cfg.TABLE), min_index=index - 1, timeout_s=self.cfg.catch_up_wait_s,
+            reply=ReplyTo(self.env, self.name, ("fcatchup", self._fgen, (0, index)))))
 
     def _follower_timeout(self, slot: int) -> None:
         """Backstop: Raft answers every request, so a slot unanswered this long is freed and nacked."""
@@ -305,7 +330,10 @@ class WorkerPool:
         """The slot is idle again: its answer goes to the leader's broker, which takes the slot back."""
         self._fslots[slot].busy = False
         self.cancel_timer(f"fslot-{slot}")
-        if isinstance(answer, BatchDone) and not answer.ok:
+        nack = isinstance(answer, BatchDone) and not answer.ok
+        if nack:
             self.stats["follower_nacks"] += 1
         if self._fleader:
             self.send(self._fleader, self.name, answer)
+            if nack:
+                self._offer()  # after a nack the leader waits for the slot to offer itself again
