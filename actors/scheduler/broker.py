@@ -23,10 +23,10 @@ actors that never block:
   runs the same query on its own state once it applied the job's wait index,
   and submits the command to the leader's broker, which proposes it.  A
   worker that could start waits until its oldest evaluation is
-  ``plan_linger_s`` old, so a stream of registrations shares plan entries.  The state machine applies
-  only what still fits, so workers of different jobs racing for one node
-  cannot over-commit it; it creates a follow-up evaluation for refused
-  placements.
+  ``plan_linger_s`` old, so a stream of registrations shares plan entries.
+  The state machine applies only what still fits, so workers of different
+  jobs racing for one node cannot over-commit it; it creates a follow-up
+  evaluation for refused placements.
 * A worker whose Raft step failed (leadership lost, a timeout), or a
   follower's that nacked, went silent for ``nack_timeout_s`` or whose
   connection was lost, puts the evaluation back; after ``delivery_limit``
