@@ -4,7 +4,10 @@
   ``{ServerID, Schedulers: [{ID, EnabledSchedulers, Started, Status,
   WorkloadStatus}]}``, one per worker slot of the eval broker
   (:class:`~actors.scheduler.broker.EvalBroker`).  A slot scheduling an
-  evaluation now is ``Scheduling``; an idle one ``WaitingToDequeue``.  The
+  evaluation now is ``Scheduling``; an idle one ``WaitingToDequeue``; on the
+  leader, the 3/4 of them it pauses (Nomad's pausableWorkers, to free its CPU
+  for Raft and the plan applier) are ``Paused`` (Status and WorkloadStatus,
+  as Nomad's stringers spell WorkerPaused and WorkloadPaused).  The
   IDs are derived from the server's name and the slot (Nomad's are random
   UUIDs made when a worker starts).
 * ``GET /v1/agent/schedulers/config`` -- ``{ServerID, NumSchedulers,
@@ -55,14 +58,22 @@ def _rfc3339(wall: float) -> str:
     return at.strftime("%Y-%m-%dT%H:%M:%S.%f").rstrip("0").rstrip(".") + "Z"
 
 
+def _worker_status(i: int, paused: int, busy: int) -> tuple[str, str]:
+    """(Status, WorkloadStatus) of worker *i*: a leader's first ``paused`` are paused (Nomad's
+    pausableWorkers, ``s.workers[:3n/4]``; WorkerPaused and WorkloadPaused both read ``Paused``)."""
+    if i < paused:
+        return "Paused", "Paused"
+    return "Started", "Scheduling" if i - paused < busy else "WaitingToDequeue"
+
+
 def workers_info(server_id: str, status: dict[str, Any]) -> dict[str, Any]:
     """Nomad's AgentSchedulerWorkersInfo from the broker's ``status``."""
-    busy = int(status.get("batches", 0))
+    busy, paused = int(status.get("batches", 0)), int(status.get("paused_workers", 0))
     schedulers = list(status.get("schedulers") or SCHEDULER_TYPES)
     return {"ServerID": server_id, "Schedulers": [
         {"ID": str(uuid.uuid5(uuid.NAMESPACE_URL, f"nomad-worker:{server_id}:{i}")),
-         "EnabledSchedulers": schedulers, "Started": _rfc3339(started), "Status": "Started",
-         "WorkloadStatus": "Scheduling" if i < busy else "WaitingToDequeue"}
+         "EnabledSchedulers": schedulers, "Started": _rfc3339(started),
+         **dict(zip(("Status", "WorkloadStatus"), _worker_status(i, paused, busy), strict=True))}
         for i, started in enumerate(status.get("worker_started") or ())]}
 
 

@@ -762,9 +762,14 @@ def test_agent_schedulers_answer_the_workers_and_their_config(dev):
     me = get(dev, "/v1/agent/self")
     assert info["ServerID"] == config["ServerID"] == me["member"]["Name"]
     assert len(info["Schedulers"]) == config["NumSchedulers"] >= 1
-    worker = info["Schedulers"][0]
+    worker = info["Schedulers"][-1]
     assert set(worker) == {"ID", "EnabledSchedulers", "Started", "Status", "WorkloadStatus"}
     assert worker["Status"] == "Started" and worker["Started"].endswith("Z")
+    # The dev agent leads: Nomad's pausableWorkers pauses the first 3/4 of its workers (none of one).
+    paused = [w for w in info["Schedulers"] if w["Status"] == "Paused"]
+    n = len(info["Schedulers"])
+    assert len(paused) == (3 * n // 4 if n > 1 else 0)
+    assert all(w["WorkloadStatus"] == "Paused" for w in paused)
     assert worker["WorkloadStatus"] in ("WaitingToDequeue", "Scheduling")
     assert "_core" in config["EnabledSchedulers"]
     assert config["EnabledSchedulers"] == worker["EnabledSchedulers"]

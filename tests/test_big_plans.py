@@ -106,8 +106,8 @@ def test_the_limits_must_be_positive() -> None:
             BrokerConfig(**{field: 0})
 
 
-def _big_cluster(n_clients: int, per_entry: int) -> JobCluster:
-    cfg = JobClusterConfig(base=ClusterConfig(n_servers=3, n_clients=n_clients),
+def _big_cluster(n_clients: int, per_entry: int, n_servers: int = 3) -> JobCluster:
+    cfg = JobClusterConfig(base=ClusterConfig(n_servers=n_servers, n_clients=n_clients),
                            broker=BrokerConfig(max_placements_per_entry=per_entry))
     return JobCluster(7, cfg)
 
@@ -149,7 +149,9 @@ def test_sim_a_job_larger_than_a_plan_entry_runs_completely_and_stops_completely
 
 
 def test_sim_evaluations_an_entry_has_no_room_for_wait_for_the_next_and_every_job_is_placed() -> None:
-    c = _big_cluster(20, per_entry=150)
+    # One server, so one worker (a leader keeps 1 of its 2) plans every batch: the evaluations queue up
+    # behind it and share entries (with followers' workers too, each would more likely plan alone).
+    c = _big_cluster(20, per_entry=150, n_servers=1)
     c.run(15)
     jobs = ("a", "b", "d", "e")
     for j in jobs:

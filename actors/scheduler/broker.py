@@ -1,4 +1,4 @@
-"""EvalBroker: the leader's evaluation queue and its scheduling workers, as one actor.
+"""EvalBroker: the leader's evaluation queue and every server's scheduling workers, as one actor.
 
 Nomad's ``eval_broker.go`` + ``worker.go`` + ``plan_apply.go``, reshaped for
 actors that never block:
@@ -11,20 +11,26 @@ actors that never block:
 * On the leader the broker parks a blocking query (:class:`Watch`) on the
   ``evals`` table; when it fires it reads the pending evaluations and queues
   those it does not already hold, highest priority first, then oldest.
-* ``num_workers`` workers (slots in this actor) schedule at once, each up to
+* Every server runs ``num_workers`` workers (slots in this actor,
+  :mod:`actors.scheduler.worker`): a follower's offer themselves to the
+  leader's broker, which hands them batches first; the leader keeps a quarter
+  of its own (Nomad pauses the rest to free its CPU).  A batch is up to
   ``max_plans_per_entry`` evaluations, never two of one job (Nomad's per-job
-  serialization), so a job's plans see each other's results.  A worker makes
-  a :class:`Read` of the leader's applied state whose query *is* the
-  scheduler -- it returns the plans, each computed seeing the room the ones
-  before it took, as one Raft command -- then proposes it.  A worker that
-  could start waits until its oldest evaluation is ``plan_linger_s`` old, so
-  a stream of registrations shares plan entries.  The state machine applies
-  only what still fits, so workers of different jobs racing for one node
-  cannot over-commit it; it creates a follow-up evaluation for refused
-  placements.
-* A worker whose Raft step failed (leadership lost, a timeout) puts the
-  evaluation back; after ``delivery_limit`` failures it is marked failed
-  (Nomad's delivery limit of 3).
+  serialization), so a job's plans see each other's results.  A leader's
+  worker makes a :class:`Read` of the leader's applied state whose query *is*
+  the scheduler -- it returns the plans, each computed seeing the room the
+  ones before it took, as one Raft command -- then proposes it; a follower's
+  runs the same query on its own state once it applied the job's wait index,
+  and submits the command to the leader's broker, which proposes it.  A
+  worker that could start waits until its oldest evaluation is
+  ``plan_linger_s`` old, so a stream of registrations shares plan entries.
+  The state machine applies only what still fits, so workers of different
+  jobs racing for one node cannot over-commit it; it creates a follow-up
+  evaluation for refused placements.
+* A worker whose Raft step failed (leadership lost, a timeout), or a
+  follower's that nacked, went silent for ``nack_timeout_s`` or whose
+  connection was lost, puts the evaluation back; after ``delivery_limit``
+  failures it is marked failed (Nomad's delivery limit of 3).
 """
 
 from __future__ import annotations
@@ -38,7 +44,9 @@ from typing import Any
 
 from actors.agent_messages import ConfigReloaded
 from actors.raft.peer import InfoQuery, Propose, Read, Watch
+from actors.scheduler.messages import BatchDone, PlanBatch, PlanSubmit, WorkerReady
 from actors.scheduler.scheduler import compute_plan, plan_usage
+from actors.scheduler.worker import LOCAL, WorkerPool
 from actors.server import RAFT, LeadershipChanged, RaftInfo, RaftReply, ReplyTo, leader_metrics
 from actors.state import deployments
 from actors.state import scheduler_config as sched_cfg
@@ -46,6 +54,7 @@ from actors.state.namespaces import key_of
 from actors.state.store import command
 from runtime.actor import NodeActor
 from runtime.env import Env
+from runtime.messages import PeerLost
 
 log = logging.getLogger("nomad.scheduler")
 
@@ -121,6 +130,27 @@ class BrokerConfig:
     # nomad.broker.wait_time / response_time; past it a newly queued one is not timed.  Nomad keeps
     # the first 10,000: a bound on memory while a backlog builds.
     max_timed_evals: int = 10_000
+    # A batch handed to a follower's worker and neither acked nor nacked this long goes back to the
+    # queue, counted toward the delivery limit: its server died, restarted or went silent without the
+    # runtime reporting its connection lost (a partition).  Nomad's EvalNackTimeout, 60 s.
+    nack_timeout_s: float = 60.0
+    # A follower's worker waits at most this long for its server to apply a batch's min index (Nomad's
+    # raftSyncLimit, 5 s), then nacks it: a server that far behind is catching up, not scheduling.
+    min_index_wait_s: float = 5.0
+    # A follower whose batch's wait index timed out offers no worker slot until its server applied that
+    # index, or this long: it is catching up (a new server syncing the state), and every batch given it
+    # would be nacked and spend a delivery.  Nomad's slowServerSyncLimit, 10 x raftSyncLimit.
+    catch_up_wait_s: float = 50.0
+    # A follower's idle worker slots offer themselves to the leader's broker this often (and at once
+    # when one becomes idle or a leader is learnt): the refresh covers an offer lost on the way or made
+    # before the new leader's broker started.  Nomad's workers renew their Eval.Dequeue every 0.5 s.
+    ready_refresh_s: float = 1.0
+    # The leader forgets a follower's idle slot not offered again for this long, so a follower gone
+    # silent is given no batch (that batch would wait nack_timeout_s); three refreshes can be lost.
+    ready_ttl_s: float = 3.0
+    # Jobs whose wait index the leader keeps before forgetting those idle for two sweeps (~20 s): a
+    # bound on memory with many jobs; a dict entry each.
+    max_job_floors: int = 10_000
     # The evaluation types this server's workers schedule (the agent's server.enabled_schedulers, with
     # _core always added, as Nomad does); an evaluation of another type waits for a leader that has it.
     schedulers: tuple[str, ...] = SCHEDULER_TYPES
@@ -133,15 +163,18 @@ class BrokerConfig:
             raise ValueError("num_workers must be >= 1")
         if self.delivery_limit < 1:
             raise ValueError("delivery_limit must be >= 1")
-        if self.max_timed_evals < 0:
-            raise ValueError("max_timed_evals must be >= 0")
+        if self.max_timed_evals < 0 or self.max_job_floors < 0:
+            raise ValueError("max_timed_evals and max_job_floors must be >= 0")
         if self.max_plans_per_entry < 1:
             raise ValueError("max_plans_per_entry must be >= 1")
         if self.max_placements_per_entry < 1 or self.max_stops_per_entry < 1:
             raise ValueError("max_placements_per_entry and max_stops_per_entry must be >= 1")
         if self.plan_linger_s < 0:
             raise ValueError("plan_linger_s must be >= 0")
-        for name in ("watch_timeout_s", "step_timeout_s", "failed_follow_up_s"):
+        if self.ready_ttl_s <= self.ready_refresh_s:
+            raise ValueError("ready_ttl_s must be greater than ready_refresh_s")
+        for name in ("watch_timeout_s", "step_timeout_s", "failed_follow_up_s", "nack_timeout_s",
+                     "min_index_wait_s", "catch_up_wait_s", "ready_refresh_s"):
             if getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be > 0")
 
@@ -185,10 +218,12 @@ EvalInfo = tuple[str, str, str]
 
 def broker_view(state: Any, now: float | None = None, since: int = 0, types: tuple[str, ...] | None = None,
                 with_types: bool = False,
-                ) -> tuple[list[tuple[int, int, str, str]], float | None, dict[str, EvalInfo]] | None:
+                ) -> tuple[list[tuple[int, int, str, str]], float | None, dict[str, EvalInfo],
+                           dict[str, int]] | None:
     """Read query: (:func:`pending_evals`, the earliest ``WaitUntil`` still to come of those it read, or
-    None, and -- *with_types* -- each of those evaluations' (scheduler type, namespace, TriggeredBy),
-    for the metrics), or None while the scheduler configuration pauses the broker."""
+    None, -- *with_types* -- each of those evaluations' (scheduler type, namespace, TriggeredBy),
+    for the metrics, and each one's ModifyIndex: a worker on a follower plans it only once its
+    server applied that far), or None while the scheduler configuration pauses the broker."""
     if sched_cfg.current(state.tables).get("PauseEvalBroker"):
         return None
     pending = pending_evals(state, now, since, types)
@@ -196,7 +231,7 @@ def broker_view(state: Any, now: float | None = None, since: int = 0, types: tup
     waits = [w for ev in evs if (w := ev.get("WaitUntil", 0.0)) and now is not None and w > now]
     info = {ev["ID"]: (ev.get("Type", "service"), ev.get("Namespace", "default"), ev.get("TriggeredBy", ""))
             for ev in evs} if with_types else {}
-    return pending, min(waits, default=None), info
+    return pending, min(waits, default=None), info, {ev["ID"]: ev.get("ModifyIndex", 0) for ev in evs}
 
 
 def plan_batch_command(state: Any, eval_ids: tuple[str, ...], now: float, max_place: int | None = None,
@@ -280,7 +315,7 @@ class SetWorkerPool:
     schedulers: tuple[str, ...]
 
 
-class EvalBroker(NodeActor):
+class EvalBroker(WorkerPool, NodeActor):
     def __init__(self, env: Env, name: str, *, config: BrokerConfig | None = None, raft: str = RAFT,
                  wall_clock: Any = None, metrics: Any = None) -> None:
         super().__init__(env, name)
@@ -300,6 +335,14 @@ class EvalBroker(NodeActor):
         self._running: dict[str, _Work] = {}  # eval ID -> work
         self._jobs_running: set[str] = set()
         self._batches: dict[int, tuple[str, ...]] = {}  # a worker's batch -> its evaluation IDs
+        # A job's wait index (Nomad's getWaitIndex): the highest ModifyIndex of its evaluations read, and
+        # the index its last plan entry was applied at.  A follower's worker plans only on a state that
+        # far, so it sees what the job's previous plan did.
+        self._job_floor: dict[str, int] = {}
+        # The evals table's index at this leader's first read: plans an earlier leader's workers had
+        # applied are in it, which no job floor of ours records.
+        self._lead_floor = 0
+        self._floor_seen = (0, 0)  # the watch index at the last two sweeps (_prune_floors)
         self._next_batch = 0
         self._queued_since = 0.0  # env time the oldest evaluation waiting to start was queued
         self._seen_index = 0
@@ -318,10 +361,13 @@ class EvalBroker(NodeActor):
         self._enqueued_at: dict[str, float] = {}
         self._kinds_seen: set[str] = set()
         self.stats = {"scheduled": 0, "placed": 0, "stopped": 0, "refused": 0, "failed": 0, "retries": 0,
-                      "plan_entries": 0, "deferred": 0}
+                      "plan_entries": 0, "deferred": 0, "remote_batches": 0, "follower_batches": 0,
+                      "follower_nacks": 0}
+        self._init_pool()
 
     def on_start(self) -> None:
         self._resize(self.cfg.num_workers)
+        self._pool_resize()
         log.info("starting scheduling worker(s): num_workers=%d schedulers=[%s]", self.cfg.num_workers,
                  " ".join(self.cfg.schedulers))
         self.send(self.env.node, self.raft, InfoQuery(reply_to=self.name))
@@ -333,14 +379,27 @@ class EvalBroker(NodeActor):
     def receive(self, message: Any) -> Any:
         if isinstance(message, (LeadershipChanged, RaftInfo)):
             self._lead(message.is_leader, message.term)
+            if isinstance(message, RaftInfo):
+                self._follow("" if message.is_leader else message.leader, message.term)
         elif isinstance(message, RaftReply):
             self._reply(message)
+        elif isinstance(message, WorkerReady):
+            self._worker_ready(message)
+        elif isinstance(message, PlanBatch):
+            self._plan_batch(message)
+        elif isinstance(message, PlanSubmit):
+            self._plan_submit(message)
+        elif isinstance(message, BatchDone):
+            self._batch_done(message)
+        elif isinstance(message, PeerLost):
+            self._peer_lost(message)
         elif isinstance(message, ConfigReloaded):
             n = num_workers_for(message.config.server.num_schedulers)
             if n != self.cfg.num_workers:
                 log.info("reloaded scheduling workers: num_workers=%d", n)
                 self.cfg = replace(self.cfg, num_workers=n)
                 self._resize(n)
+                self._pool_resize()
                 self._dispatch()
         elif isinstance(message, SetWorkerPool):
             log.info("scheduling workers set: num_workers=%d schedulers=[%s]", message.num_workers,
@@ -348,12 +407,19 @@ class EvalBroker(NodeActor):
             self.cfg = replace(self.cfg, num_workers=message.num_workers, schedulers=message.schedulers)
             self._types = None if set(SCHEDULER_TYPES) <= set(self.cfg.schedulers) else self.cfg.schedulers
             self._resize(message.num_workers)
+            self._pool_resize()
             self._dispatch()
             return self.cfg.num_workers, self.cfg.schedulers
         elif message == "status":
+            local = sum(1 for k in self._batch_slot.values() if k[0] == LOCAL)
             return {"leader": self.is_leader, "paused": self.paused, "queued": len(self._queue),
                     "running": len(self._running),
-                    "batches": len(self._batches), "workers": self.cfg.num_workers,
+                    # This server's own workers: busy ones, and those paused while it leads (Nomad's
+                    # pausableWorkers); batches_out counts a leader's batches on followers' workers too.
+                    "batches": local if self.is_leader else sum(s.busy for s in self._fslots),
+                    "paused_workers": self.cfg.num_workers - self._local_count() if self.is_leader else 0,
+                    "batches_out": len(self._batches), "workers": self.cfg.num_workers,
+                    "remote": tuple(sorted({k[0] for k in self._batch_slot.values() if k[0] != LOCAL})),
                     "schedulers": self.cfg.schedulers, "worker_started": tuple(self._worker_started),
                     **self.stats}
         return None
@@ -390,14 +456,21 @@ class EvalBroker(NodeActor):
             self.set_timer("leader_stats", self.cfg.leader_stats_interval_s)
         elif name == "linger":
             self._dispatch()
+        elif name == "offer":
+            self._offer()
+        elif name.startswith("fslot-"):
+            self._follower_timeout(int(name[6:]))
         elif name == "due":
             self._read_due()
         elif name == "sweep" and self.is_leader:
             now = self.env.now()
-            for w in [w for w in self._running.values() if now - w.started > self.cfg.step_timeout_s]:
+            nack_s, step_s = self.cfg.nack_timeout_s, self.cfg.step_timeout_s
+            for w in [w for w in self._running.values()
+                      if now - w.started > (nack_s if w.stage == "remote" else step_s)]:
                 self._retry(w, "timed out")
             for batch in [b for b, ids in self._batches.items() if not self._members(b, ids)]:
-                del self._batches[batch]  # every member was retried: the worker is free
+                self._end_batch(batch)  # every member was retried: the worker is free
+            self._prune_floors()
             self._dispatch()
             self.set_timer("sweep", self.cfg.step_timeout_s / 3)
 
@@ -418,13 +491,19 @@ class EvalBroker(NodeActor):
         self.cancel_timer("due")
         self._wake_at = None
         self._attempts.clear()
+        self._job_floor.clear()
+        self._lead_floor = 0
         self._watching = False
         self.paused = False
+        self._pool_lead(leader)
         if leader:
             log.info("%s: eval broker enabled; %d scheduling worker(s) for [%s]", self.env.node,
                      self.cfg.num_workers, " ".join(self.cfg.schedulers))
             self._seen_index = 0
             self._full_at = float("-inf")
+            # Batch IDs rise across this actor's restarts within a term too (from the clock, in µs), so
+            # a follower's worker, which drops a batch no later than its last, takes this one's.
+            self._next_batch = max(self._next_batch, int(self.env.now() * 1e6))
             self._watch()
             self.set_timer("sweep", self.cfg.step_timeout_s / 3)
         else:
@@ -450,6 +529,15 @@ class EvalBroker(NodeActor):
         self.send(self.env.node, self.raft, Watch(tables=("evals", sched_cfg.TABLE),
                                                   min_index=self._seen_index, reply=reply,
                                                   timeout_s=self.cfg.watch_timeout_s, query=query))
+
+    def _prune_floors(self) -> None:
+        """Forget the wait index of jobs idle since two sweeps ago, once there are many: every follower
+        applied that far long since (one that lags that much nacks at min_index_wait_s), and a new
+        evaluation of the job has a later ModifyIndex of its own."""
+        old, self._floor_seen = self._floor_seen, (self._floor_seen[1], self._seen_index)
+        if len(self._job_floor) > self.cfg.max_job_floors:
+            busy = self._jobs_running | {item[3] for item in self._queue}
+            self._job_floor = {j: i for j, i in self._job_floor.items() if j in busy or i > old[0]}
 
     def _wake_for(self, wait_until: float | None) -> None:
         """Read the pending evaluations again at *wait_until* (wall time) if that is the earliest yet."""
@@ -477,8 +565,14 @@ class EvalBroker(NodeActor):
         self._queued.clear()
         self.cancel_timer("linger")
 
-    def _enqueue(self, pending: list[tuple[int, int, str, str]]) -> None:
+    def _enqueue(self, pending: list[tuple[int, int, str, str]], mods: dict[str, int] | None = None) -> None:
         now, timed, enqueued_at = self.env.now(), self.metrics is not None, self._enqueued_at
+        if mods:
+            floor = self._job_floor
+            for item in pending:
+                index = mods.get(item[2], 0)
+                if index > floor.get(item[3], 0):
+                    floor[item[3]] = index
         if not self._queue:
             self._queued_since = now
         for item in pending:
@@ -492,19 +586,24 @@ class EvalBroker(NodeActor):
         self._dispatch()
 
     def _dispatch(self) -> None:
-        if not self.is_leader or self.paused or not self._queue or len(self._batches) >= self.cfg.num_workers:
+        if not self.is_leader or self.paused or not self._queue or not self._idle:
             return
         wait = self._queued_since + self.cfg.plan_linger_s - self.env.now()
         if wait > 0 and len(self._queue) < self.cfg.max_plans_per_entry:
             if not self.timer_armed("linger"):
                 self.set_timer("linger", wait)  # more may arrive to share the plan entry
             return
-        while self._queue and len(self._batches) < self.cfg.num_workers:
+        while self._queue and self._idle:
             if not self._start_batch():
                 break
 
     def _start_batch(self) -> bool:
-        """Start a worker on up to max_plans_per_entry queued evaluations, one per job; False: none could."""
+        """Start a worker on up to max_plans_per_entry queued evaluations, one per job; False: none could.
+
+        The worker is a follower's slot idle longest, given the batch to plan on its own state, else
+        one of the leader's own, which plans in a Read of the leader's state (WorkerPool)."""
+        if self._take_slot_peek() is None:
+            return False
         taken: list[_Work] = []
         skipped: list[tuple[int, int, str, str]] = []
         self._next_batch += 1
@@ -531,6 +630,16 @@ class EvalBroker(NodeActor):
             return False
         ids = tuple(w.eval_id for w in taken)
         self._batches[batch] = ids
+        key = self._take_slot()
+        assert key is not None  # _take_slot_peek found one, and nothing since could take it
+        self._batch_slot[batch] = key
+        if key[0] != LOCAL:
+            for w in taken:
+                w.stage = "remote"
+            floor = self._job_floor
+            wait_index = max(self._lead_floor, *(floor.get(w.job_id, 0) for w in taken))
+            self._send_remote(key, batch, ids, wait_index)
+            return True
         query = functools.partial(plan_batch_command, eval_ids=ids, now=self._wall(),
                                   max_place=self.cfg.max_placements_per_entry,
                                   max_stop=self.cfg.max_stops_per_entry)
@@ -639,6 +748,29 @@ class EvalBroker(NodeActor):
         self._attempts.pop(w.eval_id, None)
         self._dispatch()
 
+    def _sort_planned(self, works: list[_Work], planned: tuple[str, ...],
+                      deferred: tuple[str, ...]) -> list[_Work]:
+        """A batch's plans were computed: those deferred (the entry was full) are queued again, no
+        attempt spent; those no longer pending are done; the planned ones are returned."""
+        for w in works:
+            if w.eval_id in deferred:
+                self.stats["deferred"] += 1
+                self._running.pop(w.eval_id, None)
+                self._jobs_running.discard(w.job_id)
+                self._enqueue([w.item or (-50, 0, w.eval_id, w.job_id)])
+            elif w.eval_id not in planned:
+                self._done(w)  # no longer pending
+        return [w for w in works if w.eval_id in planned]
+
+    def _propose_plan(self, batch: int, works: list[_Work], data: bytes, planned: tuple[str, ...]) -> None:
+        """Propose a batch's plan entry (its own worker's or a follower's); answered as ``apply``."""
+        for w in works:
+            w.stage, w.started = "apply", self.env.now()
+        self.stats["scheduled"] += len(planned)
+        self.stats["plan_entries"] += 1
+        self.send(self.env.node, self.raft, Propose(data=data, reply=ReplyTo(
+            self.env, self.name, ("apply", self._gen, batch))))
+
     def _retry(self, w: _Work, why: str) -> None:
         if self.metrics is not None:
             self._acked(w)  # Nomad's nack is timed as its ack is; a retry is queued (and timed) anew
@@ -663,6 +795,9 @@ class EvalBroker(NodeActor):
     # ------------------------------------------------------------ Raft answers
     def _reply(self, m: RaftReply) -> None:
         kind, gen, key = m.tag
+        if kind in ("fplan", "fcatchup"):
+            self._follower_reply(m)  # this server's workers serving another leader (WorkerPool)
+            return
         if gen != self._gen:
             return  # from an earlier term of leadership
         if kind == "leader_stats":
@@ -674,6 +809,7 @@ class EvalBroker(NodeActor):
             if m.ok:
                 index, view = m.value
                 self._seen_index = max(self._seen_index, index)
+                self._lead_floor = self._lead_floor or index
                 if view is None:
                     self._pause()
                 elif self.paused:
@@ -683,7 +819,7 @@ class EvalBroker(NodeActor):
                     self._seen_index = 0
                 else:
                     self._note_kinds(view[2])
-                    self._enqueue(view[0])
+                    self._enqueue(view[0], view[3])
                     self._wake_for(view[1])
             self._watch()
             return
@@ -691,45 +827,36 @@ class EvalBroker(NodeActor):
             view = m.value[1] if m.ok else None
             if view is not None and not self.paused:
                 self._note_kinds(view[2])
-                self._enqueue(view[0])
+                self._enqueue(view[0], view[3])
                 self._wake_for(view[1])
             return
         batch = key
         works = self._members(batch, self._batches.get(batch, ()))
         if not works or not m.ok:
-            self._batches.pop(batch, None)
+            self._end_batch(batch)
             for w in works:
                 self._retry(w, m.error)
             self._dispatch()
             return
         if kind == "plan":
             data, planned, deferred = m.value[1]
-            for w in works:
-                if w.eval_id in deferred:  # the entry was full: planned in a later one, no attempt spent
-                    self.stats["deferred"] += 1
-                    self._running.pop(w.eval_id, None)
-                    self._jobs_running.discard(w.job_id)
-                    self._enqueue([w.item or (-50, 0, w.eval_id, w.job_id)])
-                elif w.eval_id not in planned:
-                    self._done(w)  # no longer pending
-            works = [w for w in works if w.eval_id in planned]
+            works = self._sort_planned(works, planned, deferred)
             if data is None:
-                self._batches.pop(batch, None)
+                self._end_batch(batch)
                 self._dispatch()
                 return
-            for w in works:
-                w.stage, w.started = "apply", self.env.now()
-            self.stats["scheduled"] += len(planned)
-            self.stats["plan_entries"] += 1
-            self.send(self.env.node, self.raft, Propose(data=data, reply=ReplyTo(
-                self.env, self.name, ("apply", self._gen, batch))))
+            self._propose_plan(batch, works, data, planned)
             return
-        result = m.value[1]
+        index, result = m.value
+        floor = self._job_floor
+        for w in works:
+            if index > floor.get(w.job_id, 0):
+                floor[w.job_id] = index
         for r in (result.get("results", ()) if isinstance(result, dict) else ()):
             if isinstance(r, dict) and r.get("ok"):
                 self.stats["placed"] += len(r.get("placed", ()))
                 self.stats["refused"] += len(r.get("refused", ()))
-        self._batches.pop(batch, None)
+        self._end_batch(batch)
         self._measure(works, submitted=True)
         for w in works:
             self._done(w)
