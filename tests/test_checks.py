@@ -256,34 +256,3 @@ def test_a_late_answer_of_a_replaced_checks_probe_is_not_taken_for_the_new_one()
     sched.run_for(0.1)
     assert ref.ask(GetChecks("a1"))[old.id]["Output"] == "the new probe"
 
-
-def test_an_https_probe_checks_the_certificate_unless_told_to_skip_it(tmp_path: Any) -> None:
-    import dataclasses
-    import ssl
-
-    from runtime import cli_tls
-
-    ca, ca_key = cli_tls.create_ca(str(tmp_path))
-    cert, key = cli_tls.create_cert("server", str(tmp_path), ca_file=ca, ca_key_file=ca_key)
-
-    class Handler(http.server.BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, *args: Any) -> None:
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.load_cert_chain(cert, key)
-    httpd.socket = tls.wrap_socket(httpd.socket, server_side=True)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        spec = dataclasses.replace(probe_spec(httpd.server_address[1]), protocol="https")
-        status, _, output = run_probe(spec)  # signed by a CA the probe does not know
-        assert status == FAILURE and "certificate" in output, output
-        assert run_probe(dataclasses.replace(spec, tls_skip_verify=True)) == (SUCCESS, 200, "nomad: http ok")
-    finally:
-        httpd.shutdown()

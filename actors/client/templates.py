@@ -359,13 +359,7 @@ def _render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None,
         if len(args) not in (1, 3):
             raise TemplateError(f"nomadService: expected 1 or 3 arguments, got {len(args)}")
         query = args[-1]
-        _need_str("nomadService", query)
-        m = _SERVICE_QUERY.match(query)
-        if m is None:
-            raise TemplateError(f"nomad.service: invalid format: {json.dumps(query, ensure_ascii=False)}")
-        if m["region"] not in (None, REGION):
-            raise TemplateError(f"nomad.service: {query}: this agent reads the services of its own "
-                                f"region ({REGION}) only")
+        m = _service_query("nomadService", "nomad.service", query, _SERVICE_QUERY)
         other = m["namespace"] not in (None, namespace)  # (a workload may read any namespace's)
         regs = list(get("service", f"{m['name']}?ns={m['namespace']}" if other else m["name"]) or ())
         if len(args) == 3:
@@ -386,13 +380,7 @@ def _render_task(templates: tuple[TemplateSpec, ...], sources: tuple[str | None,
         if len(args) > 1:
             raise TemplateError(f"nomadServices: expected 0 or 1 arguments, got {len(args)}")
         query = args[0] if args else ""
-        _need_str("nomadServices", query)
-        m = _SERVICES_QUERY.match(query)
-        if m is None:
-            raise TemplateError(f"nomad.services: invalid format: {json.dumps(query, ensure_ascii=False)}")
-        if m["region"] not in (None, REGION):
-            raise TemplateError(f"nomad.services: {query}: this agent reads the services of its own "
-                                f"region ({REGION}) only")
+        m = _service_query("nomadServices", "nomad.services", query, _SERVICES_QUERY)
         arg = f"?ns={m['namespace']}" if m["namespace"] not in (None, namespace) else ""
         found = [Struct("NomadServicesSnippet", {"Name": s.get("Name"),
                                                  "Namespace": s.get("Namespace", namespace),
@@ -552,6 +540,19 @@ def _go_arg_type(v: Any) -> str:
         return f"[]*dependency.{kinds.pop()}"
     return "[]interface {}" if isinstance(v, list) else "map[string]interface {}" if isinstance(v, dict) \
         else {str: "string", bool: "bool", int: "int", float: "float64"}.get(type(v), type(v).__name__)
+
+
+def _service_query(fn: str, dep: str, query: Any, pattern: re.Pattern[str]) -> re.Match[str]:
+    """*query* of the template function *fn* parsed by *pattern*, as consul-template's *dep* dependency
+    reads it; of this agent's own region only."""
+    _need_str(fn, query)
+    m = pattern.match(query)
+    if m is None:
+        raise TemplateError(f"{dep}: invalid format: {json.dumps(query, ensure_ascii=False)}")
+    if m["region"] not in (None, REGION):
+        raise TemplateError(f"{dep}: {query}: this agent reads the services of its own region "
+                            f"({REGION}) only")
+    return m
 
 
 def _need_str(fn: str, v: Any) -> None:
