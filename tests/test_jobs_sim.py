@@ -524,3 +524,29 @@ def test_after_its_server_restarts_a_client_gets_new_work_within_a_short_blockin
     sync = AllocSyncConfig()
     # The forgotten query given up, a retry (with its stagger) and a few seconds to place and start.
     assert c.sched.now - placed_at <= sync.wait_s + sync.rpc_margin_s + 2 * sync.retry_s + 5.0 <= 80.0
+
+
+def test_converged_reports_a_stopped_allocation_the_servers_still_list_running(monkeypatch: Any) -> None:
+    """The steady-state rule covers allocations told to stop too: one its client ended must end on
+    the servers (a client retries its reports until a server takes them).  A client whose reports
+    of an ended allocation never reach the servers is caught."""
+    from actors.client.alloc_runner import AllocUpdates
+    from actors.client.alloc_sync import AllocSync
+
+    receive = AllocSync.receive
+
+    def losing(self: AllocSync, message: Any) -> Any:  # every report of an ended allocation is lost
+        if isinstance(message, AllocUpdates):
+            message = AllocUpdates(updates=tuple(u for u in message.updates if u.client_status != "complete"))
+        return receive(self, message)
+
+    c = boot(seed=9, n_clients=2)
+    c.register(sim_job(count=2))
+    assert settle(c) == []
+    monkeypatch.setattr(AllocSync, "receive", losing)
+    c.stop_job("web")
+    c.run(60.0)
+    assert not c.running_tasks()
+    problems = c.converged()
+    want = "was stopped and no process runs it, but the servers list it running"
+    assert len(problems) == 2 and all(want in p for p in problems), problems
