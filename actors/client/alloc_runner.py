@@ -365,6 +365,15 @@ class ServerLink:
 
 
 @dataclass(frozen=True, slots=True)
+class AllocSyncStarted:
+    """AllocSync -> runner and ClientNode (local): it (re)started empty -- a supervisor's restart loses
+    the reports it held and the node it served.  The runner reports every allocation again; the node
+    tells it its registration again (NodeRegistered)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class HeartbeatOk:
     """ClientNode -> runner (local): a heartbeat was acknowledged at *at* (env.now()).  An allocation
     whose group has ``disconnect.stop_on_client_after`` is stopped by the client itself once no
@@ -2109,6 +2118,11 @@ class AllocRunner(NodeActor):
             self.host_volumes = {name: (path, ro) for name, path, ro in message.host_volumes}
         elif isinstance(message, ServerLink):
             self._server_link(message)
+            self._flush()
+        elif isinstance(message, AllocSyncStarted) and message.name == self.reporter:
+            # What it was told before is lost with it, and this runner reports only changes.
+            self._reported.clear()
+            self._dirty.update(self.allocs)
             self._flush()
         elif isinstance(message, TemplateDataResponse):
             self._template_data(message)

@@ -29,7 +29,7 @@ from typing import Any
 import msgpack
 
 from actors.agent_messages import Leave, LeaveDone
-from actors.client.alloc_runner import AllocUpdates, ServerLink, SetAllocs
+from actors.client.alloc_runner import AllocSyncStarted, AllocUpdates, ServerLink, SetAllocs
 from actors.client.messages import (
     ClientAllocsResponse,
     GetClientAllocs,
@@ -161,8 +161,9 @@ def task_states_json(update: Any, offset_s: float = 0.0) -> dict[str, Any]:
 class AllocSync(NodeActor):
     def __init__(self, env: Env, name: str, *, config: AllocSyncConfig | None = None,
                  runner: str = "alloc-runner", endpoint: str = ALLOC_ENDPOINT,
-                 wall_clock: Any = None) -> None:
+                 wall_clock: Any = None, node_actor: str = "client") -> None:
         super().__init__(env, name)
+        self.node_actor = node_actor  # the ClientNode, which tells us the registration (NodeRegistered)
         # Task times reach the API on the wall clock: production passes
         # time.time; the simulator's clock is env.now (offset 0).
         self._wall = wall_clock or env.now
@@ -193,6 +194,15 @@ class AllocSync(NodeActor):
         self._drain_deadline_at = 0.0  # when the servers force the drain to its end; 0 = no deadline
         self.stats = {"queries": 0, "answers": 0, "writes": 0, "write_failures": 0, "query_failures": 0,
                       "resyncs": 0, "reasserted": 0}
+
+    def on_start(self) -> None:
+        # Restarted by the agent's supervisor, this actor is empty: the runner's reports it held and
+        # the registration are gone, and neither the runner (it reports only changes) nor the node
+        # (it tells its listeners when it registers) would say them again.  At the agent's start the
+        # runner has nothing reported yet and the node is not registered: both change nothing.
+        started = AllocSyncStarted(self.name)
+        self.send(self.env.node, self.runner, started)
+        self.send(self.env.node, self.node_actor, started)
 
     # ------------------------------------------------------------ messages
     def receive(self, message: Any) -> Any:
