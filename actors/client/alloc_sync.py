@@ -12,6 +12,9 @@ Nomad's ``client.go`` ``watchAllocations`` / ``allocSync`` and
   allocation wins) and sent every ``sync_interval_s`` as one
   ``UpdateAllocs`` write (Nomad's 200 ms allocSyncIntv); a failed write is
   kept and retried, never dropped.
+* restarted by the agent's supervisor it starts empty, so it says so
+  (:class:`AllocSyncStarted`): the runner reports every allocation again and
+  the ClientNode sends it the registration again.
 * on a graceful leave with ``drain_on_shutdown`` it asks the servers to
   drain its own node (``UpdateDrain``; not in dev mode, as Nomad), then
   answers ``LeaveDone`` once every allocation it runs (system ones too unless
