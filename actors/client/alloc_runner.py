@@ -365,6 +365,14 @@ class ServerLink:
 
 
 @dataclass(frozen=True, slots=True)
+class AllocRunnerStarted:
+    """Runner -> AllocSync (local): it (re)started, its allocations restored from the client state but
+    its node and servers unknown; AllocSync sends it the ServerLink again."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class AllocSyncStarted:
     """AllocSync -> runner and ClientNode (local): it (re)started empty -- a supervisor's restart loses
     the reports it held and the node it served.  The runner reports every allocation again; the node
@@ -2075,6 +2083,10 @@ class AllocRunner(NodeActor):
             self.set_timer("gc", self.cfg.gc_interval_s)
         self._arm_heartbeat_stop()
         self._flush()
+        # Restarted by the agent's supervisor, it no longer knows its node and servers, which the
+        # reporter sends only when the node registers.  (At the agent's start the reporter is not up
+        # yet, or knows no node: nothing changes.)
+        self.send(self.env.node, self.reporter, AllocRunnerStarted(self.name))
 
     # ------------------------------------------------------------ messages
     def receive(self, message: Any) -> Any:

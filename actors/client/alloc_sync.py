@@ -32,7 +32,13 @@ from typing import Any
 import msgpack
 
 from actors.agent_messages import Leave, LeaveDone
-from actors.client.alloc_runner import AllocSyncStarted, AllocUpdates, ServerLink, SetAllocs
+from actors.client.alloc_runner import (
+    AllocRunnerStarted,
+    AllocSyncStarted,
+    AllocUpdates,
+    ServerLink,
+    SetAllocs,
+)
 from actors.client.messages import (
     ClientAllocsResponse,
     GetClientAllocs,
@@ -246,6 +252,11 @@ class AllocSync(NodeActor):
                 self.set_timer("sync", self.cfg.sync_interval_s)
         elif isinstance(message, WriteResponse):
             self._written(message)
+        elif isinstance(message, AllocRunnerStarted) and message.name == self.runner and self.node_id:
+            # A runner the supervisor restarted: the node and servers again (its set comes with the
+            # next answer, as always).
+            self.send(self.env.node, self.runner, ServerLink(node_id=self.node_id, secret_id=self.secret_id,
+                                                             servers=tuple(self.servers)))
         elif isinstance(message, PeerLost):
             self._peer_lost(message)
         elif isinstance(message, Leave):
