@@ -370,6 +370,16 @@ class JobCluster(ClientCluster):
             a = state.tables["allocs"][alloc_id]
             if a["ClientStatus"] == "running" and alloc_id not in procs:
                 problems.append(f"alloc {alloc_id[:8]} reported running but no process runs it")
+        client_of = {self.node_id(c): c for c in self.clients}
+        for a in state.tables["allocs"].values():
+            # One told to stop that its client ended must end on the servers too: a client retries its
+            # reports until a server takes them (Nomad's allocSync), whatever a server restart lost.
+            client = client_of.get(a["NodeID"])
+            if a.get("DesiredStatus") != "run" and a["ClientStatus"] in ("pending", "running") \
+                    and a["ID"] not in procs and client is not None and self.sched.nodes[client].up \
+                    and nodes.get(a["NodeID"], {}).get("Status") == "ready":
+                problems.append(f"alloc {a['ID'][:8]} was stopped and no process runs it, but the servers "
+                                f"list it {a['ClientStatus']}")
         return problems
 
 

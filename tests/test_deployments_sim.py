@@ -13,6 +13,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from actors.state.store import command
 from sim.client_cluster import ClusterConfig
 from sim.job_cluster import JobCluster, JobClusterConfig, sim_job
 
@@ -206,3 +207,33 @@ def test_scale_up_deployment_waits_for_the_allocations_updated_in_place_to_be_he
     assert all(a["DeploymentStatus"]["Timestamp"] >= scaled_at + 5.0 for a in live if a["ID"] in kept)
     assert c.converged() == []
     c.close()
+
+
+def _promote_around_a_server_restart(crash_after_s: float) -> None:
+    c = JobCluster(11, JobClusterConfig(base=ClusterConfig(n_servers=1, n_clients=2)))
+    c.run(30.0)
+    c.register(job(count=2))
+    run_until(c, lambda: deployments(c) and deployments(c)[-1]["Status"] == "successful", 120)
+    c.register(job(args="7200", count=2, MaxParallel=2, Canary=2))
+    run_until(c, lambda: deployments(c)[-1]["JobVersion"] == 1
+              and deployments(c)[-1]["TaskGroups"]["g"]["HealthyAllocs"] >= 2, 120)
+    d = deployments(c)[-1]
+    _, res = c.propose(command("deployment_promote", deployment_id=d["ID"], all=True, now=c.sched.now))
+    assert res["ok"], res
+    c.run(crash_after_s)
+    (server,) = c.servers
+    c.crash(server)
+    c.run(2.0)
+    c.restart(server)
+    run_until(c, lambda: deployments(c)[-1]["Status"] == "successful" and c.converged() == [], 180)
+    stopped = [a for a in c.allocs("web") if a["JobVersion"] == 0]
+    assert len(stopped) == 2 and {a["ClientStatus"] for a in stopped} == {"complete"}, crash_after_s
+    c.close()
+
+
+def test_allocations_a_promotion_stops_end_on_the_servers_whenever_their_only_server_restarts() -> None:
+    """One server, two clients: a promotion stops the old allocations, and the server crashes and comes
+    back at moments around the stops (before the clients hear of them, while they kill, while they
+    report).  Every stopped allocation whose process ended ends on the servers too (converged)."""
+    for crash_after_s in (0.0, 0.05, 0.2, 0.5, 1.0, 3.0):
+        _promote_around_a_server_restart(crash_after_s)

@@ -524,3 +524,74 @@ def test_after_its_server_restarts_a_client_gets_new_work_within_a_short_blockin
     sync = AllocSyncConfig()
     # The forgotten query given up, a retry (with its stagger) and a few seconds to place and start.
     assert c.sched.now - placed_at <= sync.wait_s + sync.rpc_margin_s + 2 * sync.retry_s + 5.0 <= 80.0
+
+
+def test_converged_reports_a_stopped_allocation_the_servers_still_list_running(monkeypatch: Any) -> None:
+    """The steady-state rule covers allocations told to stop too: one its client ended must end on
+    the servers (a client retries its reports until a server takes them).  A client whose reports
+    of an ended allocation never reach the servers is caught."""
+    from actors.client.alloc_runner import AllocUpdates
+    from actors.client.alloc_sync import AllocSync
+
+    receive = AllocSync.receive
+
+    def losing(self: AllocSync, message: Any) -> Any:  # every report of an ended allocation is lost
+        if isinstance(message, AllocUpdates):
+            message = AllocUpdates(updates=tuple(u for u in message.updates if u.client_status != "complete"))
+        return receive(self, message)
+
+    c = boot(seed=9, n_clients=2)
+    c.register(sim_job(count=2))
+    assert settle(c) == []
+    monkeypatch.setattr(AllocSync, "receive", losing)
+    c.stop_job("web")
+    c.run(60.0)
+    assert not c.running_tasks()
+    problems = c.converged()
+    want = "was stopped and no process runs it, but the servers list it running"
+    assert len(problems) == 2 and all(want in p for p in problems), problems
+
+
+def _restart_alloc_sync(c: JobCluster, client: str) -> None:
+    """As the agent's supervisor restarts a failed alloc-sync: a new actor, empty."""
+    from actors.client.alloc_sync import AllocSync
+
+    node = c.sched.nodes[client]
+    node.actors[SYNC].stop()
+    node.env.spawn(AllocSync, SYNC, config=c.jcfg.sync, runner="alloc-runner")
+
+
+def test_a_restarted_alloc_sync_asks_the_node_for_its_registration_again() -> None:
+    """Without it the client is deaf: no allocation query, no report, until its node registers again.
+    A job stopped just before the restart is heard, killed and reported; new work is placed."""
+    c = boot(seed=12, n_clients=1)
+    c.register(sim_job(count=2))
+    assert settle(c) == []
+    (client,) = c.clients
+    c.stop_job("web")
+    _restart_alloc_sync(c, client)
+    c.run(60.0)
+    assert not c.running_tasks()
+    assert {a["ClientStatus"] for a in c.allocs("web")} == {"complete"}
+    c.register(sim_job("api", count=1))
+    assert settle(c) == []
+
+
+def test_the_reports_a_restarted_alloc_sync_lost_are_made_again() -> None:
+    """The runner reports only changes: what it told the alloc-sync that failed (tasks that ended,
+    the report not yet written) would never reach the servers.  Told of the new one, it reports every
+    allocation again, so the stopped ones end on the servers."""
+    c = boot(seed=13, n_clients=1)
+    c.register(sim_job(count=2))
+    assert settle(c) == []
+    (client,) = c.clients
+    c.stop_job("web")
+    end = c.sched.now + 30.0
+    while c.running_tasks() and c.sched.now < end:
+        c.run(0.01)
+    assert not c.running_tasks()  # reported to alloc-sync, whose write waits for sync_interval_s
+    assert {a["ClientStatus"] for a in c.allocs("web")} == {"running"}
+    _restart_alloc_sync(c, client)
+    c.run(30.0)
+    assert {a["ClientStatus"] for a in c.allocs("web")} == {"complete"}
+    assert c.converged() == []

@@ -501,3 +501,24 @@ def test_a_template_query_parked_on_a_server_that_restarts_is_asked_again_at_onc
     set_var(c, "nomad/jobs/web", {"password": "b"})
     until(c, lambda: len(procs(c)) == 2, 40.0)
     assert files(c)["t/local/app.conf"] == b"password=b\n"
+
+
+def test_a_restarted_alloc_runner_is_told_its_node_and_servers_again() -> None:
+    """The agent restarts a failed alloc-runner as a new actor, which restores its allocations from
+    the client state but no longer knows its node and servers (ServerLink, which alloc-sync sends when
+    the node registers): told again, its tasks' templates read the servers."""
+    from actors.client.alloc_runner import AllocRunner
+    from actors.client.checks import CHECK_RUNNER
+    from sim.job_cluster import DRIVER, RUNNER, SYNC
+
+    c = boot()
+    set_var(c, "nomad/jobs/web", {"password": "a"})
+    node = c.sched.nodes["c0001"]
+    old = c.sched.actor_of(node.actors[RUNNER])
+    node.actors[RUNNER].stop()  # as a supervisor restarting it would, with the same arguments
+    node.env.spawn(AllocRunner, RUNNER, driver_registry={DRIVER: c.drivers["c0001"]},
+                   state=c.alloc_stores["c0001"], alloc_root=old.alloc_root, reporter=SYNC, config=old.cfg,
+                   alloc_dirs=c.alloc_dirs["c0001"], checker=CHECK_RUNNER, fetcher=old.fetcher)
+    c.register(job([CONF]))
+    until(c, lambda: len(procs(c)) == 1, 90.0)
+    assert files(c)["t/local/app.conf"] == b"password=a\n"

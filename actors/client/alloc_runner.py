@@ -365,6 +365,23 @@ class ServerLink:
 
 
 @dataclass(frozen=True, slots=True)
+class AllocRunnerStarted:
+    """Runner -> AllocSync (local): it (re)started, its allocations restored from the client state but
+    its node and servers unknown; AllocSync sends it the ServerLink again."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class AllocSyncStarted:
+    """AllocSync -> runner and ClientNode (local): it (re)started empty -- a supervisor's restart loses
+    the reports it held and the node it served.  The runner reports every allocation again; the node
+    tells it its registration again (NodeRegistered)."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
 class HeartbeatOk:
     """ClientNode -> runner (local): a heartbeat was acknowledged at *at* (env.now()).  An allocation
     whose group has ``disconnect.stop_on_client_after`` is stopped by the client itself once no
@@ -2066,6 +2083,10 @@ class AllocRunner(NodeActor):
             self.set_timer("gc", self.cfg.gc_interval_s)
         self._arm_heartbeat_stop()
         self._flush()
+        # Restarted by the agent's supervisor, it no longer knows its node and servers, which the
+        # reporter sends only when the node registers.  (At the agent's start the reporter is not up
+        # yet, or knows no node: nothing changes.)
+        self.send(self.env.node, self.reporter, AllocRunnerStarted(self.name))
 
     # ------------------------------------------------------------ messages
     def receive(self, message: Any) -> Any:
@@ -2109,6 +2130,11 @@ class AllocRunner(NodeActor):
             self.host_volumes = {name: (path, ro) for name, path, ro in message.host_volumes}
         elif isinstance(message, ServerLink):
             self._server_link(message)
+            self._flush()
+        elif isinstance(message, AllocSyncStarted) and message.name == self.reporter:
+            # What it was told before is lost with it, and this runner reports only changes.
+            self._reported.clear()
+            self._dirty.update(self.allocs)
             self._flush()
         elif isinstance(message, TemplateDataResponse):
             self._template_data(message)

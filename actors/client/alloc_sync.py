@@ -12,6 +12,9 @@ Nomad's ``client.go`` ``watchAllocations`` / ``allocSync`` and
   allocation wins) and sent every ``sync_interval_s`` as one
   ``UpdateAllocs`` write (Nomad's 200 ms allocSyncIntv); a failed write is
   kept and retried, never dropped.
+* restarted by the agent's supervisor it starts empty, so it says so
+  (:class:`AllocSyncStarted`): the runner reports every allocation again and
+  the ClientNode sends it the registration again.
 * on a graceful leave with ``drain_on_shutdown`` it asks the servers to
   drain its own node (``UpdateDrain``; not in dev mode, as Nomad), then
   answers ``LeaveDone`` once every allocation it runs (system ones too unless
@@ -29,7 +32,13 @@ from typing import Any
 import msgpack
 
 from actors.agent_messages import Leave, LeaveDone
-from actors.client.alloc_runner import AllocUpdates, ServerLink, SetAllocs
+from actors.client.alloc_runner import (
+    AllocRunnerStarted,
+    AllocSyncStarted,
+    AllocUpdates,
+    ServerLink,
+    SetAllocs,
+)
 from actors.client.messages import (
     ClientAllocsResponse,
     GetClientAllocs,
@@ -161,8 +170,9 @@ def task_states_json(update: Any, offset_s: float = 0.0) -> dict[str, Any]:
 class AllocSync(NodeActor):
     def __init__(self, env: Env, name: str, *, config: AllocSyncConfig | None = None,
                  runner: str = "alloc-runner", endpoint: str = ALLOC_ENDPOINT,
-                 wall_clock: Any = None) -> None:
+                 wall_clock: Any = None, node_actor: str = "client") -> None:
         super().__init__(env, name)
+        self.node_actor = node_actor  # the ClientNode, which tells us the registration (NodeRegistered)
         # Task times reach the API on the wall clock: production passes
         # time.time; the simulator's clock is env.now (offset 0).
         self._wall = wall_clock or env.now
@@ -193,6 +203,15 @@ class AllocSync(NodeActor):
         self._drain_deadline_at = 0.0  # when the servers force the drain to its end; 0 = no deadline
         self.stats = {"queries": 0, "answers": 0, "writes": 0, "write_failures": 0, "query_failures": 0,
                       "resyncs": 0, "reasserted": 0}
+
+    def on_start(self) -> None:
+        # Restarted by the agent's supervisor, this actor is empty: the runner's reports it held and
+        # the registration are gone, and neither the runner (it reports only changes) nor the node
+        # (it tells its listeners when it registers) would say them again.  At the agent's start the
+        # runner has nothing reported yet and the node is not registered: both change nothing.
+        started = AllocSyncStarted(self.name)
+        self.send(self.env.node, self.runner, started)
+        self.send(self.env.node, self.node_actor, started)
 
     # ------------------------------------------------------------ messages
     def receive(self, message: Any) -> Any:
@@ -233,6 +252,11 @@ class AllocSync(NodeActor):
                 self.set_timer("sync", self.cfg.sync_interval_s)
         elif isinstance(message, WriteResponse):
             self._written(message)
+        elif isinstance(message, AllocRunnerStarted) and message.name == self.runner and self.node_id:
+            # A runner the supervisor restarted: the node and servers again (its set comes with the
+            # next answer, as always).
+            self.send(self.env.node, self.runner, ServerLink(node_id=self.node_id, secret_id=self.secret_id,
+                                                             servers=tuple(self.servers)))
         elif isinstance(message, PeerLost):
             self._peer_lost(message)
         elif isinstance(message, Leave):

@@ -73,6 +73,13 @@ _update_node_status = builder(UpdateNodeStatus)  # one per heartbeat
 AckHook = Callable[[str, float, float, float], None]  # node_id, sent at, acked at, ttl
 
 
+def _alloc_sync_started() -> type:
+    """AllocSyncStarted, imported when first needed (as NodeRegistered and NodeVars are here)."""
+    from actors.client.alloc_runner import AllocSyncStarted
+
+    return AllocSyncStarted
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClientNodeConfig:
     servers: tuple[str, ...] = ()  # client.servers: the servers' RPC addresses
@@ -406,6 +413,13 @@ class ClientNode(NodeActor):
             if rpc is not None and rpc.server == message.node and "rpc" in self._timer_handles:
                 self.stats["connections_lost"] += 1
                 self._attempt_failed(f"{ERR_CONN_LOST}: {message.reason}")
+        elif isinstance(message, _alloc_sync_started()):
+            if self.registered and message.name in self.listeners:
+                # Restarted empty by the supervisor: it learns the registration again.
+                from actors.client.alloc_sync import NodeRegistered
+
+                self.send(self.env.node, message.name, NodeRegistered(self.node_id, self.secret_id,
+                                                                      tuple(self.servers)))
         elif isinstance(message, ReplaceServers):
             log.info("%s: servers set by the operator: %s", self.env.node, ", ".join(message.servers))
             self.servers = list(message.servers)
