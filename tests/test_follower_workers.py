@@ -252,3 +252,23 @@ def test_a_followers_batch_waits_for_the_index_the_jobs_last_plan_was_applied_at
     assert settle(c) == []
     assert [m for ids, m in sent if second in ids] and all(m >= done_at for ids, m in sent if second in ids)
     assert len(placed(c, "floor")) == 3
+
+
+def test_an_idle_leader_tells_the_follower_planning_a_batch_its_commit_at_once() -> None:
+    # A follower plans a batch once it knows the batch's index committed.  An idle leader tells its
+    # followers a commit only with its next heartbeat -- a Raft tick later (0.5 s in the simulator) --
+    # so the broker asks Raft to share the commit as it hands a follower a batch (ShareCommit).
+    c = boot(seed=21)
+    leader = leader_of(c)
+    waits = []
+    for i in range(6):
+        c.run(0.37 * (i + 1))  # at another phase of the heartbeat each time
+        job_id = f"quick-{i}"
+        start = c.sched.now
+        c.register(sim_job(job_id=job_id, count=1))
+        while not placed(c, job_id):
+            c.run(0.002)
+            assert c.sched.now - start < 5.0
+        waits.append(c.sched.now - start)
+    assert broker(c, leader).stats["remote_batches"] >= 3  # most of them planned on a follower
+    assert max(waits) < 0.1, waits  # the plan linger (10 ms) and a few round trips, never a tick

@@ -959,6 +959,31 @@ class RaftCore:
                 pr.paused = False  # a heartbeat re-probes a stuck follower
                 self._send_append(peer, pr, ctx=ctx, force=True, memo=memo)
 
+    def share_commit(self) -> bool:
+        """A leader tells each follower it replicates to the commit index now, in an empty append at its
+        match (what a heartbeat sends it, without the heartbeat's stall count): a caught-up follower
+        learns of a commit only from the next append, up to a tick later while the leader is idle.
+        True if anything was sent."""
+        if self.role != LEADER:
+            return False
+        memo: dict[int, AppendEntries] = {}
+        sent = False
+        for peer in sorted(self.progress):
+            pr = self.progress[peer]
+            commit = min(self.commit, pr.match)
+            if pr.state != REPLICATE or commit <= 0:
+                continue
+            prev_term = self.term_at(pr.match)
+            if prev_term is None:
+                continue
+            m = memo.get(pr.match)
+            if m is None:
+                m = memo[pr.match] = _new_append(term=self.term, leader=self.id, prev_index=pr.match,
+                                                 prev_term=prev_term, entries=(), commit=commit, read_ctx=0)
+            self._send(peer, m)
+            sent = True
+        return sent
+
     def _send_append(self, peer: str, pr: Progress, ctx: int = 0, force: bool = False,
                      memo: dict[tuple[int, int], AppendEntries] | None = None) -> None:
         """Send *peer* the entries after ``pr.next - 1``; *memo* shares one message among

@@ -306,6 +306,13 @@ class RaftInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class ShareCommit:
+    """A leader's local actor wants its followers to learn the commit index now rather than with the
+    next heartbeat (up to a tick later): a follower's scheduling worker about to plan on it (the
+    eval broker).  Each caught-up follower is sent an empty append carrying it (RaftCore.share_commit)."""
+
+
+@dataclass(frozen=True, slots=True)
 class InfoQuery:
     """Ask for a RaftInfo, told back to local actor ``reply_to`` (actors must not ask)."""
 
@@ -718,6 +725,9 @@ class RaftPeer(NodeActor):
                 self.core.bootstrap(message.voters, message.addresses)
                 self._mark_dirty()
                 self._answer(message.reply, True, None)
+        elif isinstance(message, ShareCommit):
+            if self.core.share_commit():
+                self._mark_dirty()
         elif isinstance(message, InfoQuery):
             self.send(self.env.node, message.reply_to, self.info())
         elif isinstance(message, HealthQuery):

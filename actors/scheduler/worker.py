@@ -34,7 +34,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from actors.raft.peer import Watch
+from actors.raft.peer import ShareCommit, Watch
 from actors.scheduler.messages import BatchDone, PlanBatch, PlanSubmit, WorkerReady
 from actors.server import RaftReply, ReplyTo
 from actors.state import scheduler_config as sched_cfg
@@ -83,6 +83,7 @@ class WorkerPool:
         self._idle: dict[Slot, float] = {}  # idle slot -> env time its offer lapses (inf: the leader's)
         self._assigned: dict[Slot, int] = {}  # a follower's slot -> the last batch given it
         self._batch_slot: dict[int, Slot] = {}  # an outstanding batch -> its slot
+        self._commit_shared = 0  # the highest batch index Raft was asked to tell the followers at once
         self._peers_watched: set[str] = set()
         # Follower side.
         self._fslots: list[_FollowerSlot] = []
@@ -102,6 +103,7 @@ class WorkerPool:
         self._idle.clear()
         self._assigned.clear()
         self._batch_slot.clear()
+        self._commit_shared = 0
         if leader:
             self._idle.update(((LOCAL, i), float("inf")) for i in range(self._local_count()))
             self._follow("", 0)
@@ -158,6 +160,11 @@ class WorkerPool:
             self._peers_watched.add(server)
             self.env.watch_peer(server, self.name)
         cfg = self.cfg
+        if min_index > self._commit_shared:
+            # The follower plans once it knows the batch's index committed, which an idle leader would
+            # tell it only with its next heartbeat (up to a Raft tick, 100 ms, later): tell it now.
+            self._commit_shared = min_index
+            self.send(self.env.node, self.raft, ShareCommit())
         self.send(server, self.name, PlanBatch(term=self.term, slot=slot, batch=batch, eval_ids=ids,
                                                min_index=min_index, max_place=cfg.max_placements_per_entry,
                                                max_stop=cfg.max_stops_per_entry))
