@@ -17,7 +17,7 @@ from actors.http_job_statuses import job_status
 from actors.http_jobs import job_summaries
 from actors.scheduler.job import canonical_job
 from actors.state.store import StateStore
-from tests.test_periodic import T0, periodic
+from tests.test_periodic import T0, a_running_launch_that_prohibits_overlap
 from tests.test_scheduler import Cluster, service
 
 
@@ -91,13 +91,7 @@ def test_a_dispatch_with_a_token_finds_its_earlier_child_without_walking_every_j
 
 
 def test_a_launch_that_would_overlap_reads_its_own_children_only() -> None:
-    c = Cluster()
-    c.node(0)
-    c.apply("job_register", job=periodic(ProhibitOverlap=True))
-    c.now = T0
-    first = c.apply("periodic_launch", job_id="nightly", launch=T0)["JobID"]
-    c.schedule()
-    c.client("running")
+    c, first = a_running_launch_that_prohibits_overlap()
     jobs = _NoScan(c.state.tables["jobs"])
     c.state.tables["jobs"] = jobs
     jobs.armed = True

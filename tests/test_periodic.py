@@ -112,7 +112,8 @@ def test_a_periodic_job_runs_only_its_launches_each_once() -> None:
     assert c.state.tables["periodic_launch"]["nightly"]["Launch"] == T0 + 220
 
 
-def test_prohibit_overlap_skips_a_launch_while_the_last_child_runs_unless_forced() -> None:
+def a_running_launch_that_prohibits_overlap() -> tuple[Cluster, str]:
+    """A periodic job with ProhibitOverlap, launched at T0, its child running: (cluster, child ID)."""
     c = Cluster()
     c.node(0)
     c.apply("job_register", job=periodic(ProhibitOverlap=True))
@@ -120,6 +121,11 @@ def test_prohibit_overlap_skips_a_launch_while_the_last_child_runs_unless_forced
     first = c.apply("periodic_launch", job_id="nightly", launch=T0)["JobID"]
     c.schedule()
     c.client("running")
+    return c, first
+
+
+def test_prohibit_overlap_skips_a_launch_while_the_last_child_runs_unless_forced() -> None:
+    c, first = a_running_launch_that_prohibits_overlap()
     assert c.state.tables["jobs"][first]["Status"] == "running"
     c.now = T0 + 300
     skipped = c.apply("periodic_launch", job_id="nightly", launch=T0 + 300)
