@@ -143,8 +143,10 @@ UNBLOCKED_DESCRIPTION = "unblocked: capacity changed"  # a blocked evaluation le
 # registrations follow the group and each task (services.active_owners: a group's stay through a task's
 # restart, a task's go when it exits), not only the allocation's running status; 5 -- an ``unknown``
 # allocation whose client reports it again cancels its disconnect-timeout follow-up evaluation (Nomad's
-# cancelFollowupEvalsForReconnect), so it no longer waits in the eval list.
-REPORT_REV = 5
+# cancelFollowupEvalsForReconnect), so it no longer waits in the eval list; 6 -- a ``lost`` allocation's
+# client that reports it ended (complete or failed: it stopped it when told) is believed, as Nomad's
+# nestedUpdateAllocFromClient takes it, so its task states no longer say ``running`` for good.
+REPORT_REV = 6
 
 
 
@@ -2424,9 +2426,11 @@ class StateStore:
             a = allocs.get(u["ID"])
             if a is None or (node_id and a["NodeID"] != node_id):
                 continue
-            if a.get("ClientStatus") == "lost" and u.get("ClientStatus") != "lost":
+            if a.get("ClientStatus") == "lost" and u.get("ClientStatus") != "lost" and (
+                    acc.rev < 6 or u.get("ClientStatus") not in ("complete", "failed")):
                 # The server already gave it up (its node was down); a late
                 # report must not resurrect it -- the client will be told to stop.
+                # That it stopped it (complete or failed) is the client's word, taken.
                 continue
             rec = dict(a)
             for k in ("ClientStatus", "ClientDescription", "TaskStates"):
