@@ -195,6 +195,29 @@ def test_a_node_that_comes_back_keeps_one_copy_by_its_reconcile_option(reconcile
     assert len([a for a in c.running("web") if a["ClientStatus"] != "complete"]) == 3
 
 
+def test_a_reconnected_allocation_cancels_its_disconnect_timeout_evaluation() -> None:
+    """Nomad's cancelFollowupEvalsForReconnect: once the client reports the unknown allocation again,
+    its pending max-disconnect-timeout evaluation is canceled ("allocs reconnected"), not left waiting
+    in the eval list for lost_after; a report from before REPORT_REV 5 leaves it as it was."""
+    from actors.state.store import REPORT_REV
+
+    for rev, status in ((REPORT_REV, "canceled"), (4, "pending")):
+        c = _cluster("keep_original")
+        node = "node-0000"
+        (orig,) = _on(c, node)
+        _disconnect(c, node)
+        follow_id = c.state.tables["allocs"][orig["ID"]]["FollowupEvalID"]
+        c.apply("node_update_status", node_id=node, status="initializing")
+        c.apply("alloc_client_update", allocs=[{"ID": orig["ID"], "ClientStatus": "running"}], node_id=node,
+                secret_id="s", rev=rev)
+        follow = c.state.tables["evals"][follow_id]
+        assert follow["Status"] == status, rev
+        if rev == REPORT_REV:
+            assert follow["StatusDescription"] == "allocs reconnected"
+            assert c.state.tables["allocs"][orig["ID"]]["FollowupEvalID"] == ""
+            assert follow_id not in {e["ID"] for e in c.state.evals_with_status("pending")}
+
+
 def test_a_reconnecting_allocation_that_failed_meanwhile_is_stopped_and_its_replacement_kept() -> None:
     c = _cluster("keep_original")
     (orig,) = _on(c, "node-0000")
@@ -215,6 +238,34 @@ def test_a_node_without_a_disconnect_window_has_its_allocations_lost_at_once() -
     (orig,) = _on(c, "node-0000")
     _disconnect(c, "node-0000")
     assert c.state.tables["allocs"][orig["ID"]]["ClientStatus"] == "lost"
+
+
+def test_a_lost_allocation_its_client_stopped_takes_the_clients_final_state() -> None:
+    """Nomad's nestedUpdateAllocFromClient: a client back from a down node stops the allocation the
+    servers marked lost and reports it complete with its tasks dead; that is applied (before, the task
+    stayed "running" in ``nomad alloc status`` for good).  A report that it runs is still not taken, and
+    a report from before REPORT_REV 6 changes nothing."""
+    from actors.state.store import REPORT_REV
+
+    dead = {"t": {"State": "dead", "Failed": False}}
+    for rev, want in ((REPORT_REV, "complete"), (5, "lost")):
+        c = _cluster(lost_after_s=0)
+        node = "node-0000"
+        (orig,) = _on(c, node)
+        _disconnect(c, node)
+        assert c.state.tables["allocs"][orig["ID"]]["ClientStatus"] == "lost"
+        c.apply("node_update_status", node_id=node, status="ready")
+        c.apply("alloc_client_update", allocs=[{"ID": orig["ID"], "ClientStatus": "running"}], node_id=node,
+                secret_id="s", rev=rev)
+        assert c.state.tables["allocs"][orig["ID"]]["ClientStatus"] == "lost"  # not revived
+        done = [{"ID": orig["ID"], "ClientStatus": "complete", "TaskStates": dead}]
+        res = c.apply("alloc_client_update", allocs=done, node_id=node, secret_id="s", rev=rev)
+        a = c.state.tables["allocs"][orig["ID"]]
+        assert (a["ClientStatus"], a["DesiredStatus"]) == (want, "stop"), rev
+        assert not res["evals"]  # it was already replaced: nothing to evaluate
+        if want == "complete":
+            assert a["TaskStates"] == dead
+        assert len(c.running("web")) == 3
 
 
 def test_node_disconnect_state_follows_nomads_rule() -> None:

@@ -308,10 +308,14 @@ def test_job_update_and_stop() -> None:
     c.schedule()
     assert not first & {a["ID"] for a in c.running("web")} and len(c.running("web")) == 3
     assert c.state.tables["jobs"]["web"]["Version"] == 2
+    last = {a["ID"] for a in c.running("web")}
     res = c.apply("job_deregister", job_id="web", purge=False)
     assert res["ok"] and res["EvalID"]
     c.schedule()
     assert c.running("web") == [] and c.state.tables["jobs"]["web"]["Stop"]
+    # Nomad's filterAndStopAll: the stopped job's allocations say StatusAllocNotNeeded.
+    assert {c.state.tables["allocs"][i]["DesiredDescription"] for i in last} == {
+        "alloc not needed due to job update"}
 
 
 def test_failed_alloc_is_rescheduled() -> None:

@@ -87,7 +87,9 @@ TERMINAL_CLIENT = ("complete", "failed", "lost")
 ALLOC_NS = uuid.UUID("5a1c0c8e-1d7e-4f55-9e37-6c2b8d7e0a11")
 _ALLOC_NS_BYTES = ALLOC_NS.bytes
 
-STOP_JOB = "alloc not needed since job was stopped"
+# A stopped job's allocations: Nomad has no description of its own for them (filterAndStopAll marks them
+# StatusAllocNotNeeded, as any allocation a job update no longer needs).
+STOP_JOB = "alloc not needed due to job update"
 STOP_LOST = "alloc is lost since its node is down"
 STOP_MIGRATE = "alloc is being migrated"
 # A system or sysbatch allocation marked to migrate (drain, alloc stop): Nomad's StatusAllocNodeTainted.

@@ -141,8 +141,12 @@ UNBLOCKED_DESCRIPTION = "unblocked: capacity changed"  # a blocked evaluation le
 # getJobStatus (see StateStore._job_status); 3 -- a system allocation that fails or ends makes no
 # alloc-failure evaluation (Nomad's Node.UpdateAlloc: a system job has no reschedule policy); 4 -- service
 # registrations follow the group and each task (services.active_owners: a group's stay through a task's
-# restart, a task's go when it exits), not only the allocation's running status.
-REPORT_REV = 4
+# restart, a task's go when it exits), not only the allocation's running status; 5 -- an ``unknown``
+# allocation whose client reports it again cancels its disconnect-timeout follow-up evaluation (Nomad's
+# cancelFollowupEvalsForReconnect), so it no longer waits in the eval list; 6 -- a ``lost`` allocation's
+# client that reports it ended (complete or failed: it stopped it when told) is believed, as Nomad's
+# nestedUpdateAllocFromClient takes it, so its task states no longer say ``running`` for good.
+REPORT_REV = 6
 
 
 
@@ -2422,9 +2426,11 @@ class StateStore:
             a = allocs.get(u["ID"])
             if a is None or (node_id and a["NodeID"] != node_id):
                 continue
-            if a.get("ClientStatus") == "lost" and u.get("ClientStatus") != "lost":
+            if a.get("ClientStatus") == "lost" and u.get("ClientStatus") != "lost" and (
+                    acc.rev < 6 or u.get("ClientStatus") not in ("complete", "failed")):
                 # The server already gave it up (its node was down); a late
                 # report must not resurrect it -- the client will be told to stop.
+                # That it stopped it (complete or failed) is the client's word, taken.
                 continue
             rec = dict(a)
             for k in ("ClientStatus", "ClientDescription", "TaskStates"):
@@ -2432,6 +2438,8 @@ class StateStore:
                     rec[k] = u[k]
             if a.get("ClientStatus") == "unknown" and rec.get("ClientStatus") != "unknown":
                 acc.reconnect_jobs.add(key_of(rec))  # Nomad's Node.UpdateAlloc: a "reconnect" evaluation
+            if acc.rev >= 5:
+                self._cancel_followup_for_reconnect(index, rec, a, now)
             health = u.get("DeploymentStatus")
             newly_healthy: bool | None = None
             dep_id = rec.get("DeploymentID") or ""
@@ -2480,6 +2488,32 @@ class StateStore:
                 elif rec["ClientStatus"] == "failed" or (job is not None and job["Type"] != "batch"):
                     acc.failed_jobs.add(key_of(rec))
         return ""
+
+    def _cancel_followup_for_reconnect(self, index: int, rec: dict[str, Any], a: dict[str, Any],
+                                       now: float) -> None:
+        """A reconnecting allocation's client reported it (running, complete or failed): its
+        disconnect-timeout follow-up evaluation is canceled, unless another live allocation of the job
+        still waits on it (Nomad's FollowupEvalForReconnect and cancelFollowupEvalsForReconnect)."""
+        from actors.scheduler import disconnect as disc
+
+        ev_id = a.get("FollowupEvalID") or ""
+        if not ev_id or not disc.needs_to_reconnect(a) or rec.get("ClientStatus") not in (
+                "running", "complete", "failed"):
+            return
+        rec["FollowupEvalID"] = ""
+        allocs = self.tables["allocs"]
+        for other_id in self.allocs_by_job.get(key_of(a), ()):
+            other = allocs.get(other_id)
+            if other is not None and other_id != a["ID"] and other.get("FollowupEvalID") == ev_id and \
+                    other.get("DesiredStatus") == "run" and other.get("ClientStatus") not in _TERMINAL_CLIENT:
+                return  # made for several allocations at once: left alone
+        ev = self.tables["evals"].get(ev_id)
+        if ev is None:
+            return  # deleted by an operator
+        self.tables["evals"][ev_id] = out = {**ev, "Status": "canceled", "StatusDescription":
+                                             "allocs reconnected", "ModifyIndex": index, "ModifyTime": now}
+        self._index_eval(out)
+        self._touch("evals", index)
 
     def _client_reports_done(self, index: int, now: float, acc: _ClientReports,
                              unblock: bool = False) -> dict[str, Any]:
