@@ -1327,6 +1327,9 @@ def _public_node(n: dict[str, Any]) -> dict[str, Any]:
     for ev in out["Events"]:  # NodeEvent.Timestamp is a time.Time: RFC 3339, as Go's api package decodes it
         if isinstance(ev, dict) and not isinstance(ev.get("Timestamp"), str):
             ev["Timestamp"] = rfc3339(ev.get("Timestamp"))
+    # StatusUpdatedAt is an int64 of Unix seconds in Nomad (timeNow.Unix()); the store keeps the
+    # exact time the command carried, for the GC and the checkers, and the API answers whole seconds.
+    out["StatusUpdatedAt"] = int(out.get("StatusUpdatedAt") or 0)
     _node_resources_keys(out)
     return out
 

@@ -105,6 +105,21 @@ def test_node_writes_are_typed_as_nomad_types_them_and_a_deleted_node_is_sent_as
     assert payload["ID"] == "n1" and payload.get("SecretID", "") == ""  # Nomad's Node.Sanitize blanks it
 
 
+def test_a_nodes_status_updated_at_is_whole_unix_seconds_as_go_decodes_it():
+    # Node.StatusUpdatedAt is an int64 (timeNow.Unix()): Go's api package cannot decode 1795955625.68
+    # into it, so an event stream reader or `nomad node status` client built on it would fail.
+    from actors.http_api import _public_node
+
+    st = _store()
+    st.apply(1, command("node_register", node=NODE, now=1795955625.68))
+    payload = event_json(_last(st).events[0])["Payload"]["Node"]
+    assert payload["StatusUpdatedAt"] == 1795955625 and isinstance(payload["StatusUpdatedAt"], int)
+    st.apply(2, command("node_update_status", node_id="n1", status="down", now=1795955699.9))
+    out = _public_node(st.tables["nodes"]["n1"])
+    assert out["StatusUpdatedAt"] == 1795955699 and isinstance(out["StatusUpdatedAt"], int)
+    assert json.dumps(out["StatusUpdatedAt"]) == "1795955699"
+
+
 def test_writes_nomad_makes_no_events_for_make_none_and_a_refused_write_makes_none():
     st = _store()
     st.apply(1, command("kv_put", key="k", value=1))
