@@ -10,7 +10,8 @@ connection.  As Nomad's:
 
 * ``index``: start at the first kept write at or after it (0: the oldest
   kept); the server keeps ``event_buffer_size`` writes, so an older index
-  starts at the oldest it has.
+  starts at the oldest it has, and one newer than every kept write at the
+  newest (sent again, as Nomad's ``StartAtClosest`` does).
 * ``topic``: ``Node``, ``Job``, ``Allocation``, ``Evaluation``,
   ``Deployment``, ``Service``, ``Variable``, ``NodePool``, ``ACLToken``,
   ``ACLPolicy``, ``ACLRole``, ``ACLAuthMethod``, ``ACLBindingRule``, or
@@ -145,6 +146,12 @@ def event_stream(req: Request, api: Api) -> Any:
     index, batches, _ = _watch(api, ref, start, 0.0, None)
     if batches is None:
         raise CodedError(400, "event broker is disabled")
+    if not poll and start > index:
+        # Nomad's StartAtClosest: an index newer than every kept write (the reader's index is from
+        # before this server's state was rebuilt) starts at the newest kept write, and the stream
+        # goes on from there, rather than skip every write until the index is reached.
+        start = index
+        index, batches, _ = _watch(api, ref, start, 0.0, None)
     if poll:
         if not batches:
             index, batches, _ = _watch(api, ref, max(index + 1, start), EVENT_WATCH_S, None)

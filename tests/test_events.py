@@ -447,6 +447,25 @@ def test_a_topic_key_keeps_one_jobs_events_and_index_skips_what_came_before(dev)
         call(dev.http_port, "DELETE", f"/v1/job/{j}?purge=true")
 
 
+def test_an_index_newer_than_every_kept_write_starts_at_the_newest_not_at_that_index(dev):  # noqa: F811
+    # Nomad's EventBroker.Subscribe (StartAtClosest): a reader resuming with an index this server has not
+    # reached (its state was rebuilt: a -dev agent restarted) gets the newest kept write and every later
+    # one, not silence until the cluster's index catches up with it.
+    r = call(dev.http_port, "PUT", "/v1/jobs", {"Job": sleep_job("ev-future", count=0)})
+    assert r.status == 200
+    far = int(r.json()["Index"]) + 1_000_000
+    s = _Lines(dev.http_port, f"/v1/event/stream?index={far}&topic=Job:ev-future")
+    try:
+        again = sleep_job("ev-future", count=0, Priority=60)
+        assert call(dev.http_port, "PUT", "/v1/jobs", {"Job": again}).status == 200
+        seen = s.events_until(lambda ev: any(e["Type"] == "JobRegistered"
+                                             and e["Payload"]["Job"]["Priority"] == 60 for e in ev))
+        assert all(e["Index"] < far for e in seen)
+    finally:
+        s.close()
+    call(dev.http_port, "DELETE", "/v1/job/ev-future?purge=true")
+
+
 def test_a_stream_gets_a_heartbeat_at_once_and_every_30s_events_or_not(monkeypatch):
     """Nomad's Event.Stream (NewJsonStream(ctx, 30*time.Second)): "{}" as the stream opens, before any
     event, then on a 30 s ticker whether events came or not; on a clock of its own, each blocking watch
