@@ -64,12 +64,18 @@ JSON = "application/json"
 
 
 class CodedError(Exception):
-    """An HTTP error with Nomad's shape: a status and a one-line plain-text body."""
+    """An HTTP error with Nomad's shape: a status and a one-line plain-text body.
 
-    def __init__(self, code: int, message: str) -> None:
+    *headers*: the query meta of a read that found nothing (Nomad's handlers set X-Nomad-Index and
+    the rest before they answer 404, so a blocking reader waiting for an object to appear has the
+    index to block on next).
+    """
+
+    def __init__(self, code: int, message: str, headers: tuple[tuple[str, str], ...] = ()) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.headers = headers
 
 
 @dataclass(frozen=True, slots=True)
@@ -432,7 +438,7 @@ class App:
             level = logging.DEBUG if 400 <= e.code < 500 or own else logging.ERROR
             log.log(level, "request failed: method=%s path=%s error=%s code=%d",
                     req.method, req.url, e.message, e.code)
-            return Response(e.code, e.message.encode())
+            return Response(e.code, e.message.encode(), headers=e.headers)
         except Exception as e:  # a handler bug must not take the server down
             log.exception("request failed: method=%s path=%s error=%r code=500", req.method, req.url, e)
             return Response(500, f"internal error: {type(e).__name__}: {e}".encode())
@@ -1327,6 +1333,9 @@ def _public_node(n: dict[str, Any]) -> dict[str, Any]:
     for ev in out["Events"]:  # NodeEvent.Timestamp is a time.Time: RFC 3339, as Go's api package decodes it
         if isinstance(ev, dict) and not isinstance(ev.get("Timestamp"), str):
             ev["Timestamp"] = rfc3339(ev.get("Timestamp"))
+    # StatusUpdatedAt is an int64 of Unix seconds in Nomad (timeNow.Unix()); the store keeps the
+    # exact time the command carried, for the GC and the checkers, and the API answers whole seconds.
+    out["StatusUpdatedAt"] = int(out.get("StatusUpdatedAt") or 0)
     _node_resources_keys(out)
     return out
 
@@ -1412,7 +1421,7 @@ def node_read(req: Request, api: Api) -> Any:
         raise CodedError(404, "node not found")
     answer = state_query(req, api, ("nodes",), lambda st: st.get("nodes", node_id), scoped=True)
     if answer.value is None:
-        raise CodedError(404, "node not found")
+        raise CodedError(404, "node not found", answer.headers)
     return Answer(_public_node(answer.value), answer.headers)
 
 

@@ -188,7 +188,7 @@ def deployment_request(req: Request, api: Api) -> Any:
         return None if d is None else deployment_out(d)
     answer = state_query(req, api, (TABLE,), query, scoped=True)
     if answer.value is None:
-        raise CodedError(404, NOT_FOUND)
+        raise CodedError(404, NOT_FOUND, answer.headers)
     return answer
 
 

@@ -10,7 +10,8 @@ connection.  As Nomad's:
 
 * ``index``: start at the first kept write at or after it (0: the oldest
   kept); the server keeps ``event_buffer_size`` writes, so an older index
-  starts at the oldest it has.
+  starts at the oldest it has, and one newer than every kept write at the
+  newest (sent again, as Nomad's ``StartAtClosest`` does).
 * ``topic``: ``Node``, ``Job``, ``Allocation``, ``Evaluation``,
   ``Deployment``, ``Service``, ``Variable``, ``NodePool``, ``ACLToken``,
   ``ACLPolicy``, ``ACLRole``, ``ACLAuthMethod``, ``ACLBindingRule``, or
@@ -92,22 +93,39 @@ _NODE_TOPICS = ("Node",)  # NodePool events, as Nomad's, need a management token
 _JOB_TOPICS = ("Job", "Allocation", "Evaluation", "Deployment", "Service")
 
 
-def _allowed(acl: Any, sub: Subscription) -> bool:
-    """Nomad's aclAllowsSubscription: every topic asked for must be readable."""
+def _allowed(acl: Any, sub: Subscription, namespaces: tuple[str, ...] = ()) -> bool:
+    """Nomad's validateACL: every topic asked for must be readable in each namespace subscribed to
+    (*namespaces*: for ``*``, every namespace there is; none given: the subscription's own)."""
     if acl is None:
         return True
-    for topic, _ in sub.topics:
-        if topic in _NODE_TOPICS:
-            ok = acl.allows_one(Need("node", READ))
-        elif topic in _JOB_TOPICS:
-            ok = acl.allows_one(Need("namespace", "read-job", sub.namespace))
-        elif topic == "Variable":
-            ok = acl.allow_variable_search(sub.namespace)
-        else:
-            ok = bool(acl.management)
-        if not ok:
-            return False
+    for ns in namespaces or (sub.namespace,):
+        for topic, _ in sub.topics:
+            if topic in _NODE_TOPICS:
+                ok = acl.allows_one(Need("node", READ))
+            elif topic in _JOB_TOPICS:
+                ok = acl.allows_one(Need("namespace", "read-job", ns))
+            elif topic == "Variable":
+                ok = acl.allow_variable_search(ns)
+            else:
+                ok = bool(acl.management)
+            if not ok:
+                return False
     return True
+
+
+def _subscribed_namespaces(req: Request, api: Api, sub: Subscription) -> tuple[str, ...]:
+    """The namespaces the ACL check covers: for ``*``, every one in the state (Nomad's validateACL
+    reads NamespaceNames), so a token reading each of them may subscribe to all."""
+    if sub.namespace != "*":
+        return (sub.namespace,)
+    from actors.http_api import state_query
+    from actors.state import namespaces as ns_state
+
+    # A local read: the stream's own ?index= is not a blocking query on the namespaces.
+    local = dataclasses.replace(req, query={"stale": ["true"]})
+    answer = state_query(local, api, (ns_state.TABLE,),
+                         lambda st: [n["Name"] for n in ns_state.listed(st.tables)])
+    return tuple(answer.value)
 
 
 def _parse(req: Request) -> tuple[int, Subscription]:
@@ -131,7 +149,7 @@ def event_stream(req: Request, api: Api) -> Any:
         from actors.http_acl import resolve
 
         _, acl = resolve(req, api)
-        if not _allowed(acl, sub):
+        if not _allowed(acl, sub, _subscribed_namespaces(req, api, sub) if acl is not None else ()):
             raise CodedError(403, "Permission denied")
         sub = dataclasses.replace(sub, acl=acl)
     ref = api.env.lookup("raft")
@@ -145,6 +163,12 @@ def event_stream(req: Request, api: Api) -> Any:
     index, batches, _ = _watch(api, ref, start, 0.0, None)
     if batches is None:
         raise CodedError(400, "event broker is disabled")
+    if not poll and start > index:
+        # Nomad's StartAtClosest: an index newer than every kept write (the reader's index is from
+        # before this server's state was rebuilt) starts at the newest kept write, and the stream
+        # goes on from there, rather than skip every write until the index is reached.
+        start = index
+        index, batches, _ = _watch(api, ref, start, 0.0, None)
     if poll:
         if not batches:
             index, batches, _ = _watch(api, ref, max(index + 1, start), EVENT_WATCH_S, None)
@@ -211,7 +235,9 @@ def _still_allowed(req: Request, api: Api, sub: Subscription) -> Subscription | 
         _, acl = resolve(req, api)
     except CodedError:
         return None
-    return dataclasses.replace(sub, acl=acl) if _allowed(acl, sub) else None
+    if acl is not None and not _allowed(acl, sub, _subscribed_namespaces(req, api, sub)):
+        return None
+    return dataclasses.replace(sub, acl=acl)
 
 
 def _stream(req: Request, api: Api, ref: Any, sub: Subscription, start: int, index: int,

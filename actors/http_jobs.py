@@ -672,7 +672,7 @@ def _index_header(index: int) -> tuple[tuple[str, str], ...]:
 
 def _not_found(answer: Answer, message: str) -> Answer:
     if answer.value is None:
-        raise CodedError(404, message)
+        raise CodedError(404, message, answer.headers)  # with the query meta, as Nomad's setMeta first
     return answer
 
 

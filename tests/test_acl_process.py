@@ -224,6 +224,34 @@ def test_event_stream_topics_each_need_their_own_permission(agent, management):
         s.close()
 
 
+def test_every_namespace_stream_needs_read_job_in_each_namespace_there_is(agent, management):
+    # Nomad's validateACL checks namespace=* against every namespace in the state: a token that may read
+    # jobs in each of them may subscribe to all, one that may read only some may not.
+    from tests.test_events import _Lines
+
+    port = agent.http_port
+    assert call(port, "PUT", "/v1/namespace/ev-ops", {"Name": "ev-ops"}, token=management).status == 200
+    try:
+        rules = 'namespace "default" { policy = "read" }\nnamespace "ev-ops" { policy = "read" }'
+        both = client_token(agent, management, "ev-both", "ev-both", rules)["SecretID"]
+        one = client_token(agent, management, "ev-one", "ev-one",
+                           'namespace "default" { policy = "read" }')["SecretID"]
+        r = call(port, "GET", "/v1/event/stream?topic=Job&namespace=*", token=one)
+        assert (r.status, r.text) == (403, "Permission denied")
+        s = _Lines(port, "/v1/event/stream?topic=Job&namespace=*", token=both)
+        try:
+            assert s.status == 200
+            assert call(port, "PUT", "/v1/jobs", {"Job": {**idle_job("ev-all"), "Namespace": "ev-ops"}},
+                        token=management).status == 200
+            seen = s.events_until(lambda ev: any(e["Key"] == "ev-all" for e in ev))
+            assert {e["Namespace"] for e in seen if e["Key"] == "ev-all"} == {"ev-ops"}
+        finally:
+            s.close()
+        call(port, "DELETE", "/v1/job/ev-all?purge=true&namespace=ev-ops", token=management)
+    finally:
+        call(port, "DELETE", "/v1/namespace/ev-ops", token=management)
+
+
 def test_variable_events_reach_only_who_may_list_their_paths(agent, management):
     from tests.test_events import _Lines
 

@@ -105,6 +105,21 @@ def test_node_writes_are_typed_as_nomad_types_them_and_a_deleted_node_is_sent_as
     assert payload["ID"] == "n1" and payload.get("SecretID", "") == ""  # Nomad's Node.Sanitize blanks it
 
 
+def test_a_nodes_status_updated_at_is_whole_unix_seconds_as_go_decodes_it():
+    # Node.StatusUpdatedAt is an int64 (timeNow.Unix()): Go's api package cannot decode 1795955625.68
+    # into it, so an event stream reader or `nomad node status` client built on it would fail.
+    from actors.http_api import _public_node
+
+    st = _store()
+    st.apply(1, command("node_register", node=NODE, now=1795955625.68))
+    payload = event_json(_last(st).events[0])["Payload"]["Node"]
+    assert payload["StatusUpdatedAt"] == 1795955625 and isinstance(payload["StatusUpdatedAt"], int)
+    st.apply(2, command("node_update_status", node_id="n1", status="down", now=1795955699.9))
+    out = _public_node(st.tables["nodes"]["n1"])
+    assert out["StatusUpdatedAt"] == 1795955699 and isinstance(out["StatusUpdatedAt"], int)
+    assert json.dumps(out["StatusUpdatedAt"]) == "1795955699"
+
+
 def test_writes_nomad_makes_no_events_for_make_none_and_a_refused_write_makes_none():
     st = _store()
     st.apply(1, command("kv_put", key="k", value=1))
@@ -430,6 +445,25 @@ def test_a_topic_key_keeps_one_jobs_events_and_index_skips_what_came_before(dev)
         s.close()
     for j in ("ev-mine", "ev-other"):
         call(dev.http_port, "DELETE", f"/v1/job/{j}?purge=true")
+
+
+def test_an_index_newer_than_every_kept_write_starts_at_the_newest_not_at_that_index(dev):  # noqa: F811
+    # Nomad's EventBroker.Subscribe (StartAtClosest): a reader resuming with an index this server has not
+    # reached (its state was rebuilt: a -dev agent restarted) gets the newest kept write and every later
+    # one, not silence until the cluster's index catches up with it.
+    r = call(dev.http_port, "PUT", "/v1/jobs", {"Job": sleep_job("ev-future", count=0)})
+    assert r.status == 200
+    far = int(r.json()["Index"]) + 1_000_000
+    s = _Lines(dev.http_port, f"/v1/event/stream?index={far}&topic=Job:ev-future")
+    try:
+        again = sleep_job("ev-future", count=0, Priority=60)
+        assert call(dev.http_port, "PUT", "/v1/jobs", {"Job": again}).status == 200
+        seen = s.events_until(lambda ev: any(e["Type"] == "JobRegistered"
+                                             and e["Payload"]["Job"]["Priority"] == 60 for e in ev))
+        assert all(e["Index"] < far for e in seen)
+    finally:
+        s.close()
+    call(dev.http_port, "DELETE", "/v1/job/ev-future?purge=true")
 
 
 def test_a_stream_gets_a_heartbeat_at_once_and_every_30s_events_or_not(monkeypatch):

@@ -243,6 +243,24 @@ def test_blocking_query_returns_at_its_wait_when_nothing_changes(dev):
         assert int(r.headers["x-nomad-index"]) > index
 
 
+def test_a_read_that_finds_nothing_answers_404_with_the_index_to_block_on(dev):
+    """Nomad's handlers set the query meta before their 404 (setMeta, then "job not found"): a reader
+    waiting for a job to appear blocks on the index the 404 named, and the registration wakes it."""
+    port = dev.http_port
+    for path in ("/v1/job/api-appears", "/v1/allocation/nope", "/v1/evaluation/nope", "/v1/node/nope",
+                 "/v1/deployment/00000000-0000-0000-0000-000000000000"):
+        r = call(port, "GET", path)
+        assert r.status == 404 and int(r.headers["x-nomad-index"]) >= 1, (path, r.headers)
+        assert r.headers["x-nomad-knownleader"] == "true" and "x-nomad-lastcontact" in r.headers
+    index = int(call(port, "GET", "/v1/job/api-appears").headers["x-nomad-index"])
+    waiter = gevent.spawn(call, port, "GET", f"/v1/job/api-appears?index={index}&wait=20s", None, None, 30.0)
+    gevent.sleep(0.2)  # let it park: the registration below is what should wake it
+    call(port, "PUT", "/v1/jobs", {"Job": sleep_job("api-appears", count=0)})
+    woke = waiter.get(timeout=STEP_DEADLINE_S)
+    assert woke.status == 200 and int(woke.headers["x-nomad-index"]) > index
+    call(port, "DELETE", "/v1/job/api-appears?purge=true")
+
+
 def test_stale_reads_and_query_option_errors(dev):
     port = dev.http_port
     assert call(port, "GET", "/v1/jobs?stale").status == 200
