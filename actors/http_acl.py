@@ -641,7 +641,7 @@ def acl_policy(req: Request, api: Api) -> Any:
     if answer.value is denied:
         raise CodedError(403, PERMISSION_DENIED)
     if answer.value is None:
-        raise CodedError(404, "ACL policy not found")
+        raise CodedError(404, "ACL policy not found", answer.headers)
     return answer
 
 
@@ -734,7 +734,7 @@ def acl_token(req: Request, api: Api) -> Any:
         token_out(token_view(st, st.tables["acl_tokens"][accessor])) if accessor in st.tables["acl_tokens"]
         else None))
     if answer.value is None:
-        raise CodedError(404, TOKEN_NOT_FOUND)
+        raise CodedError(404, TOKEN_NOT_FOUND, answer.headers)
     return answer
 
 
@@ -923,7 +923,7 @@ def _role_read(req: Request, api: Api, *, role_id: str = "", name: str = "") -> 
 
     answer = state_query(req, api, ("acl_roles",), query)
     if answer.value is None:
-        raise CodedError(404, "ACL role not found")
+        raise CodedError(404, "ACL role not found", answer.headers)
     # Nomad answers a found role with its own ModifyIndex as X-Nomad-Index.
     meta = tuple((k, str(answer.value["ModifyIndex"]) if k == "X-Nomad-Index" else v)
                  for k, v in answer.headers)

@@ -149,7 +149,7 @@ def auth_method(req: Request, api: Api) -> Any:
             method_out(st.tables["acl_auth_methods"][name]) if name in st.tables["acl_auth_methods"]
             else None))
         if answer.value is None:
-            raise CodedError(404, "ACL auth-method not found")
+            raise CodedError(404, "ACL auth-method not found", answer.headers)
         return _one_meta(answer, answer.value["ModifyIndex"])
     if req.method == "DELETE":
         _management(req, api)
@@ -219,7 +219,7 @@ def binding_rule(req: Request, api: Api) -> Any:
             rule_out(st.tables["acl_binding_rules"][rule_id]) if rule_id in st.tables["acl_binding_rules"]
             else None))
         if answer.value is None:
-            raise CodedError(404, "ACL binding rule not found")
+            raise CodedError(404, "ACL binding rule not found", answer.headers)
         return _one_meta(answer, answer.value["ModifyIndex"])
     if req.method == "DELETE":
         _management(req, api)

@@ -157,5 +157,5 @@ def namespace_request(req: Request, api: Api) -> Any:
 
     answer = state_query(req, api, (ns_state.TABLE,), read)
     if answer.value is None:
-        raise CodedError(404, "Namespace not found")
+        raise CodedError(404, "Namespace not found", answer.headers)
     return answer

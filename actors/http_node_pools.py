@@ -131,7 +131,7 @@ def node_pool_request(req: Request, api: Api) -> Any:
         require(req, "GET")
         answer = state_query(req, api, (pools.TABLE,), lambda st: _copy(pools.get(st.tables, name)))
         if answer.value is None:
-            raise CodedError(404, "node pool not found")
+            raise CodedError(404, "node pool not found", answer.headers)
         return answer
     require(req, "GET")
     if (req.query.get("prefix") or [""])[0]:  # Nomad's nodePoolNodesList / nodePoolJobList

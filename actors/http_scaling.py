@@ -85,5 +85,5 @@ def scaling_policy(req: Request, api: Api) -> Any:
             answer.value["Target"].get("Namespace", "default"), "read-scaling-policy"):
         raise CodedError(403, PERMISSION_DENIED)  # namespace=*: the policy's own namespace decides
     if answer.value is None:
-        raise CodedError(404, "policy not found")
+        raise CodedError(404, "policy not found", answer.headers)
     return answer

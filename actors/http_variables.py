@@ -112,7 +112,7 @@ def variable_request(req: Request, api: Api) -> Any:
     if req.method == "GET":
         answer = state_query(req, api, (v.TABLE,), lambda st: _copy(st.tables[v.TABLE].get(v.key(ns, path))))
         if answer.value is None:
-            raise CodedError(404, "variable not found")
+            raise CodedError(404, "variable not found", answer.headers)
         if answer.value.get("Lock") and not _management(req, api):
             answer = Answer({k: x for k, x in answer.value.items() if k != "Lock"}, answer.headers)
         return answer

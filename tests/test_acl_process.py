@@ -33,8 +33,8 @@ SECRETS: list[str] = []  # every secret handed out, looked for in the agent's ou
 
 
 class Resp:
-    def __init__(self, status: int, body: bytes) -> None:
-        self.status, self.body = status, body
+    def __init__(self, status: int, body: bytes, headers: dict[str, str] | None = None) -> None:
+        self.status, self.body, self.headers = status, body, headers or {}
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -53,7 +53,7 @@ def call(port: int, method: str, path: str, body: Any = None, token: str = "", b
         data = json.dumps(body).encode() if body is not None else None
         conn.request(method, path, body=data, headers=headers)
         r = conn.getresponse()
-        return Resp(r.status, r.read())
+        return Resp(r.status, r.read(), {k.lower(): v for k, v in r.getheaders()})
     finally:
         conn.close()
 
@@ -855,3 +855,12 @@ def test_a_namespace_token_without_node_read_reads_its_allocations_logs_files_an
     finally:
         r = call(port, "DELETE", "/v1/job/acl-logs?namespace=acl-logs&purge=true", token=management)
         assert r.status == 200, r.text
+
+
+def test_acl_reads_that_find_nothing_name_the_index_to_block_on(agent, management):
+    # Nomad's ACL handlers set the query meta before their 404 (setMeta, then "... not found").
+    for path in ("/v1/acl/policy/nope", "/v1/acl/token/00000000-0000-0000-0000-000000000000",
+                 "/v1/acl/role/00000000-0000-0000-0000-000000000000", "/v1/acl/auth-method/nope",
+                 "/v1/acl/binding-rule/00000000-0000-0000-0000-000000000000"):
+        r = call(agent.http_port, "GET", path, token=management)
+        assert r.status == 404 and int(r.headers["x-nomad-index"]) >= 1, (path, r.status, r.headers)

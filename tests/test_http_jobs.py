@@ -261,6 +261,15 @@ def test_a_read_that_finds_nothing_answers_404_with_the_index_to_block_on(dev):
     call(port, "DELETE", "/v1/job/api-appears?purge=true")
 
 
+def test_the_other_reads_that_find_nothing_name_the_index_too(dev):
+    # Nomad's namespace, node pool, variable and scaling-policy handlers set the query meta before
+    # their 404 as well.
+    for path in ("/v1/namespace/nope", "/v1/node/pool/nope", "/v1/var/nope/at/all",
+                 "/v1/scaling/policy/00000000-0000-0000-0000-000000000000"):
+        r = call(dev.http_port, "GET", path)
+        assert r.status == 404 and int(r.headers["x-nomad-index"]) >= 1, (path, r.status, r.headers)
+
+
 def test_stale_reads_and_query_option_errors(dev):
     port = dev.http_port
     assert call(port, "GET", "/v1/jobs?stale").status == 200
