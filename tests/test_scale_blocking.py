@@ -45,8 +45,7 @@ def test_writes_elsewhere_in_the_table_leave_a_scoped_read_parked() -> None:
     start = sched.now
     put(sched, raft, "watched", 2)
     assert rec.at is not None and rec.at <= start + 0.5 + TICK_S
-    _, (table_index, ok, value) = rec.value
-    assert ok and value == 2 and table_index == sched.actor_of(raft).state.table_index["kv"]
+    _assert_answer(sched, raft, rec, 2)
     sched.close()
 
 
@@ -58,9 +57,14 @@ def test_a_scoped_read_still_ends_at_its_wait_with_the_current_index() -> None:
     start = sched.now
     sched.run_for(3.0)
     assert rec.at is not None and rec.at - start <= 3.0
-    _, (table_index, ok, value) = rec.value
-    assert ok and value == 1 and table_index == sched.actor_of(raft).state.table_index["kv"]
+    _assert_answer(sched, raft, rec, 1)
     sched.close()
+
+
+def _assert_answer(sched: Any, raft: Any, rec: Any, want: Any) -> None:
+    """The parked read answered *want* with the kv table's current index."""
+    _, (table_index, ok, value) = rec.value
+    assert ok and value == want and table_index == sched.actor_of(raft).state.table_index["kv"]
 
 
 def test_a_scoped_wake_up_runs_the_read_once() -> None:
