@@ -73,6 +73,13 @@ def _group(alloc: dict[str, Any]) -> dict[str, Any] | None:
     return next((g for g in job.get("TaskGroups", ()) if g.get("Name") == alloc.get("TaskGroup")), None)
 
 
+def offers_services(alloc: dict[str, Any]) -> bool:
+    """The allocation's group, or one of its tasks, declares a service."""
+    group = _group(alloc)
+    return group is not None and bool(group.get("Services")
+                                      or any(t.get("Services") for t in group.get("Tasks", ())))
+
+
 def _interpolate(text: str, env: dict[str, str]) -> str:
     return _VAR.sub(lambda m: env.get(m.group(1), m.group(0)), text)
 
@@ -95,7 +102,7 @@ def registrations(alloc: dict[str, Any], node: dict[str, Any] | None, *,
     job = alloc.get("Job") or {}
     group = _group(alloc)
     if group is None or not (group.get("Services") or any(t.get("Services") for t in group.get("Tasks", ()))):
-        return []  # most allocations offer no service: nothing to build
+        return []  # most allocations offer no service: nothing to build (offers_services)
     ports = {p["Label"]: p for p in alloc.get("AllocatedPorts") or ()}
     node = node or {}
     node_ip = (node.get("Attributes") or {}).get("unique.network.ip-address") or \
@@ -151,6 +158,8 @@ def alloc_written(store: Any, index: int, alloc: dict[str, Any], before: dict[st
                   per_task: bool = True) -> None:
     """An allocation write: register the services of the owners (its group, its tasks) that started
     running, deregister those of the owners that stopped."""
+    if alloc["ID"] not in store.services_by_alloc and not offers_services(alloc):
+        return  # nothing registered and nothing to register (most allocations): the rest would find so
     now, was = _owners(alloc, per_task), _owners(before, per_task)
     restarted = _restarted(alloc, before, now & was) if per_task else frozenset()
     if now == was and not restarted:
