@@ -8,7 +8,7 @@ registration, and the result is summarised as Nomad's ``JobPlanResponse``:
 * ``Annotations.DesiredTGUpdates`` per task group -- ``Place`` (new
   allocations, those that would fail to be placed too, as Nomad's reconciler
   counts them), ``Canary`` (canaries), ``DestructiveUpdate`` (replaced for a new spec),
-  ``InPlaceUpdate`` (a new version that runs the same tasks: kept),
+  ``InPlaceUpdate`` (a new version that runs the same tasks on a node that still takes it: kept),
   ``Migrate``, ``Stop`` and ``Ignore`` (left as they are);
 * ``FailedTGAllocs`` -- the groups that could not be placed, with the
   scheduler's metrics;
@@ -158,6 +158,7 @@ def _updates(job: dict[str, Any], job_allocs: list[dict[str, Any]], plan: dict[s
             u["Canary"] += canaries
             u["Place"] += 1 + int(failed.get("CoalescedFailures", 0)) - canaries
         digest = update_digest(job, name)
+        in_place = set(plan.get("InPlace") or ())
         for a in job_allocs:
             if a["TaskGroup"] == name and job["Type"] == "batch" and not live(a) \
                     and a.get("JobVersion", 0) < job.get("Version", 0):
@@ -172,5 +173,7 @@ def _updates(job: dict[str, Any], job_allocs: list[dict[str, Any]], plan: dict[s
                 # for a later evaluation too (the generic reconciler counts those as Ignore).
                 u["DestructiveUpdate"] += 1
                 continue
-            u["InPlaceUpdate" if changed and same else "Ignore"] += 1
+            # Updated in place only if the plan does so (its node still takes the new version); one a
+            # rolling update holds back, or whose replacement waits, is Nomad's Ignore.
+            u["InPlaceUpdate" if changed and same and a["ID"] in in_place else "Ignore"] += 1
     return out
