@@ -298,9 +298,7 @@ def _max_allocs_full(usage: _Usage, node_id: str, node: dict[str, Any], metrics:
     ExhaustedNode with the dimension "max allocation exceeded"."""
     if not node.get("NodeMaxAllocs") or not max_allocs_exceeded(node, usage.allocs(node_id) + 1):
         return False
-    metrics["NodesExhausted"] += 1
-    metrics["DimensionExhausted"][MAX_ALLOCS_EXCEEDED] = \
-        metrics["DimensionExhausted"].get(MAX_ALLOCS_EXCEEDED, 0) + 1
+    _exhaust(metrics, node, MAX_ALLOCS_EXCEEDED)
     return True
 
 
@@ -2482,10 +2480,9 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
     if group["Count"] == 0:
         return
     replace_on = plan.pop("_replace", {})
-    metrics = _new_metrics()
+    report = _SystemReport()
     if any(group_ports(group)) or group_cores(group):
         placer.stopping = {st["ID"] for st in plan["Stop"]}
-    failed = 0
     need = (*group_resources(group), group_disk_mb(group))
     limit = plan.get("_max_place")
     placed_before = len(plan["Place"])
@@ -2498,23 +2495,22 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
                 _unstop(plan, placer, replace_on[node_id])
             continue
         node = nodes[node_id]
-        if not _system_node_feasible(placer, node, group, metrics):
-            continue
+        metrics = _new_metrics()  # Nomad's system stack: each node is tried alone, with metrics of its own
         props = placer.props(group)
-        if props and not props_ok(props, node, metrics):
-            continue
-        if not volumes_feasible(node, group, f"{job['ID']}.{group['Name']}[0]", metrics):
-            continue
-        if not host_networks_feasible(node, group, metrics):
+        if not _system_node_feasible(placer, node, group, metrics) \
+                or (props and not props_ok(props, node, metrics)) \
+                or not volumes_feasible(node, group, f"{job['ID']}.{group['Name']}[0]", metrics) \
+                or not host_networks_feasible(node, group, metrics):
+            report.filtered_out(metrics)
             continue
         if _max_allocs_full(placer.usage, node_id, node, metrics):
-            failed += 1
+            report.exhausted(metrics)
             continue
         cap = placer.usage.capacity(node_id) if placer.usage.capacity is not None else node_capacity(node)
         prev = replace_on.get(node_id)
         fit = _fit_on_node(placer, node_id, node, group, need, cap, metrics)
         if fit is None:
-            failed += 1
+            report.exhausted(metrics)
             continue
         ports, evicts, util = fit
         if ports:
@@ -2540,13 +2536,39 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
         placed["Metrics"] = stored_metric(_SYSTEM, 1, 0, 0, in_pool, job.get("NodePool", ""), by_dc, None,
                                           [node_id, binpack or 0, binpack])
         plan["Place"].append(placed)
-    if failed:
-        metrics["CoalescedFailures"] = failed - 1
-        plan["Failed"][group["Name"]] = _group_metrics(metrics, placer)
+    if report.failure is not None:
+        plan["Failed"][group["Name"]] = _group_metrics(report.failure, placer)
         return
     stopped = {st["ID"] for st in plan["Stop"]}
     existing = any(a["ID"] not in stopped for nid, a in have.items() if nid not in replace_on)
-    _all_filtered(plan, group, metrics, placer, len(plan["Place"]) > placed_before, existing)
+    _all_filtered(plan, group, report.filtered, placer, len(plan["Place"]) > placed_before, existing)
+
+
+class _SystemReport:
+    """What a system or sysbatch group's placements report (Nomad's SystemScheduler.computePlacements):
+    each node is tried alone, with metrics of its own.  A node that filters the group out is no
+    failure; its filter counts join the group's ``filtered`` metrics (mergeNodeFiltered), reported only
+    when every node filtered it out (_all_filtered).  The first node without room is the group's
+    ``failure``, with its own metrics; each later one is one more of its CoalescedFailures."""
+
+    def __init__(self) -> None:
+        self.filtered = _new_metrics()
+        self.failure: dict[str, Any] | None = None
+
+    def filtered_out(self, m: dict[str, Any]) -> None:
+        acc = self.filtered
+        acc["NodesEvaluated"] += m["NodesEvaluated"]
+        acc["NodesFiltered"] += m["NodesFiltered"]
+        for key in ("ClassFiltered", "ConstraintFiltered"):
+            for k, v in (m.get(key) or {}).items():
+                counts = acc.setdefault(key, {})
+                counts[k] = counts.get(k, 0) + v
+
+    def exhausted(self, m: dict[str, Any]) -> None:
+        if self.failure is None:
+            self.failure = m
+        else:
+            self.failure["CoalescedFailures"] += 1
 
 
 def _all_filtered(plan: dict[str, Any], group: dict[str, Any], metrics: dict[str, Any], placer: _Placer,
@@ -2643,8 +2665,7 @@ def _sysbatch_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, 
         return
     if any(group_ports(group)) or group_cores(group):
         placer.stopping = {st["ID"] for st in plan["Stop"]}
-    metrics = _new_metrics()
-    failed = 0
+    report = _SystemReport()
     need = (*group_resources(group), group_disk_mb(group))
     limit = plan.get("_max_place")
     placed_before = len(plan["Place"])
@@ -2662,7 +2683,9 @@ def _sysbatch_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, 
                 if (node_id, name) in replace_on:
                     _unstop(plan, placer, replace_on[(node_id, name)])
             continue
+        metrics = _new_metrics()  # Nomad's system stack: each placement on its node alone, its own metrics
         if not _system_node_feasible(placer, node, group, metrics):
+            report.filtered_out(metrics)
             continue
         for at, name in enumerate(todo):
             if limit is not None and len(plan["Place"]) >= limit:
@@ -2671,23 +2694,27 @@ def _sysbatch_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, 
                     if (node_id, rest) in replace_on:
                         _unstop(plan, placer, replace_on[(node_id, rest)])
                 break
+            metrics = _new_metrics()
+            metrics["NodesEvaluated"] = 1  # the node, feasible for the group (checked once above)
             props = placer.props(group)
             if props and not props_ok(props, node, metrics):
+                report.filtered_out(metrics)
                 break
             prev = replace_on.get((node_id, name))
             placed = _place_on(plan, job, group, node_id, node, name, prev, placer, metrics, need)
-            if placed is False:
-                failed += 1
+            if placed is None:
+                report.filtered_out(metrics)
+            elif placed is False:
+                report.exhausted(metrics)
                 if prev is not None:
                     _unstop(plan, placer, prev)
-    if failed:
-        metrics["CoalescedFailures"] = failed - 1
-        plan["Failed"][group["Name"]] = _group_metrics(metrics, placer)
+    if report.failure is not None:
+        plan["Failed"][group["Name"]] = _group_metrics(report.failure, placer)
         return
     stopped = {st["ID"] for st in plan["Stop"]}
     existing = any(a["ID"] not in stopped for key, a in (*live_at.items(), *last_terminal.items())
                    if key not in replace_on)
-    _all_filtered(plan, group, metrics, placer, len(plan["Place"]) > placed_before, existing)
+    _all_filtered(plan, group, report.filtered, placer, len(plan["Place"]) > placed_before, existing)
 
 
 def _fit_on_node(placer: _Placer, node_id: str, node: dict[str, Any], group: dict[str, Any],
@@ -2714,8 +2741,7 @@ def _fit_on_node(placer: _Placer, node_id: str, node: dict[str, Any], group: dic
     if dim is not None:
         option = placer.preempt_option(node_id, group, need, cap) if placer.preempt_enabled else None
         if option is None:
-            metrics["NodesExhausted"] += 1
-            metrics["DimensionExhausted"][dim] = metrics["DimensionExhausted"].get(dim, 0) + 1
+            _exhaust(metrics, node, dim)
             return None
         evicts, util = option
         placer.evict(node_id, evicts)
