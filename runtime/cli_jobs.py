@@ -2434,9 +2434,13 @@ def job_plan(addr: str, args: list[str]) -> tuple[str, int]:
     if not failed:
         out.append("- All tasks successfully allocated.")
     else:
-        out.append("- WARNING: Failed to place all allocations.")
-        for group, m in sorted(failed.items()):
+        # Nomad's formatDryRun: a system job's own warning; a blank line between the groups' reports.
+        out.append("- WARNING: Failed to place allocations on all nodes." if job.get("Type") == "system"
+                   else "- WARNING: Failed to place all allocations.")
+        for at, (group, m) in enumerate(sorted(failed.items())):
             n = int(m.get("CoalescedFailures", 0)) + 1
+            if at:
+                out.append("")
             out.append(f'  Task Group "{group}" (failed to place {n} allocation{"s" if n != 1 else ""}):')
             out += [f"    * {line}" for line in alloc_metrics(m)]
     launch = _plan_next_launch(got, job)

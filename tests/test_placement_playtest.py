@@ -3,6 +3,8 @@ system job reports and the placement metrics, each against Nomad's scheduler."""
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -67,3 +69,31 @@ def test_a_system_failure_names_the_class_of_the_node_without_room(job_type: str
     assert m["CoalescedFailures"] == 0
     assert (m.get("ClassExhausted"), m["DimensionExhausted"]) == ({"gpu": 1}, {"cpu": 1})
     assert not m["ConstraintFiltered"] and not m.get("ClassFiltered")
+
+
+@pytest.mark.parametrize("job_type, warning", [
+    ("system", "- WARNING: Failed to place allocations on all nodes."),
+    ("service", "- WARNING: Failed to place all allocations.")])
+def test_job_plan_words_a_failure_as_nomad_for_the_job_type_and_parts_the_groups(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path, job_type: str, warning: str) -> None:
+    """Nomad's formatDryRun (command/job_plan.go): a system job's warning is its own, and each task
+    group's report ends with a blank line (the last one's trimmed)."""
+    from runtime import cli, cli_jobs  # noqa: F401 - cli first (it imports cli_jobs), as bin/nomad does
+
+    path = tmp_path / "j.json"
+    path.write_text(json.dumps({"Job": {"ID": "j", "Type": job_type, "TaskGroups": [
+        {"Name": g, "Tasks": [{"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/true"}}]}
+        for g in ("a", "b")]}}))
+    metric = {"NodesEvaluated": 1, "NodesExhausted": 1, "DimensionExhausted": {"cpu": 1}}
+    answer = {"FailedTGAllocs": {"a": metric, "b": {**metric, "CoalescedFailures": 1}}, "JobModifyIndex": 0,
+              "Annotations": {"DesiredTGUpdates": {}}, "Diff": None}
+    monkeypatch.setattr(cli_jobs, "request", lambda addr, method, url, *a, **k: answer)
+    out, _ = cli_jobs.job_plan("http://x", ["-diff=false", str(path)])
+    assert out.split("\n")[:11] == [
+        "Scheduler dry-run:", warning,
+        '  Task Group "a" (failed to place 1 allocation):',
+        "    * Resources exhausted on 1 nodes", '    * Dimension "cpu" exhausted on 1 nodes',
+        "",
+        '  Task Group "b" (failed to place 2 allocations):',
+        "    * Resources exhausted on 1 nodes", '    * Dimension "cpu" exhausted on 1 nodes',
+        "", "Job Modify Index: 0"]
