@@ -97,3 +97,22 @@ def test_job_plan_words_a_failure_as_nomad_for_the_job_type_and_parts_the_groups
         '  Task Group "b" (failed to place 2 allocations):',
         "    * Resources exhausted on 1 nodes", '    * Dimension "cpu" exhausted on 1 nodes',
         "", "Job Modify Index: 0"]
+
+
+def test_plan_counts_a_destructive_update_that_finds_no_node_as_one_not_as_a_placement() -> None:
+    # Nomad's reconciler counts a group's updates before anything is placed: a new version no node
+    # takes is still "1 create/destroy update, 1 ignore" (max_parallel 1), the failure reported
+    # apart; the allocation it would replace keeps running (PopUpdate).
+    c = Cluster()
+    c.node(0, node_class="web")
+    c.register(**service(count=2, cpu=100, group={"Constraints": [_class_is("web")]}))
+    c.schedule()
+    _health(c)
+    nowhere = service(count=2, cpu=100, group={"Constraints": [_class_is("gpu")]})
+    planned = plan_job(c.state, canonical_job(nowhere), True)
+    u = {k: v for k, v in planned["Annotations"]["DesiredTGUpdates"]["g"].items() if v}
+    assert u == {"DestructiveUpdate": 1, "Ignore": 1}
+    assert planned["FailedTGAllocs"]["g"]["ConstraintFiltered"] == {"${node.class} = gpu": 1}
+    c.register(**nowhere)
+    c.schedule()
+    assert len(c.running("web")) == 2

@@ -60,10 +60,11 @@ def plan_job(state: Any, job: dict[str, Any], diff: bool, now: float = 0.0) -> d
           "Type": job["Type"], "Status": "pending"}
     job_allocs = state.job_allocs(key)
     failed_canaries: dict[str, int] = {}
+    failed_updates: dict[str, list[str]] = {}
     plan = compute_plan(tables, ev, job_allocs, state.node_allocs, state.sorted_ids("nodes"),
                         state.node_usage, ready_by_dc=state.ready_nodes_by_dc,
-                        failed_canaries=failed_canaries)
-    updates = _updates(candidate, job_allocs, plan, failed_canaries)
+                        failed_canaries=failed_canaries, failed_updates=failed_updates)
+    updates = _updates(candidate, job_allocs, plan, failed_canaries, failed_updates)
     return {"Annotations": {"DesiredTGUpdates": updates, "PreemptedAllocs": _preempted(state, plan, updates)},
             "FailedTGAllocs": plan["Failed"] or None,
             "JobModifyIndex": old["JobModifyIndex"] if old is not None else 0,
@@ -116,7 +117,8 @@ def _next_launch(job: dict[str, Any], now: float) -> str:
 
 
 def _updates(job: dict[str, Any], job_allocs: list[dict[str, Any]], plan: dict[str, Any],
-             failed_canaries: dict[str, int] | None = None) -> dict[str, Any]:
+             failed_canaries: dict[str, int] | None = None,
+             failed_updates: dict[str, list[str]] | None = None) -> dict[str, Any]:
     by_id = {a["ID"]: a for a in job_allocs}
     out: dict[str, dict[str, int]] = {}
     # As Nomad's reconciler: the job's groups, and any group the job no longer has that still has allocations
@@ -157,6 +159,11 @@ def _updates(job: dict[str, Any], job_allocs: list[dict[str, Any]], plan: dict[s
             canaries = (failed_canaries or {}).get(name, 0)
             u["Canary"] += canaries
             u["Place"] += 1 + int(failed.get("CoalescedFailures", 0)) - canaries
+        # A destructive update whose replacement found no node is still one (Nomad's reconciler counts
+        # before placing), not a placement; the allocation it would replace keeps running.
+        held = set((failed_updates or {}).get(name, ()))
+        u["Place"] -= len(held)
+        u["DestructiveUpdate"] += sum(1 for aid in held if aid not in stopped)
         digest = update_digest(job, name)
         in_place = set(plan.get("InPlace") or ())
         for a in job_allocs:
@@ -164,7 +171,7 @@ def _updates(job: dict[str, Any], job_allocs: list[dict[str, Any]], plan: dict[s
                     and a.get("JobVersion", 0) < job.get("Version", 0):
                 u["Ignore"] += 1  # Nomad's filterOldTerminalAllocs: an earlier version's finished run
                 continue
-            if a["TaskGroup"] != name or a["ID"] in stopped or not live(a):
+            if a["TaskGroup"] != name or a["ID"] in stopped or a["ID"] in held or not live(a):
                 continue
             same = update_digest(a.get("Job") or {}, name) == digest
             changed = a.get("JobVersion", 0) != job.get("Version", 0)

@@ -1769,14 +1769,18 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                  deployment: Any = _SCAN, now: float | None = None,
                  ready_by_dc: Any = None, max_place: int | None = None,
                  max_stop: int | None = None,
-                 failed_canaries: dict[str, int] | None = None) -> dict[str, Any]:
+                 failed_canaries: dict[str, int] | None = None,
+                 failed_updates: dict[str, list[str]] | None = None) -> dict[str, Any]:
     """The plan for evaluation *ev* against the state *tables* (read-only).
 
     *deployment*: the job's latest deployment record, or None (the store
     keeps it per job); by default the deployments table is searched.
 
     *failed_canaries*, when given, receives per group how many of its failed
-    placements were canaries (``job plan`` counts them as Canary, not Place).
+    placements were canaries (``job plan`` counts them as Canary, not Place);
+    *failed_updates*, per group the IDs of the allocations a destructive update
+    replaces whose replacement found no node (``job plan`` counts each as
+    Nomad's reconciler does, a DestructiveUpdate, not a Place).
 
     *job_allocs* and *node_allocs* (a node ID -> its allocations function),
     when the caller keeps indexes of them, save scans of every allocation;
@@ -2149,6 +2153,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                 if dep_status is not None and failed_canaries is not None:
                     failed_canaries[group["Name"]] = failed_canaries.get(group["Name"], 0) + 1
                 if prev is not None:
+                    _note_failed_update(plan, group, prev, failed_updates)
                     _unstop(plan, placer, prev)
                 continue
             penalized = frozenset()
@@ -2169,6 +2174,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                 if dep_status is not None and failed_canaries is not None:
                     failed_canaries[group["Name"]] = failed_canaries.get(group["Name"], 0) + 1
                 if prev is not None:
+                    _note_failed_update(plan, group, prev, failed_updates)
                     _unstop(plan, placer, prev)
                 continue
             seq += 1
@@ -2295,6 +2301,15 @@ def _reconnect(plan: dict[str, Any], job: dict[str, Any], group: dict[str, Any],
 
 def _is_canary(a: dict[str, Any]) -> bool:
     return bool((a.get("DeploymentStatus") or {}).get("Canary"))
+
+
+def _note_failed_update(plan: dict[str, Any], group: dict[str, Any], prev: dict[str, Any],
+                        failed_updates: dict[str, list[str]] | None) -> None:
+    """*prev*'s replacement found no node: noted in *failed_updates* (a dry run's) when the plan
+    replaces it for a destructive update."""
+    if failed_updates is not None and any(st["ID"] == prev["ID"] and st["DesiredDescription"] == STOP_UPDATE
+                                          for st in plan["Stop"]):
+        failed_updates.setdefault(group["Name"], []).append(prev["ID"])
 
 
 def _unstop(plan: dict[str, Any], placer: _Placer, prev: dict[str, Any]) -> None:
