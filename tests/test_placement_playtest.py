@@ -116,3 +116,53 @@ def test_plan_counts_a_destructive_update_that_finds_no_node_as_one_not_as_a_pla
     c.register(**nowhere)
     c.schedule()
     assert len(c.running("web")) == 2
+
+
+def test_an_evaluation_keeps_its_plan_annotations_as_nomads_does() -> None:
+    # Nomad 1.11+ (setStatus): every evaluation the scheduler completes keeps its reconciler's counts
+    # per task group, which "nomad eval status" shows as "Plan Annotations".
+    c = Cluster()
+    c.node(0, cpu=1000)
+    c.register(**service(count=3, cpu=400))
+    c.schedule()
+    ev = next(e for e in c.state.tables["evals"].values() if e["TriggeredBy"] == "job-register")
+    g = ev["PlanAnnotations"]["DesiredTGUpdates"]["g"]
+    assert {k: v for k, v in g.items() if v} == {"Place": 3}  # two placed, one failed: still placed
+    c.client("running")
+    c.register(**service(count=3, cpu=400, Priority=70))  # the same tasks: updated in place
+    c.schedule()
+    ev = max((e for e in c.state.tables["evals"].values() if e["TriggeredBy"] == "job-register"),
+             key=lambda e: e["CreateIndex"])
+    g = ev["PlanAnnotations"]["DesiredTGUpdates"]["g"]
+    assert {k: v for k, v in g.items() if v} == {"InPlaceUpdate": 2, "Place": 1}
+
+
+def test_eval_status_prints_the_plan_annotations_table(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nomad's formatPlanAnnotations (command/eval_status.go): five columns always, a further one only
+    when some group has a count in it (every one with -verbose)."""
+    from runtime import cli, cli_jobs  # noqa: F401 - cli first (it imports cli_jobs), as bin/nomad does
+
+    eid = "e" * 8 + "-0000-0000-0000-000000000000"
+    zero = {"Ignore": 0, "Place": 0, "Migrate": 0, "Stop": 0, "InPlaceUpdate": 0, "DestructiveUpdate": 0,
+            "Canary": 0, "Preemptions": 0, "Disconnect": 0, "Reconnect": 0, "RescheduleNow": 0,
+            "RescheduleLater": 0}
+    ev = {"ID": eid, "JobID": "web", "Status": "complete", "TriggeredBy": "job-register", "Priority": 50,
+          "PlanAnnotations": {"DesiredTGUpdates": {"web": {**zero, "Place": 2, "Ignore": 1},
+                                                   "db": {**zero, "DestructiveUpdate": 1, "Canary": 1}}}}
+
+    def answer(addr: str, method: str, path: str, *a: Any, **k: Any) -> Any:
+        if path.startswith("/v1/evaluations"):
+            return [ev]
+        return [] if path.endswith("/allocations") else ev
+    monkeypatch.setattr(cli_jobs, "request", answer)
+    monkeypatch.setattr(cli_jobs, "resolve", lambda addr, kind, ident: ev)
+    out = cli_jobs.eval_status("http://x", [eid])
+    assert out.split("\n")[-4:] == [
+        "Plan Annotations",
+        "Task Group  Ignore  Place  Stop  InPlace  Destructive  Canary",
+        "db          0       0      0     0        1            1",
+        "web         1       2      0     0        0            0"]
+    wide = cli_jobs.eval_status("http://x", ["-verbose", eid]).split("\n")[-3]
+    assert wide.split() == ["Task", "Group", "Ignore", "Place", "Stop", "InPlace", "Destructive", "Migrate",
+                            "Canary", "Preemptions", "Reschedule", "Now", "Reschedule", "Later", "Disconnect",
+                            "Reconnect"]

@@ -44,6 +44,7 @@ from typing import Any
 
 from actors.agent_messages import ConfigReloaded
 from actors.raft.peer import InfoQuery, Propose, Read, Watch
+from actors.scheduler.dryrun import count_preemptions, desired_updates
 from actors.scheduler.messages import BatchDone, PlanBatch, PlanSubmit, WorkerReady
 from actors.scheduler.scheduler import compute_plan, plan_usage
 from actors.scheduler.worker import LOCAL, WorkerPool
@@ -258,12 +259,10 @@ def plan_batch_command(state: Any, eval_ids: tuple[str, ...], now: float, max_pl
         ev = state.tables["evals"].get(eval_id)
         if ev is None or ev["Status"] != "pending":
             continue  # another worker or an earlier leader finished it
-        plans.append(compute_plan(state.tables, ev, state.job_allocs(key_of(ev)), state.node_allocs,
-                                  state.sorted_ids("nodes"), state.node_usage, usage=usage,
-                                  feasible=state.feasibility,
-                                  deployment=deployments.latest(state, key_of(ev)), now=now,
-                                  ready_by_dc=state.ready_nodes_by_dc, max_place=left,
-                                  max_stop=left_stop))
+        plans.append(_annotated_plan(state, ev, usage=usage, feasible=state.feasibility,
+                                     deployment=deployments.latest(state, key_of(ev)), now=now,
+                                     ready_by_dc=state.ready_nodes_by_dc, max_place=left,
+                                     max_stop=left_stop))
         planned.append(eval_id)
         if left is not None:
             left -= len(plans[-1]["Place"])
@@ -284,11 +283,26 @@ def plan_command(state: Any, eval_id: str, now: float) -> tuple[bytes | None, di
     ev = state.tables["evals"].get(eval_id)
     if ev is None or ev["Status"] != "pending":
         return None, {}
-    plan = compute_plan(state.tables, ev, state.job_allocs(key_of(ev)), state.node_allocs,
-                        state.sorted_ids("nodes"), state.node_usage, feasible=state.feasibility,
-                        deployment=deployments.latest(state, key_of(ev)), now=now,
-                        ready_by_dc=state.ready_nodes_by_dc)
+    plan = _annotated_plan(state, ev, feasible=state.feasibility,
+                           deployment=deployments.latest(state, key_of(ev)), now=now,
+                           ready_by_dc=state.ready_nodes_by_dc)
     return command("plan_apply", plan=plan, now=now), {"place": len(plan["Place"]), "stop": len(plan["Stop"])}
+
+
+def _annotated_plan(state: Any, ev: dict[str, Any], **options: Any) -> dict[str, Any]:
+    """The plan of evaluation *ev* (compute_plan with *options*) with Nomad's plan annotations: each task
+    group's DesiredTGUpdates, which the evaluation keeps (``PlanAnnotations``, "nomad eval status")."""
+    job_allocs = state.job_allocs(key_of(ev))
+    failed_canaries: dict[str, int] = {}
+    failed_updates: dict[str, list[str]] = {}
+    plan = compute_plan(state.tables, ev, job_allocs, state.node_allocs, state.sorted_ids("nodes"),
+                        state.node_usage, failed_canaries=failed_canaries, failed_updates=failed_updates,
+                        **options)
+    updates = desired_updates(state.tables["jobs"].get(key_of(ev)), job_allocs, plan, failed_canaries,
+                              failed_updates)
+    count_preemptions(plan, updates)
+    plan["Annotations"] = {"DesiredTGUpdates": updates}
+    return plan
 
 
 @dataclass(slots=True)
