@@ -166,3 +166,23 @@ def test_eval_status_prints_the_plan_annotations_table(monkeypatch: pytest.Monke
     assert wide.split() == ["Task", "Group", "Ignore", "Place", "Stop", "InPlace", "Destructive", "Migrate",
                             "Canary", "Preemptions", "Reschedule", "Now", "Reschedule", "Later", "Disconnect",
                             "Reconnect"]
+
+
+def test_a_value_spread_targets_at_zero_percent_scores_the_lowest_boost_seen() -> None:
+    # Nomad's SpreadIterator: a value whose target is 0% scores lowestSpreadBoost, the lowest boost any
+    # node has had in the evaluation (-1 at first, lower once a value is over its target by more than
+    # its whole target).
+    from actors.http_jobs import alloc_out
+
+    c = Cluster()
+    c.node(0, cpu=8000, meta={"rack": "r1"})
+    c.node(1, cpu=8000, meta={"rack": "r2"})
+    c.node(2, cpu=100, meta={"rack": "r3"})
+    spread = {"Attribute": "${meta.rack}", "Weight": 100,
+              "SpreadTarget": [{"Value": "r1", "Percent": 10}, {"Value": "r2", "Percent": 0}]}
+    c.register(**service(count=10, cpu=100, group={"Spreads": [spread]}))
+    c.schedule()
+    last = max(c.running("web"), key=lambda a: a["Name"].split("[")[1].zfill(4))
+    rows = {s["NodeID"]: s["Scores"] for s in alloc_out(last)["Metrics"]["ScoreMetaData"]}
+    # by then r1 holds more than twice its target (one allocation): its boost, and so r2's, went below -1
+    assert rows["node-0001"]["allocation-spread"] <= -2

@@ -708,6 +708,9 @@ class _Placer:
         self._pref_cache: dict[str, tuple[tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]]] = {}
         # (group, attribute) -> value -> allocations, for spreads (_value_counts)
         self._spread_counts: dict[tuple[str, str], dict[str, int]] = {}
+        # Nomad's SpreadIterator.lowestSpreadBoost: the lowest boost a target has given any node so far
+        # in this evaluation (never above -1), what a value targeted at 0% scores
+        self._lowest_spread_boost = -1.0
         self.stopping: set[str] = set()  # allocations the plan stops: their ports are free to take
         # distinct_property: the plan and the job's allocations it counts (set by compute_plan), and
         # each group's property sets (_props)
@@ -1087,7 +1090,8 @@ class _Placer:
         counting the placement being scored, times the spread's share of the
         spreads' weights; desired is the value's percentage of the group's
         count, and a value not named gets the whole count the targets leave
-        (Nomad's implicit target).  A value wanted nowhere scores -1.
+        (Nomad's implicit target).  A value wanted nowhere scores -1, one
+        targeted at 0% the lowest such boost any node got so far (at most -1).
         Without targets (even spread), unweighted: a value not yet used +1, one
         above the least-used value (min - used) / min, the least-used one
         (max - min) / min, -1 when all are level, and 0 when nothing is placed
@@ -1114,9 +1118,12 @@ class _Placer:
                         continue
                     desired = count - wanted
                 if desired == 0:
-                    total -= 1.0
+                    total += self._lowest_spread_boost
                     continue
-                total += sp["Weight"] / weights * (desired - (used + 1)) / desired
+                boost = sp["Weight"] / weights * (desired - (used + 1)) / desired
+                total += boost
+                if boost < self._lowest_spread_boost:
+                    self._lowest_spread_boost = boost
             elif counts:
                 lo, hi = min(counts.values()), max(counts.values())
                 if used != lo:
