@@ -186,3 +186,39 @@ def test_a_value_spread_targets_at_zero_percent_scores_the_lowest_boost_seen() -
     rows = {s["NodeID"]: s["Scores"] for s in alloc_out(last)["Metrics"]["ScoreMetaData"]}
     # by then r1 holds more than twice its target (one allocation): its boost, and so r2's, went below -1
     assert rows["node-0001"]["allocation-spread"] <= -2
+
+
+def test_alike_nodes_are_filtered_once_by_reason_then_as_their_computed_class() -> None:
+    # Nomad's FeasibilityWrapper and EvalEligibility: a node whose computed class already failed the
+    # job's (or the group's) checks in this evaluation is "computed class ineligible"; constraints on a
+    # node's unique fields escape the classes, so each node is then named by its own reason.
+    from actors.http_api import _public_node
+    from actors.scheduler.scheduler import FILTER_CLASS_INELIGIBLE, computed_class
+
+    c = Cluster()
+    for i in range(4):
+        c.node(i, node_class="web", meta={"rack": "r1"})
+    c.node(4, node_class="web", meta={"rack": "r2"})
+    nodes = c.state.tables["nodes"]
+    assert computed_class(nodes["node-0000"]) == computed_class(nodes["node-0003"]) \
+        != computed_class(nodes["node-0004"])
+    assert _public_node(nodes["node-0000"])["ComputedClass"] == computed_class(nodes["node-0000"])
+    rack = {"LTarget": "${meta.rack}", "RTarget": "r9", "Operand": "="}
+    c.register(**service("grp", count=1, group={"Constraints": [rack]}))
+    by_name = {"LTarget": "${node.unique.name}", "RTarget": "nowhere", "Operand": "="}
+    c.register(**service("uniq", count=1, group={"Constraints": [by_name]}))
+    windows = {"LTarget": "${attr.kernel.name}", "RTarget": "windows", "Operand": "="}
+    two = service("two", count=1, Constraints=[windows])
+    two["TaskGroups"] = [{**two["TaskGroups"][0], "Name": name} for name in ("a", "b")]
+    c.register(**two)
+    c.schedule()
+
+    def failed(job_id: str, group: str = "g") -> dict[str, int]:
+        (ev,) = [e for e in c.state.tables["evals"].values()
+                 if e["JobID"] == job_id and e.get("FailedTGAllocs") and e["TriggeredBy"] == "job-register"]
+        return ev["FailedTGAllocs"][group]["ConstraintFiltered"]
+    assert failed("grp") == {"${meta.rack} = r9": 2, FILTER_CLASS_INELIGIBLE: 3}
+    assert failed("uniq") == {"${node.unique.name} = nowhere": 5}
+    # the job's ineligibility is the evaluation's: the second group finds every class already ruled out
+    assert failed("two", "a") == {"${attr.kernel.name} = windows": 2, FILTER_CLASS_INELIGIBLE: 3}
+    assert failed("two", "b") == {FILTER_CLASS_INELIGIBLE: 5}

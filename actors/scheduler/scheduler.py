@@ -530,6 +530,31 @@ def feasibility_shape(job: dict[str, Any], group: dict[str, Any]) -> str:
 # visits, so a placement's metrics do not count it.
 FEASIBLE, OUTSIDE = 1, -1
 FILTER_DRIVERS = "missing drivers"  # Nomad's FilterConstraintDrivers
+# Nomad's FeasibilityWrapper: a node of a computed class the job or the group was already found
+# ineligible on, in this evaluation, is filtered for that without its checks being run again.
+FILTER_CLASS_INELIGIBLE = "computed class ineligible"
+# Nomad's constraintTargetEscapes: a constraint on a node's unique fields escapes the computed class.
+_ESCAPING_TARGETS = ("${unique.", "${node.unique.", "${attr.unique.", "${meta.unique.")
+
+
+def computed_class(node: dict[str, Any]) -> str:
+    """Nomad's Node.ComputeClass: nodes alike in what feasibility checks look at share one -- their
+    datacenter, class, node pool, attributes and meta (but the ``unique.`` ones) and devices (vendor,
+    type, name and attributes) -- written ``v1:<64-bit hash>`` (not Nomad's hash function: its value)."""
+    def plain(kv: Any) -> list[tuple[str, str]]:
+        return sorted((str(k), str(v)) for k, v in (kv or {}).items() if not str(k).startswith("unique."))
+
+    devices = sorted(repr((d.get("Vendor", ""), d.get("Type", ""), d.get("Name", ""),
+                           plain(d.get("Attributes"))))
+                     for d in (node.get("NodeResources") or {}).get("Devices") or ())
+    text = repr((node.get("Datacenter", ""), node.get("NodeClass", ""), node.get("NodePool", ""),
+                 plain(node.get("Attributes")), plain(node.get("Meta")), devices))
+    return f"v1:{int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), 'big')}"
+
+
+def _escapes(constraints: Any) -> bool:
+    return any(str(c.get(side) or "").startswith(_ESCAPING_TARGETS)
+               for c in constraints for side in ("LTarget", "RTarget"))
 
 
 def constraint_key(c: dict[str, Any]) -> str:
@@ -708,6 +733,13 @@ class _Placer:
         self._pref_cache: dict[str, tuple[tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]]] = {}
         # (group, attribute) -> value -> allocations, for spreads (_value_counts)
         self._spread_counts: dict[tuple[str, str], dict[str, int]] = {}
+        # Nomad's EvalEligibility: the computed classes found ineligible in this evaluation, the job's
+        # (key None, shared by its groups) and each group's; a node's class, per node record
+        self._ineligible: dict[str | None, set[str]] = {}
+        self._classes: dict[str, tuple[dict[str, Any], str]] = {}
+        # group name -> (its job's constraint reasons, whether they escape the classes, whether the
+        # group's and its tasks' do), for class_reason
+        self._class_scopes: dict[str, tuple[frozenset[str], bool, bool]] = {}
         # Nomad's SpreadIterator.lowestSpreadBoost: the lowest boost a target has given any node so far
         # in this evaluation (never above -1), what a value targeted at 0% scores
         self._lowest_spread_boost = -1.0
@@ -1021,6 +1053,39 @@ class _Placer:
                 return constraint_key(c)
         return FEASIBLE
 
+    def node_class(self, node: dict[str, Any]) -> str:
+        """The node's computed class (computed_class), worked out once per node record."""
+        hit = self._classes.get(node["ID"])
+        if hit is None or hit[0] is not node:
+            hit = self._classes[node["ID"]] = (node, computed_class(node))
+        return hit[1]
+
+    def class_reason(self, node: dict[str, Any], group: dict[str, Any], reason: str) -> str:
+        """What a node filtered for *reason* (a job constraint, a driver, a group or task constraint) is
+        counted as, as Nomad's FeasibilityWrapper does: the first node of a computed class to fail the
+        job's (or the group's) checks in this evaluation is filtered by its reason and marks the class
+        ineligible; the other nodes of the class are then "computed class ineligible".  A job (or group)
+        whose constraints look at a node's unique fields escapes the classes: each node its own reason."""
+        scopes = self._class_scopes.get(group["Name"])
+        if scopes is None:
+            job_constraints = self.job.get("Constraints") or ()
+            scopes = self._class_scopes[group["Name"]] = (
+                frozenset(constraint_key(c) for c in job_constraints), _escapes(job_constraints),
+                _escapes((*(group.get("Constraints") or ()),
+                          *(c for t in group["Tasks"] for c in t.get("Constraints") or ()))))
+        job_keys, job_escapes, group_escapes = scopes
+        scope: str | None = None  # the job's
+        if reason not in job_keys:
+            scope = group["Name"]
+        if job_escapes if scope is None else group_escapes:
+            return reason
+        cls = self.node_class(node)
+        seen = self._ineligible.setdefault(scope, set())
+        if cls in seen:
+            return FILTER_CLASS_INELIGIBLE
+        seen.add(cls)
+        return reason
+
     def _distinct(self, group: dict[str, Any]) -> int:
         """Nomad's DistinctHostsIterator: DISTINCT_JOB when the job has a distinct_hosts constraint (no
         two allocations of the job, of any group, on one node), DISTINCT_GROUP when only the group has
@@ -1270,7 +1335,8 @@ class _Placer:
                         evaluated += 1
                         m["NodesFiltered"] += 1
                         cf = m["ConstraintFiltered"]
-                        cf[entry] = cf.get(entry, 0) + 1
+                        reason = self.class_reason(node, group, entry)
+                        cf[reason] = cf.get(reason, 0) + 1
                         if node.get("NodeClass"):
                             _class_count(m, "ClassFiltered", node)
                     # else not ready, or outside the job's datacenters or pool: not one Nomad's stack visits
