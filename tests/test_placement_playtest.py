@@ -222,3 +222,28 @@ def test_alike_nodes_are_filtered_once_by_reason_then_as_their_computed_class() 
     # the job's ineligibility is the evaluation's: the second group finds every class already ruled out
     assert failed("two", "a") == {"${attr.kernel.name} = windows": 2, FILTER_CLASS_INELIGIBLE: 3}
     assert failed("two", "b") == {FILTER_CLASS_INELIGIBLE: 5}
+
+
+def test_plan_annotations_count_the_reschedules_now_and_later() -> None:
+    # Nomad's reconciler (#26255): DesiredUpdates.RescheduleLater counts the failed allocations a
+    # follow-up evaluation replaces after their delay, RescheduleNow those replaced now (also a Stop).
+    from tests.test_scheduler import SEC, _fail, _run_due
+
+    c = Cluster()
+    c.node(0)
+    c.register(**service(count=2, cpu=100, group={"ReschedulePolicy": {
+        "Delay": 5 * SEC, "DelayFunction": "constant", "Unlimited": True}}))
+    c.schedule()
+    c.client("running")
+    _fail(c, c.running("web")[0]["ID"])
+    c.schedule(due_only=True)
+    evals = sorted(c.state.tables["evals"].values(), key=lambda e: e["CreateIndex"])
+    failure = next(e for e in evals if e["TriggeredBy"] == "alloc-failure" and e.get("PlanAnnotations"))
+    assert {k: v for k, v in failure["PlanAnnotations"]["DesiredTGUpdates"]["g"].items() if v} == \
+        {"Ignore": 1, "RescheduleLater": 1}
+    c.now += 6
+    _run_due(c)
+    evals = sorted(c.state.tables["evals"].values(), key=lambda e: e["CreateIndex"])
+    later = [e for e in evals if e.get("PlanAnnotations")][-1]
+    assert {k: v for k, v in later["PlanAnnotations"]["DesiredTGUpdates"]["g"].items() if v} == \
+        {"Ignore": 1, "Place": 1, "Stop": 1, "RescheduleNow": 1}

@@ -34,6 +34,7 @@ from actors.scheduler.job import (
 )
 from actors.scheduler.jobdiff import annotate, job_diff
 from actors.scheduler.scheduler import (
+    STOP_FAILED,
     STOP_MIGRATE,
     STOP_NODE_TAINTED,
     STOP_UPDATE,
@@ -131,7 +132,8 @@ def desired_updates(job: dict[str, Any] | None, job_allocs: list[dict[str, Any]]
     removed = sorted({a["TaskGroup"] for a in job_allocs} - set(names))
     for name in names + removed:
         out[name] = {"Ignore": 0, "Place": 0, "Migrate": 0, "Stop": 0, "InPlaceUpdate": 0,
-                     "DestructiveUpdate": 0, "Canary": 0, "Preemptions": 0}
+                     "DestructiveUpdate": 0, "Canary": 0, "Preemptions": 0, "RescheduleNow": 0,
+                     "RescheduleLater": 0}
     stopped = set()
     for s in plan["Stop"]:
         a = by_id.get(s["ID"])
@@ -141,6 +143,12 @@ def desired_updates(job: dict[str, Any] | None, job_allocs: list[dict[str, Any]]
         kind = {STOP_UPDATE: "DestructiveUpdate", STOP_MIGRATE: "Migrate",
                 STOP_NODE_TAINTED: "Migrate"}.get(s["DesiredDescription"], "Stop")
         out[a["TaskGroup"]][kind] += 1
+        if s["DesiredDescription"] == STOP_FAILED:  # Nomad's reconciler: a Stop, and rescheduled now
+            out[a["TaskGroup"]]["RescheduleNow"] += 1
+    for later in plan.get("RescheduleLater") or ():  # failed, replaced by a follow-up evaluation
+        a = by_id.get(later["ID"])
+        if a is not None and a["TaskGroup"] in out:
+            out[a["TaskGroup"]]["RescheduleLater"] += 1
     for p in plan["Place"]:
         if p["TaskGroup"] in out:  # Nomad's reconciler counts a canary apart (DesiredUpdates.Canary)
             out[p["TaskGroup"]]["Canary" if (p.get("DeploymentStatus") or {}).get("Canary") else "Place"] += 1
