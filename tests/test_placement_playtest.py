@@ -247,3 +247,31 @@ def test_plan_annotations_count_the_reschedules_now_and_later() -> None:
     later = [e for e in evals if e.get("PlanAnnotations")][-1]
     assert {k: v for k, v in later["PlanAnnotations"]["DesiredTGUpdates"]["g"].items() if v} == \
         {"Ignore": 1, "Place": 1, "Stop": 1, "RescheduleNow": 1}
+
+
+def test_each_placement_is_timed_by_the_runtime_clock() -> None:
+    # Nomad's Select sets AllocationTime (time.Since(start)), shown by "alloc status -verbose" as
+    # "Allocation Time"; here the runtime's clock (env.now) times it, a failed one too.
+    from actors.http_jobs import alloc_out, eval_out
+    from actors.scheduler.broker import pending_evals, plan_batch_command
+
+    ticks = iter(range(1_000_000))
+
+    def clock() -> float:  # a millisecond more at every reading
+        return next(ticks) / 1000
+
+    c = Cluster()
+    c.node(0, cpu=1000)
+    c.register(**service(count=3, cpu=400))
+    ids = tuple(eval_id for _, _, eval_id, _ in sorted(pending_evals(c.state)))
+    data, _, _ = plan_batch_command(c.state, ids, c.now, clock=clock)
+    c.index += 1
+    c.state.apply(c.index, data)
+    times = {alloc_out(a)["Metrics"]["AllocationTime"] for a in c.running("web")}
+    assert times == {1_000_000}  # two placed, each over one millisecond
+    ev = eval_out(c.state.tables["evals"][ids[0]])
+    assert ev["FailedTGAllocs"]["g"]["AllocationTime"] == 1_000_000
+    # untimed (the simulator's frozen clock, or none): 0, as before
+    c.register(**service("other", count=1, cpu=100))
+    c.schedule()
+    assert alloc_out(c.running("other")[0])["Metrics"]["AllocationTime"] == 0

@@ -236,7 +236,8 @@ def broker_view(state: Any, now: float | None = None, since: int = 0, types: tup
 
 
 def plan_batch_command(state: Any, eval_ids: tuple[str, ...], now: float, max_place: int | None = None,
-                       max_stop: int | None = None) -> tuple[bytes | None, tuple[str, ...], tuple[str, ...]]:
+                       max_stop: int | None = None,
+                       clock: Any = None) -> tuple[bytes | None, tuple[str, ...], tuple[str, ...]]:
     """Read query run by Raft on the leader: the plans of *eval_ids* as one ``plan_apply_batch`` command.
 
     The plans are computed one after another against the same state, each
@@ -247,7 +248,7 @@ def plan_batch_command(state: Any, eval_ids: tuple[str, ...], now: float, max_pl
     stopped the same way.  Evaluations after either is used up are not
     planned now.  Returns the command (None when none is still
     pending), the IDs of the evaluations it plans and of those left for a
-    later entry.
+    later entry.  *clock* (the runtime's ``env.now``) times each placement (its AllocationTime).
     """
     usage = plan_usage(state.node_allocs, state.node_usage, state.node_capacity)
     plans, planned = [], []
@@ -262,7 +263,7 @@ def plan_batch_command(state: Any, eval_ids: tuple[str, ...], now: float, max_pl
         plans.append(_annotated_plan(state, ev, usage=usage, feasible=state.feasibility,
                                      deployment=deployments.latest(state, key_of(ev)), now=now,
                                      ready_by_dc=state.ready_nodes_by_dc, max_place=left,
-                                     max_stop=left_stop))
+                                     max_stop=left_stop, clock=clock))
         planned.append(eval_id)
         if left is not None:
             left -= len(plans[-1]["Place"])
@@ -656,7 +657,7 @@ class EvalBroker(WorkerPool, NodeActor):
             return True
         query = functools.partial(plan_batch_command, eval_ids=ids, now=self._wall(),
                                   max_place=self.cfg.max_placements_per_entry,
-                                  max_stop=self.cfg.max_stops_per_entry)
+                                  max_stop=self.cfg.max_stops_per_entry, clock=self.env.now)
         # The leader's own applied state, not a linearizable read: the
         # evaluations were found in that state, and the state machine
         # re-checks each plan when it applies it (evaluation still pending,

@@ -367,9 +367,10 @@ def stored_metric(kind: str, evaluated: int, filtered: int, exhausted: int, in_p
     """A placement's AllocMetric as the allocation keeps it (``Metrics``): one flat list -- *kind*
     (_GENERIC: score rows of SCORE_ROW; _SYSTEM: of the bin-packing score alone), NodesEvaluated,
     NodesFiltered, NodesExhausted, NodesInPool, NodePool, NodesAvailable, the counts by reason or
-    class (or None), then the best nodes' rows flat, each (node, *scores, final score), a zero score
-    as the integer 0.  Every allocation carries it through Raft: a list of plain values is a third of
-    the bytes of Nomad's keyed shape and one object to decode; metric_out() makes it Nomad's."""
+    class and the AllocationTime when timed (or None), then the best nodes' rows flat, each (node,
+    *scores, final score), a zero score as the integer 0.  Every allocation carries it through Raft:
+    a list of plain values is a third of the bytes of Nomad's keyed shape and one object to decode;
+    metric_out() makes it Nomad's."""
     return [kind, evaluated, filtered, exhausted, in_pool, pool, available, maps, *rows]
 
 
@@ -383,7 +384,7 @@ def metric_out(stored: Any) -> Any:
                            "NodesExhausted": exhausted, "NodesInPool": in_pool, "NodePool": pool,
                            "NodesAvailable": dict(available or {})}
     for key, counts in (maps or {}).items():
-        out[key] = dict(counts)
+        out[key] = dict(counts) if isinstance(counts, dict) else counts  # AllocationTime: nanoseconds
     width, names = _ROW_WIDTHS[kind], SCORE_ROW if kind == _GENERIC else SCORE_ROW[:1]
     meta = []
     for at in range(8, len(stored) - width + 1, width):
@@ -733,6 +734,7 @@ class _Placer:
         self._pref_cache: dict[str, tuple[tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]]] = {}
         # (group, attribute) -> value -> allocations, for spreads (_value_counts)
         self._spread_counts: dict[tuple[str, str], dict[str, int]] = {}
+        self.clock: Any = None  # the runtime's clock (compute_plan's), to time each selection
         # Nomad's EvalEligibility: the computed classes found ineligible in this evaluation, the job's
         # (key None, shared by its groups) and each group's; a node's class, per node record
         self._ineligible: dict[str | None, set[str]] = {}
@@ -1255,6 +1257,7 @@ class _Placer:
         after the preferred node, as Nomad's Select does);
         the placement's own AllocMetric (what this attempt added), as Nomad's stack keeps one per
         placement, is left in ``last_metric`` (None when nothing was placed)."""
+        started = self.clock() if self.clock is not None else None
         need = self.info(group)[0]
         self.last_metric = None
         self.last_preempted = []
@@ -1267,7 +1270,7 @@ class _Placer:
             if volumes_feasible(self.nodes[preferred], group, alloc_name, m) \
                     and host_networks_feasible(self.nodes[preferred], group, m) \
                     and self._take_preferred(preferred, group, need, prev, m, penalized, scored):
-                self.last_metric = self._placement_metric(m, before, scored)
+                self.last_metric = self._placement_metric(m, before, scored, started)
                 return preferred
             if fresh:  # Nomad's stack starts each Select with new metrics: the fallback's are reported
                 m.clear()
@@ -1276,8 +1279,14 @@ class _Placer:
         scored = []
         best = self._select(group, m, penalized, alloc_name, need, scored, preempt)
         if best is not None:
-            self.last_metric = self._placement_metric(m, before, scored)
+            self.last_metric = self._placement_metric(m, before, scored, started)
+        elif started is not None:  # Nomad's Select times a failed one too: the group's failure shows it
+            m["AllocationTime"] = self._elapsed_ns(started)
         return best
+
+    def _elapsed_ns(self, started: float) -> int:
+        """Nomad's AllocationTime (a Go duration: nanoseconds) of a selection started at *started*."""
+        return max(0, int((self.clock() - started) * 1e9))
 
     def _select(self, group: dict[str, Any], m: dict[str, Any], penalized: frozenset[str], alloc_name: str,
                 need: tuple[int, int, int], scored: list[tuple[Any, ...]],
@@ -1491,7 +1500,7 @@ class _Placer:
         return final
 
     def _placement_metric(self, m: dict[str, Any], before: tuple[Any, ...],
-                          scored: list[tuple[Any, ...]]) -> list[Any]:
+                          scored: list[tuple[Any, ...]], started: float | None = None) -> list[Any]:
         """A placement's AllocMetric (see stored_metric): what its selection counted, the pool it chose
         from, and the scores of its best nodes (highest first; ties in the order they were scored)."""
         in_pool, by_dc = self.pool_counts()
@@ -1506,6 +1515,10 @@ class _Placer:
                     if added:
                         added_maps = added_maps or {}
                         added_maps[key] = added
+        if started is not None:
+            elapsed = self._elapsed_ns(started)
+            if elapsed:  # kept with the counts by reason (0, untimed or too quick: not kept)
+                added_maps = {**(added_maps or {}), "AllocationTime": elapsed}
         # NodesAvailable is the pool's count, shared by the evaluation's placements (never modified).
         out = [_GENERIC, m["NodesEvaluated"] - before[0], m["NodesFiltered"] - before[1],
                m["NodesExhausted"] - before[2], in_pool, self.job.get("NodePool", ""), by_dc, added_maps]
@@ -1843,7 +1856,8 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                  ready_by_dc: Any = None, max_place: int | None = None,
                  max_stop: int | None = None,
                  failed_canaries: dict[str, int] | None = None,
-                 failed_updates: dict[str, list[str]] | None = None) -> dict[str, Any]:
+                 failed_updates: dict[str, list[str]] | None = None,
+                 clock: Any = None) -> dict[str, Any]:
     """The plan for evaluation *ev* against the state *tables* (read-only).
 
     *deployment*: the job's latest deployment record, or None (the store
@@ -1854,6 +1868,9 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
     *failed_updates*, per group the IDs of the allocations a destructive update
     replaces whose replacement found no node (``job plan`` counts each as
     Nomad's reconciler does, a DestructiveUpdate, not a Place).
+
+    *clock*, the runtime's (``env.now``), times each placement's selection: its metrics' AllocationTime
+    (None: not timed, 0).
 
     *job_allocs* and *node_allocs* (a node ID -> its allocations function),
     when the caller keeps indexes of them, save scans of every allocation;
@@ -1935,6 +1952,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
         usage = _Usage(node_allocs, node_usage)
     freeing.append(usage)
     placer = _Placer(tables, job, ev["ID"], usage, node_ids, feasible, ready_by_dc)
+    placer.clock = clock
     placer.plan, placer.job_allocs = plan, job_allocs  # what distinct_property counts
     counting.append(placer)
     if deployment is _SCAN:
