@@ -275,3 +275,28 @@ def test_each_placement_is_timed_by_the_runtime_clock() -> None:
     c.register(**service("other", count=1, cpu=100))
     c.schedule()
     assert alloc_out(c.running("other")[0])["Metrics"]["AllocationTime"] == 0
+
+
+def test_a_sticky_replacements_preferred_node_marks_its_computed_class() -> None:
+    # Nomad's SelectPreferringNodes runs the same stack (and FeasibilityWrapper) on the previous node
+    # first: a preferred node the new version rules out marks its computed class ineligible, so the
+    # fallback Select filters every node of that class as such.
+    from actors.http_jobs import alloc_out
+    from actors.scheduler.scheduler import FILTER_CLASS_INELIGIBLE
+
+    c = Cluster()
+    c.node(0, meta={"rack": "r1"})
+    c.node(1, meta={"rack": "r1"})
+    c.node(2, meta={"rack": "r2"})
+    sticky = {"EphemeralDisk": {"Sticky": True, "SizeMB": 300}}
+    c.register(**service(count=1, cpu=100, group={**sticky, "Constraints": [
+        {"LTarget": "${node.unique.name}", "RTarget": "n0", "Operand": "="}]}))
+    c.schedule()
+    c.client("running")
+    assert [a["NodeID"] for a in c.running("web")] == ["node-0000"]
+    c.register(**service(count=1, cpu=200, Update={"MaxParallel": 0}, group={**sticky, "Constraints": [
+        {"LTarget": "${meta.rack}", "RTarget": "r2", "Operand": "="}]}))
+    c.schedule()
+    (placed,) = c.running("web")
+    assert placed["NodeID"] == "node-0002"
+    assert alloc_out(placed)["Metrics"]["ConstraintFiltered"] == {FILTER_CLASS_INELIGIBLE: 2}

@@ -1575,8 +1575,8 @@ class _Placer:
         if verdict == OUTSIDE:
             return False
         metrics["NodesEvaluated"] += 1
-        if verdict != FEASIBLE:
-            filter_node(metrics, node, verdict)
+        if verdict != FEASIBLE:  # through Nomad's same FeasibilityWrapper: its computed class noted
+            filter_node(metrics, node, self.class_reason(node, group, verdict))
             return False
         # The allocation it replaces is no longer counted there: the plan stops it (stop_alloc).
         collisions = self.on(group["Name"]).get(node_id, 0)
