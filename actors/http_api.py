@@ -1316,7 +1316,7 @@ def _stale_read(api: Api, query: Callable[[Any], Any]) -> tuple[int, Any]:
 
 # Node fields Nomad always answers with; these are their values where this agent has nothing to say.
 _NODE_DEFAULTS = {"StatusDescription": "", "DrainStrategy": None, "LastDrain": None, "TLSEnabled": False,
-                  "Links": {}, "ComputedClass": "", "HostVolumes": {}, "HostNetworks": {},
+                  "Links": {}, "HostVolumes": {}, "HostNetworks": {},
                   "CSIControllerPlugins": None, "CSINodePlugins": None, "LastMissedHeartbeatIndex": 0,
                   "LastAllocUpdateIndex": 0, "Meta": {}, "Events": [], "CgroupParent": "",
                   "IdentitySigningKeyID": "", "GCVolumesOnNodeGC": False, "NodeMaxAllocs": 0}
@@ -1324,6 +1324,7 @@ _NODE_DEFAULTS = {"StatusDescription": "", "DrainStrategy": None, "LastDrain": N
 
 def _public_node(n: dict[str, Any]) -> dict[str, Any]:
     from actors.http_jobs import rfc3339
+    from actors.scheduler.scheduler import computed_class
 
     out = copy.deepcopy(n)
     out["SecretID"] = ""  # Nomad's Node.Sanitize: the key stays, the node secret is blanked
@@ -1336,6 +1337,7 @@ def _public_node(n: dict[str, Any]) -> dict[str, Any]:
     # StatusUpdatedAt is an int64 of Unix seconds in Nomad (timeNow.Unix()); the store keeps the
     # exact time the command carried, for the GC and the checkers, and the API answers whole seconds.
     out["StatusUpdatedAt"] = int(out.get("StatusUpdatedAt") or 0)
+    out["ComputedClass"] = computed_class(n)  # Nomad's: what the scheduler groups alike nodes by
     _node_resources_keys(out)
     return out
 

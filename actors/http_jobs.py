@@ -589,6 +589,12 @@ def eval_out(e: dict[str, Any]) -> dict[str, Any]:
     out = _with_times(tree_copy(e), "CreateTime", "ModifyTime")
     _fill(out, _EVAL_DEFAULTS)
     out["FailedTGAllocs"] = failed_tg_allocs_out(out.get("FailedTGAllocs"))
+    annotations = out.get("PlanAnnotations")
+    if isinstance(annotations, dict):  # Nomad's PlanAnnotations: every DesiredUpdates key, no stubs kept
+        annotations.setdefault("PreemptedAllocs", None)
+        for updates in (annotations.get("DesiredTGUpdates") or {}).values():
+            for k in ("Disconnect", "Reconnect", "RescheduleNow", "RescheduleLater"):
+                updates.setdefault(k, 0)
     out.setdefault("DeploymentID", "")  # set once a plan ran within a deployment (Nomad's field, always there)
     wait = out.get("WaitUntil")  # the store's seconds; Nomad's JSON has a time (zero when it runs at once)
     out["WaitUntil"] = rfc3339(wait) if isinstance(wait, (int, float)) and wait > 0 else ZERO_TIME

@@ -2223,6 +2223,9 @@ def eval_status(addr: str, args: list[str]) -> str | tuple[str, int]:
               ("Next Eval", short(ev.get("NextEval") or "", verbose)),
               ("Blocked Eval", short(ev.get("BlockedEval") or "", verbose))]
     out = [kv(pairs)]
+    updates = (ev.get("PlanAnnotations") or {}).get("DesiredTGUpdates") or {}
+    if updates:
+        out += ["", "Plan Annotations", plan_annotations_table(updates, verbose)]
     if placed:
         # Nomad's formatAllocListStubs(placed, false, length): the short table, IDs as -verbose asks.
         rows = [["ID", "Node ID", "Task Group", "Version", "Desired", "Status", "Created", "Modified"]]
@@ -2236,6 +2239,29 @@ def eval_status(addr: str, args: list[str]) -> str | tuple[str, int]:
             out += ["", f'Evaluation "{short(ev["BlockedEval"], verbose)}" waiting for additional capacity '
                         "to place remainder"]
     return "\n".join(out)
+
+
+# Nomad's formatPlanAnnotations: the columns shown after the first five when any group has one (or with
+# -verbose), each with its DesiredUpdates key.
+_ANNOTATION_COLUMNS = (("Migrate", "Migrate"), ("Canary", "Canary"), ("Preemptions", "Preemptions"),
+                       ("Reschedule Now", "RescheduleNow"), ("Reschedule Later", "RescheduleLater"),
+                       ("Disconnect", "Disconnect"), ("Reconnect", "Reconnect"))
+
+
+def plan_annotations_table(updates: dict[str, Any], verbose: bool) -> str:
+    """Nomad's formatPlanAnnotations: per task group (sorted) its Ignore, Place, Stop, InPlace and
+    Destructive counts, then each further count some group has (all of them with -verbose)."""
+    groups = sorted(updates)
+    rows = [["Task Group", "Ignore", "Place", "Stop", "InPlace", "Destructive"]]
+    rows += [[g, *(str(int(updates[g].get(k) or 0)) for k in
+                   ("Ignore", "Place", "Stop", "InPlaceUpdate", "DestructiveUpdate"))] for g in groups]
+    for title, key in _ANNOTATION_COLUMNS:
+        counts = [int(updates[g].get(key) or 0) for g in groups]
+        if verbose or any(counts):
+            rows[0].append(title)
+            for row, n in zip(rows[1:], counts, strict=True):
+                row.append(str(n))
+    return table(rows)
 
 
 def eval_list(addr: str, args: list[str]) -> str:
@@ -2434,9 +2460,13 @@ def job_plan(addr: str, args: list[str]) -> tuple[str, int]:
     if not failed:
         out.append("- All tasks successfully allocated.")
     else:
-        out.append("- WARNING: Failed to place all allocations.")
-        for group, m in sorted(failed.items()):
+        # Nomad's formatDryRun: a system job's own warning; a blank line between the groups' reports.
+        out.append("- WARNING: Failed to place allocations on all nodes." if job.get("Type") == "system"
+                   else "- WARNING: Failed to place all allocations.")
+        for at, (group, m) in enumerate(sorted(failed.items())):
             n = int(m.get("CoalescedFailures", 0)) + 1
+            if at:
+                out.append("")
             out.append(f'  Task Group "{group}" (failed to place {n} allocation{"s" if n != 1 else ""}):')
             out += [f"    * {line}" for line in alloc_metrics(m)]
     launch = _plan_next_launch(got, job)

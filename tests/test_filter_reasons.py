@@ -11,7 +11,7 @@ import pytest
 import runtime.cli  # noqa: F401  (runtime.cli_jobs is imported through it)
 from actors.http_jobs import alloc_out
 from actors.scheduler.job import canonical_job, constraint_ok
-from actors.scheduler.scheduler import constraint_key
+from actors.scheduler.scheduler import FILTER_CLASS_INELIGIBLE, constraint_key
 from runtime.cli_jobs import alloc_metrics
 from tests.test_scheduler import Cluster, service
 
@@ -80,9 +80,11 @@ def test_a_constraint_that_filters_every_node_is_named_in_the_failure(where, con
     c.schedule()
     m = _failed(c, "web")
     assert m["NodesEvaluated"] == 3 and m["NodesFiltered"] == 3
-    assert m["ConstraintFiltered"] == {key: 3}
+    # the two "small" nodes are alike (one computed class): Nomad checks the first, and filters the
+    # other as its class, "computed class ineligible"
+    assert m["ConstraintFiltered"] == {key: 2, FILTER_CLASS_INELIGIBLE: 1}
     assert m["ClassFiltered"] == {"small": 2}  # a node without a class is counted by reason alone
-    assert f'Constraint "{key}": 3 nodes excluded by filter' in alloc_metrics(m)
+    assert f'Constraint "{key}": 2 nodes excluded by filter' in alloc_metrics(m)
     assert 'Class "small": 2 nodes excluded by filter' in alloc_metrics(m)
     assert not any("not ready, ineligible" in line for line in alloc_metrics(m))
 
@@ -132,13 +134,15 @@ def test_placed_allocations_metrics_name_the_constraint_and_class():
     for m in metrics:
         filtered = m["ConstraintFiltered"] or {}
         assert sum(filtered.values()) == m["NodesFiltered"]
-        assert set(filtered) <= {"${attr.kernel.name} = linux", "distinct_hosts"}
+        assert set(filtered) <= {"${attr.kernel.name} = linux", "distinct_hosts", FILTER_CLASS_INELIGIBLE}
         assert (m["ClassFiltered"] or {}).get("linux", 0) == m["NodesFiltered"]
         for k, v in filtered.items():
             seen[k] = seen.get(k, 0) + v
     assert seen.get("distinct_hosts") and seen.get("${attr.kernel.name} = linux")
-    m = _failed(c, "web")  # the sixth: every node filtered, by its kernel or by distinct_hosts
-    assert set(m["ConstraintFiltered"]) == {"${attr.kernel.name} = linux", "distinct_hosts"}
+    m = _failed(c, "web")  # the sixth: every node filtered, by its kernel (or its class) or distinct_hosts
+    assert m["ConstraintFiltered"]["distinct_hosts"] == 5
+    assert m["ConstraintFiltered"].get("${attr.kernel.name} = linux", 0) \
+        + m["ConstraintFiltered"].get(FILTER_CLASS_INELIGIBLE, 0) == 1
     assert sum(m["ConstraintFiltered"].values()) == m["NodesFiltered"] == m["ClassFiltered"]["linux"]
     assert m["NodesExhausted"] == 0
 
@@ -202,7 +206,10 @@ def test_a_system_failure_counts_only_the_nodes_in_the_jobs_datacenters_and_pool
                       {**g["Tasks"][0], "Resources": {"CPU": 100_000, "MemoryMB": 64}}]}]})
     c.schedule()
     m = _failed(c, "sys")
-    assert (m["NodesEvaluated"], m["NodesFiltered"], m["NodesExhausted"]) == (2, 0, 2)
+    # Nomad's system stack tries each node alone: the first without room is the failure, the other
+    # one of its CoalescedFailures
+    assert (m["NodesEvaluated"], m["NodesFiltered"], m["NodesExhausted"]) == (1, 0, 1)
+    assert m["CoalescedFailures"] == 1
     assert (m["NodesInPool"], m["NodesAvailable"]) == (2, {"dc1": 2})
 
 
@@ -215,10 +222,12 @@ def test_the_cached_reason_is_counted_again_for_later_evaluations():
     c.register(**service("b", count=1, Constraints=con))  # the same shape: the store's cache answers
     c.schedule()
     assert _failed(c, "a")["ConstraintFiltered"] == _failed(c, "b")["ConstraintFiltered"] == \
-        {"${attr.kernel.name} = windows": 2}
+        {"${attr.kernel.name} = windows": 1, FILTER_CLASS_INELIGIBLE: 1}  # the two nodes are alike
 
 
-def test_system_job_failures_name_the_constraint():
+def test_a_system_failure_is_the_node_without_room_not_the_nodes_filtered_out():
+    """Nomad's SystemScheduler.computePlacements: a node that filters the group out is no failure
+    (only "omitted from the job status"); the failure is the metrics of the node that had no room."""
     c = Cluster()
     for i in range(2):
         _node(c, i, cls="edge")
@@ -230,8 +239,8 @@ def test_system_job_failures_name_the_constraint():
                        "Resources": {"CPU": 100_000, "MemoryMB": 64}}]}]})
     c.schedule()
     m = _failed(c, "sys")
-    assert m["ConstraintFiltered"] == {"${attr.kernel.name} = windows": 2}
-    assert m["ClassFiltered"] == {"edge": 2}
+    assert (m["NodesEvaluated"], m["NodesFiltered"], m["NodesExhausted"]) == (1, 0, 1)
+    assert not m["ConstraintFiltered"] and not m.get("ClassFiltered")
     assert m["DimensionExhausted"] == {"cpu": 1}
 
 

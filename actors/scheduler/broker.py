@@ -44,6 +44,7 @@ from typing import Any
 
 from actors.agent_messages import ConfigReloaded
 from actors.raft.peer import InfoQuery, Propose, Read, Watch
+from actors.scheduler.dryrun import count_preemptions, desired_updates
 from actors.scheduler.messages import BatchDone, PlanBatch, PlanSubmit, WorkerReady
 from actors.scheduler.scheduler import compute_plan, plan_usage
 from actors.scheduler.worker import LOCAL, WorkerPool
@@ -235,7 +236,8 @@ def broker_view(state: Any, now: float | None = None, since: int = 0, types: tup
 
 
 def plan_batch_command(state: Any, eval_ids: tuple[str, ...], now: float, max_place: int | None = None,
-                       max_stop: int | None = None) -> tuple[bytes | None, tuple[str, ...], tuple[str, ...]]:
+                       max_stop: int | None = None,
+                       clock: Any = None) -> tuple[bytes | None, tuple[str, ...], tuple[str, ...]]:
     """Read query run by Raft on the leader: the plans of *eval_ids* as one ``plan_apply_batch`` command.
 
     The plans are computed one after another against the same state, each
@@ -246,7 +248,7 @@ def plan_batch_command(state: Any, eval_ids: tuple[str, ...], now: float, max_pl
     stopped the same way.  Evaluations after either is used up are not
     planned now.  Returns the command (None when none is still
     pending), the IDs of the evaluations it plans and of those left for a
-    later entry.
+    later entry.  *clock* (the runtime's ``env.now``) times each placement (its AllocationTime).
     """
     usage = plan_usage(state.node_allocs, state.node_usage, state.node_capacity)
     plans, planned = [], []
@@ -258,12 +260,10 @@ def plan_batch_command(state: Any, eval_ids: tuple[str, ...], now: float, max_pl
         ev = state.tables["evals"].get(eval_id)
         if ev is None or ev["Status"] != "pending":
             continue  # another worker or an earlier leader finished it
-        plans.append(compute_plan(state.tables, ev, state.job_allocs(key_of(ev)), state.node_allocs,
-                                  state.sorted_ids("nodes"), state.node_usage, usage=usage,
-                                  feasible=state.feasibility,
-                                  deployment=deployments.latest(state, key_of(ev)), now=now,
-                                  ready_by_dc=state.ready_nodes_by_dc, max_place=left,
-                                  max_stop=left_stop))
+        plans.append(_annotated_plan(state, ev, usage=usage, feasible=state.feasibility,
+                                     deployment=deployments.latest(state, key_of(ev)), now=now,
+                                     ready_by_dc=state.ready_nodes_by_dc, max_place=left,
+                                     max_stop=left_stop, clock=clock))
         planned.append(eval_id)
         if left is not None:
             left -= len(plans[-1]["Place"])
@@ -284,11 +284,26 @@ def plan_command(state: Any, eval_id: str, now: float) -> tuple[bytes | None, di
     ev = state.tables["evals"].get(eval_id)
     if ev is None or ev["Status"] != "pending":
         return None, {}
-    plan = compute_plan(state.tables, ev, state.job_allocs(key_of(ev)), state.node_allocs,
-                        state.sorted_ids("nodes"), state.node_usage, feasible=state.feasibility,
-                        deployment=deployments.latest(state, key_of(ev)), now=now,
-                        ready_by_dc=state.ready_nodes_by_dc)
+    plan = _annotated_plan(state, ev, feasible=state.feasibility,
+                           deployment=deployments.latest(state, key_of(ev)), now=now,
+                           ready_by_dc=state.ready_nodes_by_dc)
     return command("plan_apply", plan=plan, now=now), {"place": len(plan["Place"]), "stop": len(plan["Stop"])}
+
+
+def _annotated_plan(state: Any, ev: dict[str, Any], **options: Any) -> dict[str, Any]:
+    """The plan of evaluation *ev* (compute_plan with *options*) with Nomad's plan annotations: each task
+    group's DesiredTGUpdates, which the evaluation keeps (``PlanAnnotations``, "nomad eval status")."""
+    job_allocs = state.job_allocs(key_of(ev))
+    failed_canaries: dict[str, int] = {}
+    failed_updates: dict[str, list[str]] = {}
+    plan = compute_plan(state.tables, ev, job_allocs, state.node_allocs, state.sorted_ids("nodes"),
+                        state.node_usage, failed_canaries=failed_canaries, failed_updates=failed_updates,
+                        **options)
+    updates = desired_updates(state.tables["jobs"].get(key_of(ev)), job_allocs, plan, failed_canaries,
+                              failed_updates)
+    count_preemptions(plan, updates)
+    plan["Annotations"] = {"DesiredTGUpdates": updates}
+    return plan
 
 
 @dataclass(slots=True)
@@ -642,7 +657,7 @@ class EvalBroker(WorkerPool, NodeActor):
             return True
         query = functools.partial(plan_batch_command, eval_ids=ids, now=self._wall(),
                                   max_place=self.cfg.max_placements_per_entry,
-                                  max_stop=self.cfg.max_stops_per_entry)
+                                  max_stop=self.cfg.max_stops_per_entry, clock=self.env.now)
         # The leader's own applied state, not a linearizable read: the
         # evaluations were found in that state, and the state machine
         # re-checks each plan when it applies it (evaluation still pending,

@@ -8,7 +8,7 @@ registration, and the result is summarised as Nomad's ``JobPlanResponse``:
 * ``Annotations.DesiredTGUpdates`` per task group -- ``Place`` (new
   allocations, those that would fail to be placed too, as Nomad's reconciler
   counts them), ``Canary`` (canaries), ``DestructiveUpdate`` (replaced for a new spec),
-  ``InPlaceUpdate`` (a new version that runs the same tasks: kept),
+  ``InPlaceUpdate`` (a new version that runs the same tasks on a node that still takes it: kept),
   ``Migrate``, ``Stop`` and ``Ignore`` (left as they are);
 * ``FailedTGAllocs`` -- the groups that could not be placed, with the
   scheduler's metrics;
@@ -34,6 +34,7 @@ from actors.scheduler.job import (
 )
 from actors.scheduler.jobdiff import annotate, job_diff
 from actors.scheduler.scheduler import (
+    STOP_FAILED,
     STOP_MIGRATE,
     STOP_NODE_TAINTED,
     STOP_UPDATE,
@@ -60,10 +61,11 @@ def plan_job(state: Any, job: dict[str, Any], diff: bool, now: float = 0.0) -> d
           "Type": job["Type"], "Status": "pending"}
     job_allocs = state.job_allocs(key)
     failed_canaries: dict[str, int] = {}
+    failed_updates: dict[str, list[str]] = {}
     plan = compute_plan(tables, ev, job_allocs, state.node_allocs, state.sorted_ids("nodes"),
                         state.node_usage, ready_by_dc=state.ready_nodes_by_dc,
-                        failed_canaries=failed_canaries)
-    updates = _updates(candidate, job_allocs, plan, failed_canaries)
+                        failed_canaries=failed_canaries, failed_updates=failed_updates)
+    updates = desired_updates(candidate, job_allocs, plan, failed_canaries, failed_updates)
     return {"Annotations": {"DesiredTGUpdates": updates, "PreemptedAllocs": _preempted(state, plan, updates)},
             "FailedTGAllocs": plan["Failed"] or None,
             "JobModifyIndex": old["JobModifyIndex"] if old is not None else 0,
@@ -115,17 +117,23 @@ def _next_launch(job: dict[str, Any], now: float) -> str:
     return local.strftime("%Y-%m-%dT%H:%M:%S") + ("Z" if offset == "+0000" else f"{offset[:3]}:{offset[3:]}")
 
 
-def _updates(job: dict[str, Any], job_allocs: list[dict[str, Any]], plan: dict[str, Any],
-             failed_canaries: dict[str, int] | None = None) -> dict[str, Any]:
+def desired_updates(job: dict[str, Any] | None, job_allocs: list[dict[str, Any]], plan: dict[str, Any],
+                    failed_canaries: dict[str, int] | None = None,
+                    failed_updates: dict[str, list[str]] | None = None) -> dict[str, Any]:
+    """Nomad's DesiredTGUpdates (its reconciler's counts per task group) of *plan*, computed for *job*
+    (None: purged) from *job_allocs*, the job's allocations before it: what ``nomad job plan``
+    annotates and an evaluation keeps (``PlanAnnotations``, shown by ``nomad eval status``)."""
     by_id = {a["ID"]: a for a in job_allocs}
     out: dict[str, dict[str, int]] = {}
     # As Nomad's reconciler: the job's groups, and any group the job no longer has that still has allocations
     # (its allocations stopped: "- Task Group: "old" (2 destroy)").
-    names = [g["Name"] for g in job["TaskGroups"]]
+    names = [g["Name"] for g in (job or {}).get("TaskGroups") or ()]
+    job_type, version = (job or {}).get("Type", "service"), (job or {}).get("Version", 0)
     removed = sorted({a["TaskGroup"] for a in job_allocs} - set(names))
     for name in names + removed:
         out[name] = {"Ignore": 0, "Place": 0, "Migrate": 0, "Stop": 0, "InPlaceUpdate": 0,
-                     "DestructiveUpdate": 0, "Canary": 0, "Preemptions": 0}
+                     "DestructiveUpdate": 0, "Canary": 0, "Preemptions": 0, "RescheduleNow": 0,
+                     "RescheduleLater": 0}
     stopped = set()
     for s in plan["Stop"]:
         a = by_id.get(s["ID"])
@@ -135,6 +143,12 @@ def _updates(job: dict[str, Any], job_allocs: list[dict[str, Any]], plan: dict[s
         kind = {STOP_UPDATE: "DestructiveUpdate", STOP_MIGRATE: "Migrate",
                 STOP_NODE_TAINTED: "Migrate"}.get(s["DesiredDescription"], "Stop")
         out[a["TaskGroup"]][kind] += 1
+        if s["DesiredDescription"] == STOP_FAILED:  # Nomad's reconciler: a Stop, and rescheduled now
+            out[a["TaskGroup"]]["RescheduleNow"] += 1
+    for later in plan.get("RescheduleLater") or ():  # failed, replaced by a follow-up evaluation
+        a = by_id.get(later["ID"])
+        if a is not None and a["TaskGroup"] in out:
+            out[a["TaskGroup"]]["RescheduleLater"] += 1
     for p in plan["Place"]:
         if p["TaskGroup"] in out:  # Nomad's reconciler counts a canary apart (DesiredUpdates.Canary)
             out[p["TaskGroup"]]["Canary" if (p.get("DeploymentStatus") or {}).get("Canary") else "Place"] += 1
@@ -151,26 +165,49 @@ def _updates(job: dict[str, Any], job_allocs: list[dict[str, Any]], plan: dict[s
         # The reconciler's count stands whether or not the placements then fit: those that did not are
         # the group's FailedTGAllocs (its first failure, the rest CoalescedFailures), reported apart.
         failed = (plan["Failed"] or {}).get(name)
-        if failed is not None and job["Type"] in ("system", "sysbatch"):
+        if failed is not None and job_type in ("system", "sysbatch"):
             failed = None  # Nomad's system scheduler: a node that took nothing is no candidate to count
         if failed is not None:  # a canary that did not fit is still one of the reconciler's Canary
             canaries = (failed_canaries or {}).get(name, 0)
             u["Canary"] += canaries
             u["Place"] += 1 + int(failed.get("CoalescedFailures", 0)) - canaries
-        digest = update_digest(job, name)
+        # A destructive update whose replacement found no node is still one (Nomad's reconciler counts
+        # before placing), not a placement; the allocation it would replace keeps running.
+        held = set((failed_updates or {}).get(name, ()))
+        u["Place"] -= len(held)
+        u["DestructiveUpdate"] += sum(1 for aid in held if aid not in stopped)
+        digest = update_digest(job, name) if job is not None else ()
+        in_place = set(plan.get("InPlace") or ())
         for a in job_allocs:
-            if a["TaskGroup"] == name and job["Type"] == "batch" and not live(a) \
-                    and a.get("JobVersion", 0) < job.get("Version", 0):
+            if a["TaskGroup"] == name and job_type == "batch" and not live(a) \
+                    and a.get("JobVersion", 0) < version:
                 u["Ignore"] += 1  # Nomad's filterOldTerminalAllocs: an earlier version's finished run
                 continue
-            if a["TaskGroup"] != name or a["ID"] in stopped or not live(a):
+            if a["TaskGroup"] != name or a["ID"] in stopped or a["ID"] in held or not live(a):
+                continue
+            changed = a.get("JobVersion", 0) != version
+            if not changed:
+                u["Ignore"] += 1
                 continue
             same = update_digest(a.get("Job") or {}, name) == digest
-            changed = a.get("JobVersion", 0) != job.get("Version", 0)
-            if changed and not same and job["Type"] == "system":
+            if not same and job_type == "system":
                 # Nomad's system scheduler counts every destructive update, those max_parallel leaves
                 # for a later evaluation too (the generic reconciler counts those as Ignore).
                 u["DestructiveUpdate"] += 1
                 continue
-            u["InPlaceUpdate" if changed and same else "Ignore"] += 1
+            # Updated in place only if the plan does so (its node still takes the new version); one a
+            # rolling update holds back, or whose replacement waits, is Nomad's Ignore.
+            u["InPlaceUpdate" if same and a["ID"] in in_place else "Ignore"] += 1
     return out
+
+
+def count_preemptions(plan: dict[str, Any], updates: dict[str, Any]) -> None:
+    """Nomad's DesiredUpdates.Preemptions: each allocation the plan evicts, in its preemptor's group."""
+    entries = plan.get("Preempt") or ()
+    if not entries:
+        return
+    placed_group = {p["ID"]: p["TaskGroup"] for p in plan["Place"]}
+    for e in entries:
+        group = placed_group.get(e.get("By", ""))
+        if group in updates:
+            updates[group]["Preemptions"] += 1

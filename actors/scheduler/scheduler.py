@@ -298,9 +298,7 @@ def _max_allocs_full(usage: _Usage, node_id: str, node: dict[str, Any], metrics:
     ExhaustedNode with the dimension "max allocation exceeded"."""
     if not node.get("NodeMaxAllocs") or not max_allocs_exceeded(node, usage.allocs(node_id) + 1):
         return False
-    metrics["NodesExhausted"] += 1
-    metrics["DimensionExhausted"][MAX_ALLOCS_EXCEEDED] = \
-        metrics["DimensionExhausted"].get(MAX_ALLOCS_EXCEEDED, 0) + 1
+    _exhaust(metrics, node, MAX_ALLOCS_EXCEEDED)
     return True
 
 
@@ -369,9 +367,10 @@ def stored_metric(kind: str, evaluated: int, filtered: int, exhausted: int, in_p
     """A placement's AllocMetric as the allocation keeps it (``Metrics``): one flat list -- *kind*
     (_GENERIC: score rows of SCORE_ROW; _SYSTEM: of the bin-packing score alone), NodesEvaluated,
     NodesFiltered, NodesExhausted, NodesInPool, NodePool, NodesAvailable, the counts by reason or
-    class (or None), then the best nodes' rows flat, each (node, *scores, final score), a zero score
-    as the integer 0.  Every allocation carries it through Raft: a list of plain values is a third of
-    the bytes of Nomad's keyed shape and one object to decode; metric_out() makes it Nomad's."""
+    class and the AllocationTime when timed (or None), then the best nodes' rows flat, each (node,
+    *scores, final score), a zero score as the integer 0.  Every allocation carries it through Raft:
+    a list of plain values is a third of the bytes of Nomad's keyed shape and one object to decode;
+    metric_out() makes it Nomad's."""
     return [kind, evaluated, filtered, exhausted, in_pool, pool, available, maps, *rows]
 
 
@@ -385,7 +384,7 @@ def metric_out(stored: Any) -> Any:
                            "NodesExhausted": exhausted, "NodesInPool": in_pool, "NodePool": pool,
                            "NodesAvailable": dict(available or {})}
     for key, counts in (maps or {}).items():
-        out[key] = dict(counts)
+        out[key] = dict(counts) if isinstance(counts, dict) else counts  # AllocationTime: nanoseconds
     width, names = _ROW_WIDTHS[kind], SCORE_ROW if kind == _GENERIC else SCORE_ROW[:1]
     meta = []
     for at in range(8, len(stored) - width + 1, width):
@@ -532,6 +531,31 @@ def feasibility_shape(job: dict[str, Any], group: dict[str, Any]) -> str:
 # visits, so a placement's metrics do not count it.
 FEASIBLE, OUTSIDE = 1, -1
 FILTER_DRIVERS = "missing drivers"  # Nomad's FilterConstraintDrivers
+# Nomad's FeasibilityWrapper: a node of a computed class the job or the group was already found
+# ineligible on, in this evaluation, is filtered for that without its checks being run again.
+FILTER_CLASS_INELIGIBLE = "computed class ineligible"
+# Nomad's constraintTargetEscapes: a constraint on a node's unique fields escapes the computed class.
+_ESCAPING_TARGETS = ("${unique.", "${node.unique.", "${attr.unique.", "${meta.unique.")
+
+
+def computed_class(node: dict[str, Any]) -> str:
+    """Nomad's Node.ComputeClass: nodes alike in what feasibility checks look at share one -- their
+    datacenter, class, node pool, attributes and meta (but the ``unique.`` ones) and devices (vendor,
+    type, name and attributes) -- written ``v1:<64-bit hash>`` (not Nomad's hash function: its value)."""
+    def plain(kv: Any) -> list[tuple[str, str]]:
+        return sorted((str(k), str(v)) for k, v in (kv or {}).items() if not str(k).startswith("unique."))
+
+    devices = sorted(repr((d.get("Vendor", ""), d.get("Type", ""), d.get("Name", ""),
+                           plain(d.get("Attributes"))))
+                     for d in (node.get("NodeResources") or {}).get("Devices") or ())
+    text = repr((node.get("Datacenter", ""), node.get("NodeClass", ""), node.get("NodePool", ""),
+                 plain(node.get("Attributes")), plain(node.get("Meta")), devices))
+    return f"v1:{int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), 'big')}"
+
+
+def _escapes(constraints: Any) -> bool:
+    return any(str(c.get(side) or "").startswith(_ESCAPING_TARGETS)
+               for c in constraints for side in ("LTarget", "RTarget"))
 
 
 def constraint_key(c: dict[str, Any]) -> str:
@@ -710,6 +734,17 @@ class _Placer:
         self._pref_cache: dict[str, tuple[tuple[dict[str, Any], ...], tuple[dict[str, Any], ...]]] = {}
         # (group, attribute) -> value -> allocations, for spreads (_value_counts)
         self._spread_counts: dict[tuple[str, str], dict[str, int]] = {}
+        self.clock: Any = None  # the runtime's clock (compute_plan's), to time each selection
+        # Nomad's EvalEligibility: the computed classes found ineligible in this evaluation, the job's
+        # (key None, shared by its groups) and each group's; a node's class, per node record
+        self._ineligible: dict[str | None, set[str]] = {}
+        self._classes: dict[str, tuple[dict[str, Any], str]] = {}
+        # group name -> (its job's constraint reasons, whether they escape the classes, whether the
+        # group's and its tasks' do), for class_reason
+        self._class_scopes: dict[str, tuple[frozenset[str], bool, bool]] = {}
+        # Nomad's SpreadIterator.lowestSpreadBoost: the lowest boost a target has given any node so far
+        # in this evaluation (never above -1), what a value targeted at 0% scores
+        self._lowest_spread_boost = -1.0
         self.stopping: set[str] = set()  # allocations the plan stops: their ports are free to take
         # distinct_property: the plan and the job's allocations it counts (set by compute_plan), and
         # each group's property sets (_props)
@@ -1020,6 +1055,39 @@ class _Placer:
                 return constraint_key(c)
         return FEASIBLE
 
+    def node_class(self, node: dict[str, Any]) -> str:
+        """The node's computed class (computed_class), worked out once per node record."""
+        hit = self._classes.get(node["ID"])
+        if hit is None or hit[0] is not node:
+            hit = self._classes[node["ID"]] = (node, computed_class(node))
+        return hit[1]
+
+    def class_reason(self, node: dict[str, Any], group: dict[str, Any], reason: str) -> str:
+        """What a node filtered for *reason* (a job constraint, a driver, a group or task constraint) is
+        counted as, as Nomad's FeasibilityWrapper does: the first node of a computed class to fail the
+        job's (or the group's) checks in this evaluation is filtered by its reason and marks the class
+        ineligible; the other nodes of the class are then "computed class ineligible".  A job (or group)
+        whose constraints look at a node's unique fields escapes the classes: each node its own reason."""
+        scopes = self._class_scopes.get(group["Name"])
+        if scopes is None:
+            job_constraints = self.job.get("Constraints") or ()
+            scopes = self._class_scopes[group["Name"]] = (
+                frozenset(constraint_key(c) for c in job_constraints), _escapes(job_constraints),
+                _escapes((*(group.get("Constraints") or ()),
+                          *(c for t in group["Tasks"] for c in t.get("Constraints") or ()))))
+        job_keys, job_escapes, group_escapes = scopes
+        scope: str | None = None  # the job's
+        if reason not in job_keys:
+            scope = group["Name"]
+        if job_escapes if scope is None else group_escapes:
+            return reason
+        cls = self.node_class(node)
+        seen = self._ineligible.setdefault(scope, set())
+        if cls in seen:
+            return FILTER_CLASS_INELIGIBLE
+        seen.add(cls)
+        return reason
+
     def _distinct(self, group: dict[str, Any]) -> int:
         """Nomad's DistinctHostsIterator: DISTINCT_JOB when the job has a distinct_hosts constraint (no
         two allocations of the job, of any group, on one node), DISTINCT_GROUP when only the group has
@@ -1089,7 +1157,8 @@ class _Placer:
         counting the placement being scored, times the spread's share of the
         spreads' weights; desired is the value's percentage of the group's
         count, and a value not named gets the whole count the targets leave
-        (Nomad's implicit target).  A value wanted nowhere scores -1.
+        (Nomad's implicit target).  A value wanted nowhere scores -1, one
+        targeted at 0% the lowest such boost any node got so far (at most -1).
         Without targets (even spread), unweighted: a value not yet used +1, one
         above the least-used value (min - used) / min, the least-used one
         (max - min) / min, -1 when all are level, and 0 when nothing is placed
@@ -1116,9 +1185,12 @@ class _Placer:
                         continue
                     desired = count - wanted
                 if desired == 0:
-                    total -= 1.0
+                    total += self._lowest_spread_boost
                     continue
-                total += sp["Weight"] / weights * (desired - (used + 1)) / desired
+                boost = sp["Weight"] / weights * (desired - (used + 1)) / desired
+                total += boost
+                if boost < self._lowest_spread_boost:
+                    self._lowest_spread_boost = boost
             elif counts:
                 lo, hi = min(counts.values()), max(counts.values())
                 if used != lo:
@@ -1185,6 +1257,7 @@ class _Placer:
         after the preferred node, as Nomad's Select does);
         the placement's own AllocMetric (what this attempt added), as Nomad's stack keeps one per
         placement, is left in ``last_metric`` (None when nothing was placed)."""
+        started = self.clock() if self.clock is not None else None
         need = self.info(group)[0]
         self.last_metric = None
         self.last_preempted = []
@@ -1197,7 +1270,7 @@ class _Placer:
             if volumes_feasible(self.nodes[preferred], group, alloc_name, m) \
                     and host_networks_feasible(self.nodes[preferred], group, m) \
                     and self._take_preferred(preferred, group, need, prev, m, penalized, scored):
-                self.last_metric = self._placement_metric(m, before, scored)
+                self.last_metric = self._placement_metric(m, before, scored, started)
                 return preferred
             if fresh:  # Nomad's stack starts each Select with new metrics: the fallback's are reported
                 m.clear()
@@ -1206,8 +1279,14 @@ class _Placer:
         scored = []
         best = self._select(group, m, penalized, alloc_name, need, scored, preempt)
         if best is not None:
-            self.last_metric = self._placement_metric(m, before, scored)
+            self.last_metric = self._placement_metric(m, before, scored, started)
+        elif started is not None:  # Nomad's Select times a failed one too: the group's failure shows it
+            m["AllocationTime"] = self._elapsed_ns(started)
         return best
+
+    def _elapsed_ns(self, started: float) -> int:
+        """Nomad's AllocationTime (a Go duration: nanoseconds) of a selection started at *started*."""
+        return max(0, int((self.clock() - started) * 1e9))
 
     def _select(self, group: dict[str, Any], m: dict[str, Any], penalized: frozenset[str], alloc_name: str,
                 need: tuple[int, int, int], scored: list[tuple[Any, ...]],
@@ -1265,7 +1344,8 @@ class _Placer:
                         evaluated += 1
                         m["NodesFiltered"] += 1
                         cf = m["ConstraintFiltered"]
-                        cf[entry] = cf.get(entry, 0) + 1
+                        reason = self.class_reason(node, group, entry)
+                        cf[reason] = cf.get(reason, 0) + 1
                         if node.get("NodeClass"):
                             _class_count(m, "ClassFiltered", node)
                     # else not ready, or outside the job's datacenters or pool: not one Nomad's stack visits
@@ -1420,7 +1500,7 @@ class _Placer:
         return final
 
     def _placement_metric(self, m: dict[str, Any], before: tuple[Any, ...],
-                          scored: list[tuple[Any, ...]]) -> list[Any]:
+                          scored: list[tuple[Any, ...]], started: float | None = None) -> list[Any]:
         """A placement's AllocMetric (see stored_metric): what its selection counted, the pool it chose
         from, and the scores of its best nodes (highest first; ties in the order they were scored)."""
         in_pool, by_dc = self.pool_counts()
@@ -1435,6 +1515,10 @@ class _Placer:
                     if added:
                         added_maps = added_maps or {}
                         added_maps[key] = added
+        if started is not None:
+            elapsed = self._elapsed_ns(started)
+            if elapsed:  # kept with the counts by reason (0, untimed or too quick: not kept)
+                added_maps = {**(added_maps or {}), "AllocationTime": elapsed}
         # NodesAvailable is the pool's count, shared by the evaluation's placements (never modified).
         out = [_GENERIC, m["NodesEvaluated"] - before[0], m["NodesFiltered"] - before[1],
                m["NodesExhausted"] - before[2], in_pool, self.job.get("NodePool", ""), by_dc, added_maps]
@@ -1491,8 +1575,8 @@ class _Placer:
         if verdict == OUTSIDE:
             return False
         metrics["NodesEvaluated"] += 1
-        if verdict != FEASIBLE:
-            filter_node(metrics, node, verdict)
+        if verdict != FEASIBLE:  # through Nomad's same FeasibilityWrapper: its computed class noted
+            filter_node(metrics, node, self.class_reason(node, group, verdict))
             return False
         # The allocation it replaces is no longer counted there: the plan stops it (stop_alloc).
         collisions = self.on(group["Name"]).get(node_id, 0)
@@ -1771,14 +1855,22 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                  deployment: Any = _SCAN, now: float | None = None,
                  ready_by_dc: Any = None, max_place: int | None = None,
                  max_stop: int | None = None,
-                 failed_canaries: dict[str, int] | None = None) -> dict[str, Any]:
+                 failed_canaries: dict[str, int] | None = None,
+                 failed_updates: dict[str, list[str]] | None = None,
+                 clock: Any = None) -> dict[str, Any]:
     """The plan for evaluation *ev* against the state *tables* (read-only).
 
     *deployment*: the job's latest deployment record, or None (the store
     keeps it per job); by default the deployments table is searched.
 
     *failed_canaries*, when given, receives per group how many of its failed
-    placements were canaries (``job plan`` counts them as Canary, not Place).
+    placements were canaries (``job plan`` counts them as Canary, not Place);
+    *failed_updates*, per group the IDs of the allocations a destructive update
+    replaces whose replacement found no node (``job plan`` counts each as
+    Nomad's reconciler does, a DestructiveUpdate, not a Place).
+
+    *clock*, the runtime's (``env.now``), times each placement's selection: its metrics' AllocationTime
+    (None: not timed, 0).
 
     *job_allocs* and *node_allocs* (a node ID -> its allocations function),
     when the caller keeps indexes of them, save scans of every allocation;
@@ -1860,6 +1952,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
         usage = _Usage(node_allocs, node_usage)
     freeing.append(usage)
     placer = _Placer(tables, job, ev["ID"], usage, node_ids, feasible, ready_by_dc)
+    placer.clock = clock
     placer.plan, placer.job_allocs = plan, job_allocs  # what distinct_property counts
     counting.append(placer)
     if deployment is _SCAN:
@@ -2151,6 +2244,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                 if dep_status is not None and failed_canaries is not None:
                     failed_canaries[group["Name"]] = failed_canaries.get(group["Name"], 0) + 1
                 if prev is not None:
+                    _note_failed_update(plan, group, prev, failed_updates)
                     _unstop(plan, placer, prev)
                 continue
             penalized = frozenset()
@@ -2171,6 +2265,7 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                 if dep_status is not None and failed_canaries is not None:
                     failed_canaries[group["Name"]] = failed_canaries.get(group["Name"], 0) + 1
                 if prev is not None:
+                    _note_failed_update(plan, group, prev, failed_updates)
                     _unstop(plan, placer, prev)
                 continue
             seq += 1
@@ -2297,6 +2392,15 @@ def _reconnect(plan: dict[str, Any], job: dict[str, Any], group: dict[str, Any],
 
 def _is_canary(a: dict[str, Any]) -> bool:
     return bool((a.get("DeploymentStatus") or {}).get("Canary"))
+
+
+def _note_failed_update(plan: dict[str, Any], group: dict[str, Any], prev: dict[str, Any],
+                        failed_updates: dict[str, list[str]] | None) -> None:
+    """*prev*'s replacement found no node: noted in *failed_updates* (a dry run's) when the plan
+    replaces it for a destructive update."""
+    if failed_updates is not None and any(st["ID"] == prev["ID"] and st["DesiredDescription"] == STOP_UPDATE
+                                          for st in plan["Stop"]):
+        failed_updates.setdefault(group["Name"], []).append(prev["ID"])
 
 
 def _unstop(plan: dict[str, Any], placer: _Placer, prev: dict[str, Any]) -> None:
@@ -2482,10 +2586,9 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
     if group["Count"] == 0:
         return
     replace_on = plan.pop("_replace", {})
-    metrics = _new_metrics()
+    report = _SystemReport()
     if any(group_ports(group)) or group_cores(group):
         placer.stopping = {st["ID"] for st in plan["Stop"]}
-    failed = 0
     need = (*group_resources(group), group_disk_mb(group))
     limit = plan.get("_max_place")
     placed_before = len(plan["Place"])
@@ -2498,23 +2601,22 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
                 _unstop(plan, placer, replace_on[node_id])
             continue
         node = nodes[node_id]
-        if not _system_node_feasible(placer, node, group, metrics):
-            continue
+        metrics = _new_metrics()  # Nomad's system stack: each node is tried alone, with metrics of its own
         props = placer.props(group)
-        if props and not props_ok(props, node, metrics):
-            continue
-        if not volumes_feasible(node, group, f"{job['ID']}.{group['Name']}[0]", metrics):
-            continue
-        if not host_networks_feasible(node, group, metrics):
+        if not _system_node_feasible(placer, node, group, metrics) \
+                or (props and not props_ok(props, node, metrics)) \
+                or not volumes_feasible(node, group, f"{job['ID']}.{group['Name']}[0]", metrics) \
+                or not host_networks_feasible(node, group, metrics):
+            report.filtered_out(metrics)
             continue
         if _max_allocs_full(placer.usage, node_id, node, metrics):
-            failed += 1
+            report.exhausted(metrics)
             continue
         cap = placer.usage.capacity(node_id) if placer.usage.capacity is not None else node_capacity(node)
         prev = replace_on.get(node_id)
         fit = _fit_on_node(placer, node_id, node, group, need, cap, metrics)
         if fit is None:
-            failed += 1
+            report.exhausted(metrics)
             continue
         ports, evicts, util = fit
         if ports:
@@ -2540,13 +2642,39 @@ def _system_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, An
         placed["Metrics"] = stored_metric(_SYSTEM, 1, 0, 0, in_pool, job.get("NodePool", ""), by_dc, None,
                                           [node_id, binpack or 0, binpack])
         plan["Place"].append(placed)
-    if failed:
-        metrics["CoalescedFailures"] = failed - 1
-        plan["Failed"][group["Name"]] = _group_metrics(metrics, placer)
+    if report.failure is not None:
+        plan["Failed"][group["Name"]] = _group_metrics(report.failure, placer)
         return
     stopped = {st["ID"] for st in plan["Stop"]}
     existing = any(a["ID"] not in stopped for nid, a in have.items() if nid not in replace_on)
-    _all_filtered(plan, group, metrics, placer, len(plan["Place"]) > placed_before, existing)
+    _all_filtered(plan, group, report.filtered, placer, len(plan["Place"]) > placed_before, existing)
+
+
+class _SystemReport:
+    """What a system or sysbatch group's placements report (Nomad's SystemScheduler.computePlacements):
+    each node is tried alone, with metrics of its own.  A node that filters the group out is no
+    failure; its filter counts join the group's ``filtered`` metrics (mergeNodeFiltered), reported only
+    when every node filtered it out (_all_filtered).  The first node without room is the group's
+    ``failure``, with its own metrics; each later one is one more of its CoalescedFailures."""
+
+    def __init__(self) -> None:
+        self.filtered = _new_metrics()
+        self.failure: dict[str, Any] | None = None
+
+    def filtered_out(self, m: dict[str, Any]) -> None:
+        acc = self.filtered
+        acc["NodesEvaluated"] += m["NodesEvaluated"]
+        acc["NodesFiltered"] += m["NodesFiltered"]
+        for key in ("ClassFiltered", "ConstraintFiltered"):
+            for k, v in (m.get(key) or {}).items():
+                counts = acc.setdefault(key, {})
+                counts[k] = counts.get(k, 0) + v
+
+    def exhausted(self, m: dict[str, Any]) -> None:
+        if self.failure is None:
+            self.failure = m
+        else:
+            self.failure["CoalescedFailures"] += 1
 
 
 def _all_filtered(plan: dict[str, Any], group: dict[str, Any], metrics: dict[str, Any], placer: _Placer,
@@ -2643,8 +2771,7 @@ def _sysbatch_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, 
         return
     if any(group_ports(group)) or group_cores(group):
         placer.stopping = {st["ID"] for st in plan["Stop"]}
-    metrics = _new_metrics()
-    failed = 0
+    report = _SystemReport()
     need = (*group_resources(group), group_disk_mb(group))
     limit = plan.get("_max_place")
     placed_before = len(plan["Place"])
@@ -2662,7 +2789,9 @@ def _sysbatch_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, 
                 if (node_id, name) in replace_on:
                     _unstop(plan, placer, replace_on[(node_id, name)])
             continue
+        metrics = _new_metrics()  # Nomad's system stack: each placement on its node alone, its own metrics
         if not _system_node_feasible(placer, node, group, metrics):
+            report.filtered_out(metrics)
             continue
         for at, name in enumerate(todo):
             if limit is not None and len(plan["Place"]) >= limit:
@@ -2671,23 +2800,27 @@ def _sysbatch_group(plan: dict[str, Any], job: dict[str, Any], group: dict[str, 
                     if (node_id, rest) in replace_on:
                         _unstop(plan, placer, replace_on[(node_id, rest)])
                 break
+            metrics = _new_metrics()
+            metrics["NodesEvaluated"] = 1  # the node, feasible for the group (checked once above)
             props = placer.props(group)
             if props and not props_ok(props, node, metrics):
+                report.filtered_out(metrics)
                 break
             prev = replace_on.get((node_id, name))
             placed = _place_on(plan, job, group, node_id, node, name, prev, placer, metrics, need)
-            if placed is False:
-                failed += 1
+            if placed is None:
+                report.filtered_out(metrics)
+            elif placed is False:
+                report.exhausted(metrics)
                 if prev is not None:
                     _unstop(plan, placer, prev)
-    if failed:
-        metrics["CoalescedFailures"] = failed - 1
-        plan["Failed"][group["Name"]] = _group_metrics(metrics, placer)
+    if report.failure is not None:
+        plan["Failed"][group["Name"]] = _group_metrics(report.failure, placer)
         return
     stopped = {st["ID"] for st in plan["Stop"]}
     existing = any(a["ID"] not in stopped for key, a in (*live_at.items(), *last_terminal.items())
                    if key not in replace_on)
-    _all_filtered(plan, group, metrics, placer, len(plan["Place"]) > placed_before, existing)
+    _all_filtered(plan, group, report.filtered, placer, len(plan["Place"]) > placed_before, existing)
 
 
 def _fit_on_node(placer: _Placer, node_id: str, node: dict[str, Any], group: dict[str, Any],
@@ -2714,8 +2847,7 @@ def _fit_on_node(placer: _Placer, node_id: str, node: dict[str, Any], group: dic
     if dim is not None:
         option = placer.preempt_option(node_id, group, need, cap) if placer.preempt_enabled else None
         if option is None:
-            metrics["NodesExhausted"] += 1
-            metrics["DimensionExhausted"][dim] = metrics["DimensionExhausted"].get(dim, 0) + 1
+            _exhaust(metrics, node, dim)
             return None
         evicts, util = option
         placer.evict(node_id, evicts)

@@ -53,14 +53,15 @@ def leader_workers(n: int) -> int:
 
 
 def follower_plan(state: Any, min_index: int, eval_ids: tuple[str, ...], now: float, max_place: int,
-                  max_stop: int) -> tuple[bytes | None, tuple[str, ...], tuple[str, ...]] | None:
+                  max_stop: int,
+                  clock: Any = None) -> tuple[bytes | None, tuple[str, ...], tuple[str, ...]] | None:
     """Watch query of a follower's worker: None while this server has not applied *min_index* (the
     watch timed out first), else :func:`~actors.scheduler.broker.plan_batch_command`'s answer."""
     from actors.scheduler.broker import plan_batch_command  # (broker imports this module)
 
     if state.applied_index < min_index:
         return None
-    return plan_batch_command(state, eval_ids, now, max_place, max_stop)
+    return plan_batch_command(state, eval_ids, now, max_place, max_stop, clock)
 
 
 @dataclass(slots=True)
@@ -273,7 +274,7 @@ class WorkerPool:
         log.debug("%s: worker %d dequeued batch %d: %d evaluation(s), wait index %d", self.env.node, m.slot,
                   m.batch, len(m.eval_ids), m.min_index)  # Nomad's worker: "dequeued evaluation"
         query = functools.partial(follower_plan, min_index=m.min_index, eval_ids=m.eval_ids, now=self._wall(),
-                                  max_place=m.max_place, max_stop=m.max_stop)
+                                  max_place=m.max_place, max_stop=m.max_stop, clock=self.env.now)
         # The evals and scheduler-configuration tables are the ones the min index moved (an evaluation's
         # ModifyIndex, or the leader's watch index on them), so the watch wakes when it is applied.
         self.send(self.env.node, self.raft, Watch(

@@ -2100,6 +2100,10 @@ class StateStore:
         ev = dict(ev)
         ev.update(Status="complete", ModifyIndex=index, ModifyTime=now, FailedTGAllocs=plan.get("Failed", {}),
                   PlacedAllocs=len(placed), RefusedAllocs=len(refused))
+        if plan.get("Annotations"):
+            # The scheduler's counts per group (Nomad's Evaluation.PlanAnnotations, "nomad eval status"):
+            # plans written before they were made have none, and apply as they did.
+            ev["PlanAnnotations"] = plan["Annotations"]
         if rev >= 3 and job is not None:
             # The deployment this evaluation worked within (Nomad's Evaluation.DeploymentID): the
             # job's active one for its current version, made by this plan or already running.
