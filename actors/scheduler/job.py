@@ -29,6 +29,9 @@ from urllib.parse import urlsplit
 SECOND_NS = 1_000_000_000
 JOB_TYPES = ("service", "batch", "system", "sysbatch")
 RESTART_MODES = ("fail", "delay")
+# Nomad's RestartPolicyMinInterval: a group's restart interval shorter than this is refused at
+# registration (a zero one would leave the restart tracker no window to count attempts in).
+RESTART_MIN_INTERVAL_NS = 5 * 1_000_000_000
 
 # Nomad's structs defaults (structs.go DefaultServiceJobRestartPolicy,
 # DefaultBatchJobRestartPolicy, DefaultMigrateStrategy, DefaultResources).
@@ -1219,15 +1222,26 @@ def _shutdown_delay(owner: dict[str, Any], field: str) -> None:
 
 
 def _restart_policy(rp: dict[str, Any], field: str) -> dict[str, Any]:
-    """A restart policy (a group's over the job type's defaults, or a task's over its group's), validated."""
+    """A restart policy (a group's over the job type's defaults, or a task's over its group's), validated
+    as Nomad's TaskGroup.Validate checks a group's (RestartPolicy.Validate): a known mode, no "delay" mode
+    without attempts, an interval of at least RESTART_MIN_INTERVAL_NS, and room in it for every attempt's
+    delay. (Nomad leaves a task's own merged policy unchecked; one the client could not run -- an interval
+    of 0 -- is refused here rather than failing every allocation.)"""
     rp = dict(rp)
     rp["Attempts"] = _int(rp.get("Attempts"), f"{field}.Attempts", default=2)
     rp["Interval"] = _int(rp.get("Interval"), f"{field}.Interval", default=0, minimum=0)
     rp["Delay"] = _int(rp.get("Delay"), f"{field}.Delay", default=0, minimum=0)
     if rp.get("Mode") not in RESTART_MODES:
-        _need(False, f"{field}.Mode", f"must be one of {RESTART_MODES}")
-    _need(rp["Interval"] == 0 or rp["Delay"] * rp["Attempts"] <= rp["Interval"], field,
-          "Delay * Attempts must fit in Interval")
+        _need(False, field, f"Unsupported restart mode: {_q(str(rp.get('Mode')))}")
+    attempts, interval, delay = rp["Attempts"], rp["Interval"], rp["Delay"]
+    if attempts == 0 and rp["Mode"] != "fail":
+        _need(False, field, f"Restart policy {_q(rp['Mode'])} with 0 attempts is ambiguous")
+    if interval < RESTART_MIN_INTERVAL_NS:
+        _need(False, field, f"Interval can not be less than {go_duration(RESTART_MIN_INTERVAL_NS)} "
+              f"(got {go_duration(interval)})")
+    if delay * attempts > interval:
+        _need(False, field, f"Nomad can't restart the TaskGroup {attempts} times in an interval of "
+              f"{go_duration(interval)} with a delay of {go_duration(delay)}")
     # render_templates: a restart renders the task's templates afresh; kept only when set, so a job
     # stored before it was read is the job it was.
     if _bool(rp.get("RenderTemplates"), f"{field}.RenderTemplates"):
