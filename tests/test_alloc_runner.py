@@ -330,6 +330,17 @@ def test_restart_count_resets_after_the_interval_in_fail_mode():
     assert c.driver.starts >= 5
 
 
+def test_the_restart_interval_opens_when_the_task_is_received_not_at_its_first_exit():
+    # Nomad's RestartTracker starts its interval when the task runner is made: exits at ~10, ~21 and ~32 s
+    # with 2 attempts in 30 s are two in the first interval and one in the next, so the task restarts
+    # again.  (An interval opened at the first exit, 10-40 s, held all three and failed the task.)
+    c = Client(config=AllocRunnerConfig(poll_interval_s=0.5))
+    c.set(alloc("a1", task(run_for_s=10, exit_code=1), restart=policy(2, 30, 1, "fail")))
+    c.until(lambda: c.driver.starts == 4, 60)
+    assert "failed" not in c.statuses("a1")
+    assert [e.type for e in c.task("a1").events].count("Restarting") == 3
+
+
 def test_delay_mode_waits_for_the_interval_to_end_then_counts_afresh():
     c = Client(config=AllocRunnerConfig(poll_interval_s=0.5))
     c.set(alloc("a1", task(run_for_s=1, exit_code=1), restart=policy(1, 60, 2, "delay")))

@@ -1804,7 +1804,7 @@ class _Task:
     state: TaskState = TaskState(state=TASK_PENDING)
     handle: TaskHandle | None = None
     count: int = 0  # restart tracker: restarts in the current interval
-    interval_start: float | None = None
+    interval_start: float | None = None  # when the current interval opened (None: at the next exit)
     restart_at: float = 0.0  # when a restart_wait ends (env.now())
     escalated: bool = False  # SIGKILL sent
     fail_reason: str = ""
@@ -2466,7 +2466,9 @@ class AllocRunner(NodeActor):
         self._set_checks(a, raw)
         self._track_health(a, raw, now)
         for ts in spec.tasks:
-            t = _Task(spec=ts)
+            # Nomad's NewRestartTracker: the restart interval opens when the task runner is made (the
+            # allocation received), not at the task's first exit.
+            t = _Task(spec=ts, interval_start=now)
             self._event(t, EV_RECEIVED, now, "Task received by client")
             a.tasks[ts.name] = t
         self.allocs[aid] = a
