@@ -377,6 +377,30 @@ def test_a_failed_task_kills_its_siblings():
     assert "main" in c.latest("a1").client_description
 
 
+def test_a_failed_task_kills_the_leader_first_then_the_others_and_the_sidecars_last():
+    # Nomad's killTasks: the leader, then the other tasks, then the sidecars once those are dead (a
+    # sidecar -- a proxy, a log shipper -- outlives what it serves); each gets the Sibling Task Failed
+    # event at once, and none is restarted meanwhile.
+    c = Client()
+    side = {**task("side", ignore_signals=True), "Lifecycle": {"Hook": "prestart", "Sidecar": True}}
+    c.set(alloc("a1", task("crash"), {**task("lead", ignore_signals=True), "Leader": True},
+                task("other", ignore_signals=True), side, restart=policy(0, 60, 1), KillTimeout=3 * NS))
+    c.until(lambda: all(c.task("a1", n).state == "running" for n in ("crash", "lead", "other", "side")), 10)
+    t0 = c.sched.now
+    c.driver.crash("a1", "crash", exit_code=3)
+    c.until(lambda: c.status("a1") == "failed" and all(c.task("a1", n).state == "dead"
+                                                         for n in ("lead", "other", "side")), 20)
+    ends = {p.task_name: p.ended_at - t0 for p in c.driver.procs.values() if p.task_name != "crash"}
+    # each ignores SIGINT and is SIGKILLed 3 s after its kill began, which waits for the one before
+    assert 3.0 <= ends["lead"] <= 4.5 and ends["other"] - ends["lead"] >= 3.0, ends
+    assert ends["side"] - ends["other"] >= 3.0 and ends["side"] < 12.0, ends
+    failed_at = c.task("a1", "crash").events[-1].time
+    for name in ("lead", "other", "side"):
+        st = c.task("a1", name)
+        assert events(st)[-4:] == ["Sibling Task Failed", "Killing", "Terminated", "Killed"], name
+        assert st.events[-4].time == failed_at and not st.failed and st.restarts == 0
+
+
 def test_events_kept_are_bounded():
     c = Client(config=AllocRunnerConfig(max_events=4))
     c.set(alloc("a1", task(run_for_s=1), restart=policy(20, 3600, 1)))
