@@ -1725,6 +1725,31 @@ def test_a_version_that_runs_the_same_tasks_updates_allocations_in_place_and_the
     assert all(a["DeploymentID"] == d["ID"] and a["DeploymentStatus"] is None for a in after.values())
 
 
+def test_turning_restart_render_templates_on_or_off_replaces_the_allocations_as_nomad() -> None:
+    # Nomad's tasksUpdated (renderTemplatesUpdated): the template hook takes render_templates when the
+    # task runner is made, so changing it needs new allocations; another restart setting does not.
+    c = Cluster()
+    c.node(0)
+    policy = {"Attempts": 2, "Interval": 600 * SEC, "Delay": 5 * SEC, "Mode": "fail"}
+    no_rollout = {"MaxParallel": 0}
+    c.register(**service(count=1, Update=no_rollout, group={"RestartPolicy": policy}))
+    c.schedule()
+    c.client("running")
+    (first,) = [a["ID"] for a in c.running("web")]
+    c.register(**service(count=1, Update=no_rollout, group={"RestartPolicy": {**policy, "Attempts": 3}}))
+    c.schedule()
+    assert [a["ID"] for a in c.running("web")] == [first]  # in place
+    on = {**policy, "Attempts": 3, "RenderTemplates": True}
+    c.register(**service(count=1, Update=no_rollout, group={"RestartPolicy": on}))
+    c.schedule()
+    (second,) = [a["ID"] for a in c.running("web")]
+    assert second != first
+    c.client("running")
+    c.register(**service(count=1, Update=no_rollout, group={"RestartPolicy": {**on, "Delay": 6 * SEC}}))
+    c.schedule()
+    assert [a["ID"] for a in c.running("web")] == [second]  # still on: in place
+
+
 def test_an_in_place_update_keeps_a_registrations_create_index_and_drops_a_renamed_one() -> None:
     c = Cluster()
     c.node(0)

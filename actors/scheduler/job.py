@@ -1757,6 +1757,12 @@ def update_digest(job: dict[str, Any], group: str) -> tuple[Any, ...]:
                                   *((repr([sorted(w.items()) for w in t["Identities"]]),)
                                     if t.get("Identities") else ()))
                                  for t in g["Tasks"])),
+                    # Nomad's renderTemplatesUpdated ("group/task restart render_templates"): the
+                    # template hook takes it when the task runner is made, so a change needs a new one.
+                    _renders_templates(g.get("RestartPolicy")),
+                    tuple(sorted((t["Name"], _renders_templates(t.get("RestartPolicy")
+                                                                or g.get("RestartPolicy")))
+                                 for t in g["Tasks"])),
                     # Nomad's networkUpdated ("network port map"): each port's label, static value (a
                     # dynamic one's is not compared), to and host network; a changed one needs a new
                     # allocation, which is given the ports anew.
@@ -1765,6 +1771,11 @@ def update_digest(job: dict[str, Any], group: str) -> tuple[Any, ...]:
                                  for n in g.get("Networks") or () for key in ("ReservedPorts", "DynamicPorts")
                                  for p in n.get(key) or ())))
     return ()
+
+
+def _renders_templates(rp: Any) -> bool:
+    """A restart policy's ``render_templates`` (none: false)."""
+    return isinstance(rp, dict) and rp.get("RenderTemplates") is True
 
 
 def task_memory_max(task: dict[str, Any]) -> int:
