@@ -1750,6 +1750,31 @@ def test_turning_restart_render_templates_on_or_off_replaces_the_allocations_as_
     assert [a["ID"] for a in c.running("web")] == [second]  # still on: in place
 
 
+def test_a_blocked_jobs_summary_queues_only_what_could_not_be_placed() -> None:
+    # Nomad's JobSummary.Queued is the evaluations' QueuedAllocations: the failed placements, by group.
+    # A batch group that ran to completion, and one placed in full, queue nothing while another
+    # group of the job waits for capacity.
+    from actors.http_jobs import job_summaries
+
+    c = Cluster()
+    c.node(0, cpu=1000)
+    job = service(job_id="b", count=1, cpu=100, Type="batch")
+    job["TaskGroups"].append({"Name": "big", "Count": 2, "Tasks": [
+        {"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/true"},
+         "Resources": {"CPU": 800, "MemoryMB": 64}}]})
+    job["TaskGroups"].append({"Name": "small", "Count": 2, "Tasks": [
+        {"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/true"},
+         "Resources": {"CPU": 10, "MemoryMB": 64}}]})
+    c.register(**job)
+    c.schedule()
+    c.client("complete")
+    assert any(e["JobID"] == "b" and e["Status"] == "blocked" for e in c.state.tables["evals"].values())
+    summary = job_summaries(c.state, ["b"])["b"]["Summary"]
+    assert (summary["g"]["Queued"], summary["g"]["Complete"]) == (0, 1)
+    assert (summary["small"]["Queued"], summary["small"]["Complete"]) == (0, 2)
+    assert (summary["big"]["Queued"], summary["big"]["Complete"]) == (1, 1)
+
+
 def test_an_in_place_update_keeps_a_registrations_create_index_and_drops_a_renamed_one() -> None:
     c = Cluster()
     c.node(0)
