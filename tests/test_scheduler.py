@@ -1775,6 +1775,49 @@ def test_a_blocked_jobs_summary_queues_only_what_could_not_be_placed() -> None:
     assert (summary["big"]["Queued"], summary["big"]["Complete"]) == (1, 1)
 
 
+def test_a_failure_makes_an_alloc_failure_evaluation_only_when_the_policy_may_reschedule_it() -> None:
+    # Nomad's Node.UpdateAlloc: an alloc-failure evaluation only for a failed allocation that is
+    # RescheduleEligible (and has no follow-up evaluation yet): none with rescheduling off or its
+    # attempts used up. A report from before REPORT_REV 7 still makes one, as it did.
+    def failure_evals(c: Cluster) -> int:
+        return sum(1 for e in c.state.tables["evals"].values() if e["TriggeredBy"] == "alloc-failure")
+
+    def fail_one(c: Cluster, rev: int) -> None:
+        (a,) = [a for a in c.running("web") if a["ClientStatus"] != "failed"]
+        c.apply("alloc_client_update", rev=rev, allocs=[{"ID": a["ID"], "ClientStatus": "failed"}])
+
+    off = {"Attempts": 0, "Unlimited": False}
+    for rev, want in ((REPORT_REV, 0), (6, 1)):
+        c = Cluster()
+        c.node(0)
+        c.register(**service(count=1, Update={"MaxParallel": 0}, group={"ReschedulePolicy": off}))
+        c.schedule()
+        c.client("running")
+        fail_one(c, rev)
+        assert failure_evals(c) == want, rev
+    once = {"Attempts": 1, "Interval": 3600 * SEC, "Delay": 5 * SEC, "DelayFunction": "constant",
+            "Unlimited": False}
+    c = Cluster()
+    c.node(0)
+    c.node(1)
+    c.register(**service(count=1, Update={"MaxParallel": 0}, group={"ReschedulePolicy": once}))
+    c.schedule()
+    c.client("running")
+    fail_one(c, REPORT_REV)
+    assert failure_evals(c) == 1  # its one attempt: rescheduled
+    c.now += 10
+    c.schedule()
+    c.client("running")
+    (replacement,) = c.running("web")
+    assert replacement["RescheduleTracker"]["Events"]  # rescheduled
+    made = failure_evals(c)
+    fail_one(c, REPORT_REV)
+    assert failure_evals(c) == made  # the replacement's failure is not reschedulable: no evaluation
+    c.now += 10
+    c.schedule()
+    assert failure_evals(c) == made and c.running("web") == []
+
+
 def test_an_in_place_update_keeps_a_registrations_create_index_and_drops_a_renamed_one() -> None:
     c = Cluster()
     c.node(0)
