@@ -2509,7 +2509,7 @@ class StateStore:
                     # system allocation is placed on its node again by the job's next evaluation.
                     pass
                 elif rec["ClientStatus"] == "failed" and job is not None and acc.rev >= 7 and \
-                        not _reschedule_eligible_on_failure(job, a, now):
+                        not _reschedule_eligible_on_failure(job, rec, now):
                     pass  # Nomad's Node.UpdateAlloc: no evaluation for what will not be rescheduled
                 elif rec["ClientStatus"] == "failed" or (job is not None and job["Type"] != "batch"):
                     acc.failed_jobs.add(key_of(rec))
