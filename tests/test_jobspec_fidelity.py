@@ -263,6 +263,23 @@ def test_when_the_leader_task_ends_the_others_are_stopped_and_the_allocation_com
     assert not c.task("a1", "leader").failed
 
 
+def test_when_the_leader_ends_its_sidecar_is_told_so_and_killed_after_the_others() -> None:
+    # Nomad's handleTaskStateUpdates: Leader Task Dead to every live task, sidecars included, then
+    # killTasks kills the sidecars last -- no Main Tasks Dead on top.
+    c = Client()
+    leader = {**ar_task("leader", run_for_s=3, exit_code=0), "Leader": True}
+    side = {**ar_task("side", ignore_signals=True), "Lifecycle": {"Hook": "prestart", "Sidecar": True},
+            "KillTimeout": 2 * SEC}
+    worker = {**ar_task("worker", ignore_signals=True), "KillTimeout": 2 * SEC}
+    c.set(alloc("a1", leader, worker, side, job_type="batch"))
+    c.until(lambda: c.status("a1") == "complete", 30)
+    side_state, worker_state = c.task("a1", "side"), c.task("a1", "worker")
+    assert events(side_state)[-5:] == ["Started", "Leader Task Dead", "Killing", "Terminated", "Killed"]
+    told = side_state.events[-4].time
+    assert told == next(e.time for e in worker_state.events if e.type == "Leader Task Dead")
+    assert side_state.events[-3].time >= worker_state.finished_at  # killed once the worker was dead
+
+
 def test_a_stopping_allocation_kills_its_leader_first_then_the_others() -> None:
     c = Client()
     leader = {**ar_task("leader", ignore_signals=True), "Leader": True, "KillTimeout": 5 * SEC}

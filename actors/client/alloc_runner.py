@@ -1905,6 +1905,7 @@ class _Alloc:
     # A task of it failed (Nomad's TaskSiblingFailed, this its reason): its other tasks are being killed,
     # the leader first and the sidecars last (_kill_siblings), with no leader-dead or main-dead kill.
     sibling_failed: str = ""
+    leader_ended: bool = False  # its leader task ended: every live task was told Leader Task Dead
     # The group's shutdown_delay: being waited out before its tasks are killed (shutdown_wait), or over.
     shutdown_wait: bool = False
     shutdown_waited: bool = False
@@ -3566,6 +3567,12 @@ class AllocRunner(NodeActor):
                    for t in a.tasks.values()):
                 # Its leader ended (Nomad's TaskLeaderDead), or was killed first as it stops: the
                 # others are stopped, sidecars last (below, once the rest are dead).
+                if not a.stopping and not a.leader_ended:
+                    # Nomad's handleTaskStateUpdates tells every live task, sidecars too, at once.
+                    a.leader_ended = True
+                    for t in live:
+                        if t.phase != P_KILLING and t.spec.sidecar and t.spec.hook:
+                            self._event(t, EV_LEADER_DEAD, now, "Leader Task in Group dead")
                 for t in live:
                     if t.phase == P_KILLING or (t.spec.sidecar and t.spec.hook):
                         continue
@@ -3580,6 +3587,10 @@ class AllocRunner(NodeActor):
             if live and all(t.spec.sidecar for t in live):  # Nomad's TaskMainDead
                 for t in live:
                     if t.phase != P_KILLING:
+                        if a.leader_ended:  # told Leader Task Dead already: killed last, for that
+                            self._end_task(a, t, EV_KILLING, "Leader Task in Group dead", now, delay=True,
+                                           interrupt=True)
+                            continue
                         self._event(t, EV_MAIN_DEAD, now, "Main tasks in the group died")
                         self._end_task(a, t, EV_KILLING, "Main tasks dead", now, delay=True, interrupt=True)
             started = False
@@ -4367,6 +4378,7 @@ class AllocRunner(NodeActor):
             "collected": a.collected, "stage": a.stage, "ran": a.ran,
             **({"prev_wait": a.prev_wait} if a.prev_wait else {}),
             **({"sibling_failed": a.sibling_failed} if a.sibling_failed else {}),
+            **({"leader_ended": True} if a.leader_ended else {}),
             **({"max_run_exceeded": True} if a.max_run_exceeded else {}),
             "desired": a.spec.desired if a.spec else "", "modify_index": a.spec.modify_index if a.spec else 0,
             **({"health": a.health, "health_at": a.health_at} if a.health is not None else {}),
@@ -4407,6 +4419,7 @@ class AllocRunner(NodeActor):
         a.ran = bool(rec.get("ran"))
         if isinstance(rec.get("sibling_failed"), str):
             a.sibling_failed = rec["sibling_failed"]
+        a.leader_ended = rec.get("leader_ended") is True
         if isinstance(rec.get("prev_wait"), str) and rec["prev_wait"]:
             self._wait_for_previous(a, rec["prev_wait"])
         saved = rec.get("tasks", {})
