@@ -3567,7 +3567,7 @@ class AllocRunner(NodeActor):
                    for t in a.tasks.values()):
                 # Its leader ended (Nomad's TaskLeaderDead), or was killed first as it stops: the
                 # others are stopped, sidecars last (below, once the rest are dead).
-                if not a.stopping and not a.leader_ended:
+                if not a.stopping and not a.leader_ended and not a.sibling_failed:
                     # Nomad's handleTaskStateUpdates tells every live task, sidecars too, at once.
                     a.leader_ended = True
                     for t in live:
