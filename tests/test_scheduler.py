@@ -1818,6 +1818,32 @@ def test_a_failure_makes_an_alloc_failure_evaluation_only_when_the_policy_may_re
     assert failure_evals(c) == made and c.running("web") == []
 
 
+def test_a_kill_signal_the_nodes_lack_fails_placement_by_nomads_implied_signal_constraint() -> None:
+    # Nomad's jobImpliedConstraints (Job.RequiredSignals): kill_signal and template change_signal add
+    # ${attr.os.signals} set_contains <signals> to the group, once; an unknown name is then a placement
+    # failure, not an allocation failing on every client ("invalid allocation: ... unknown signal").
+    c = Cluster()
+    c.node(0, attrs={"os.signals": "SIGHUP,SIGINT,SIGKILL,SIGTERM,SIGUSR1"})
+    tpl = {"DestPath": "local/x", "EmbeddedTmpl": "x", "ChangeMode": "signal", "ChangeSignal": "SIGHUP"}
+    job = service(count=1)
+    job["TaskGroups"][0]["Tasks"][0].update(KillSignal="SIGUSR1", Templates=[tpl])
+    canon = canonical_job(job)
+    implied = {"LTarget": "${attr.os.signals}", "RTarget": "SIGHUP,SIGUSR1", "Operand": "set_contains"}
+    assert canon["TaskGroups"][0]["Constraints"] == [implied]
+    assert canonical_job(canon)["TaskGroups"][0]["Constraints"] == [implied]  # added once
+    c.register(**job)
+    c.schedule()
+    assert len(c.running("web")) == 1
+    bad = service(job_id="bad", count=1)
+    bad["TaskGroups"][0]["Tasks"][0]["KillSignal"] = "SIGFOO"
+    c.register(**bad)
+    c.schedule()
+    assert c.running("bad") == []
+    failed = [e["FailedTGAllocs"]["g"]["ConstraintFiltered"] for e in c.state.tables["evals"].values()
+              if e["JobID"] == "bad" and e.get("FailedTGAllocs")]
+    assert failed and all(f == {"${attr.os.signals} set_contains SIGFOO": 1} for f in failed)
+
+
 def test_an_in_place_update_keeps_a_registrations_create_index_and_drops_a_renamed_one() -> None:
     c = Cluster()
     c.node(0)

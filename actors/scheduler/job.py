@@ -1251,6 +1251,22 @@ def _restart_policy(rp: dict[str, Any], field: str) -> dict[str, Any]:
     return rp
 
 
+def _signal_constraint(g: dict[str, Any]) -> None:
+    """Nomad's jobImpliedConstraints for signals (Job.RequiredSignals): a group whose tasks are killed
+    with a ``kill_signal`` or signalled by a template (``change_mode = "signal"``) runs only on nodes
+    whose ``os.signals`` have them all -- ``${attr.os.signals} set_contains <sorted, comma-joined>``,
+    added once (an unknown name then fails placement, rather than every allocation on its client)."""
+    wanted = {t["KillSignal"] for t in g["Tasks"] if t.get("KillSignal")}
+    wanted |= {tpl["ChangeSignal"] for t in g["Tasks"] for tpl in t.get("Templates") or ()
+               if tpl.get("ChangeMode") == "signal" and tpl.get("ChangeSignal")}
+    if not wanted:
+        return
+    implied = {"LTarget": "${attr.os.signals}", "RTarget": ",".join(sorted(wanted)),
+               "Operand": "set_contains"}
+    if implied not in g["Constraints"]:
+        g["Constraints"].append(implied)
+
+
 def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | None = None,
            job_reschedule: Any = None, job_migrate: Any = None) -> dict[str, Any]:
     g = dict(_map(raw, field))
@@ -1331,6 +1347,7 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
             _need(False, f"{field}.Tasks[{i}].LogConfig",
                   f"log storage ({logs} MB) must be less than requested disk capacity ({disk['SizeMB']} MB)")
     g["Constraints"] = _constraints(g.get("Constraints"), f"{field}.Constraints")
+    _signal_constraint(g)
     _placement_prefs(g, field)
     if job_update is not None:  # a service job's group
         if not job_update and g.get("Update") is None:
