@@ -401,6 +401,24 @@ def test_a_failed_task_kills_the_leader_first_then_the_others_and_the_sidecars_l
         assert st.events[-4].time == failed_at and not st.failed and st.restarts == 0
 
 
+def test_a_sibling_kill_under_way_goes_on_in_order_after_a_client_restart():
+    c = Client()
+    side = {**task("side"), "Lifecycle": {"Hook": "prestart", "Sidecar": True}}
+    spec = (task("crash"), task("other", ignore_signals=True), side)
+    c.set(alloc("a1", *spec, restart=policy(0, 60, 1), KillTimeout=5 * NS))
+    c.until(lambda: all(c.task("a1", n).state == "running" for n in ("crash", "other", "side")), 10)
+    c.driver.crash("a1", "crash", exit_code=3)
+    c.until(lambda: c.status("a1") == "failed", 10)
+    assert c.task("a1", "side").state == "running"  # waits for "other", which ignores its SIGINT
+    c.node.restart()
+    c.set(alloc("a1", *spec, restart=policy(0, 60, 1), KillTimeout=5 * NS))
+    c.until(lambda: all(c.task("a1", n).state == "dead" for n in ("other", "side")), 30)
+    other = next(p for p in c.driver.procs.values() if p.task_name == "other")
+    sides = [p for p in c.driver.procs.values() if p.task_name == "side"]
+    assert len(sides) == 1 and sides[0].ended_at >= other.ended_at  # not restarted, killed last
+    assert c.status("a1") == "failed" and c.driver.starts == 3
+
+
 def test_events_kept_are_bounded():
     c = Client(config=AllocRunnerConfig(max_events=4))
     c.set(alloc("a1", task(run_for_s=1), restart=policy(20, 3600, 1)))
