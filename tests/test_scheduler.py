@@ -1474,6 +1474,27 @@ def test_failed_deployment_without_auto_revert_stops_replacing() -> None:
     assert versions == [0, 0, 1]  # the rest stay on the old version
 
 
+def test_a_failed_deployments_failed_allocations_are_not_rescheduled() -> None:
+    # Nomad's placeAllocs: while the job's deployment is failed, a placement that would reschedule an
+    # allocation of that deployment is not made (partOfFailedDeployment): the version did not work.
+    policy = {"Attempts": 3, "Interval": 3600 * SEC, "Delay": 5 * SEC, "DelayFunction": "constant",
+              "Unlimited": False}
+    c = Cluster()
+    c.node(0)
+    c.node(1)
+    c.register(**service(count=1, Update={"ProgressDeadline": 0}, group={"ReschedulePolicy": policy}))
+    c.schedule()
+    (a,) = c.running("web")
+    _fail(c, a["ID"])  # unhealthy, no progress deadline: the deployment fails at once
+    assert _deployment(c)["Status"] == "failed"
+    for _ in range(3):
+        c.now += 10  # past the reschedule delay: the follow-up evaluation is due
+        c.schedule()
+    assert c.running("web") == []
+    allocs = [x for x in c.state.tables["allocs"].values() if x["JobID"] == "web"]
+    assert [(x["ID"], x["DesiredStatus"], x["ClientStatus"]) for x in allocs] == [(a["ID"], "run", "failed")]
+
+
 def test_operator_pause_resume_and_fail_and_newer_version_cancels() -> None:
     c = _rolled_out(3)
     c.register(**service(count=3, cpu=700))
@@ -2386,8 +2407,12 @@ def test_with_a_progress_deadline_an_unhealthy_allocation_is_rescheduled_within_
     assert deployments.overdue(c.state, c.now) == [d["ID"]]
     res = c.apply("deployment_fail", deployment_id=d["ID"], reason="progress")
     assert res["ok"] and _deployment(c)["StatusDescription"] == "Failed due to progress deadline"
-    _run_due(c)  # no longer held by a running deployment: rescheduled by its policy
-    assert [a["PreviousAllocation"] for a in c.running("web") if a["JobVersion"] == 1] == [again["ID"]]
+    # Failed, the deployment holds its allocations no more, but Nomad's placeAllocs does not reschedule
+    # one that is part of the failed deployment (partOfFailedDeployment): it stays failed.
+    c.now += 60
+    _run_due(c)
+    assert not [a for a in c.running("web") if a["JobVersion"] == 1]
+    assert c.state.tables["allocs"][again["ID"]]["DesiredStatus"] == "run"
 
 
 def _reschedule_at_most(attempts: int) -> dict[str, Any]:

@@ -2004,6 +2004,12 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                     # its name taken, so no later evaluation replaces it either (Nomad's).
                     kept.append(a)
                     continue
+                if deployment is not None and deployment["Status"] == "failed" \
+                        and a.get("DeploymentID") == deployment["ID"]:
+                    # Nomad's placeAllocs: an allocation of the job's failed deployment is not
+                    # rescheduled (partOfFailedDeployment) -- the version did not work; it stays failed.
+                    kept.append(a)
+                    continue
                 stop_alloc(a, STOP_FAILED)
                 replace.append((a["Name"], a))
                 delays[a["ID"]] = due[1]
