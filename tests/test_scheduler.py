@@ -1493,6 +1493,9 @@ def test_a_failed_deployments_failed_allocations_are_not_rescheduled() -> None:
     assert c.running("web") == []
     allocs = [x for x in c.state.tables["allocs"].values() if x["JobID"] == "web"]
     assert [(x["ID"], x["DesiredStatus"], x["ClientStatus"]) for x in allocs] == [(a["ID"], "run", "failed")]
+    assert c.apply("job_evaluate", job_id="web", force_reschedule=True)["ok"]  # not even when forced
+    c.schedule()
+    assert c.running("web") == []
 
 
 def test_operator_pause_resume_and_fail_and_newer_version_cancels() -> None:
