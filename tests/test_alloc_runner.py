@@ -846,6 +846,13 @@ def test_decide_restart_follows_nomads_restart_tracker():
     assert delay.restart and delay.delay_s == pytest.approx(30.0)
 
 
+def test_the_exceeded_attempts_reason_gives_the_interval_as_go_prints_it():
+    for interval_s, text in ((3600, "1h0m0s"), (90, "1m30s"), (7.5, "7.5s"), (1800, "30m0s")):
+        d = decide_restart(RestartPolicy(attempts=1, interval_s=interval_s, delay_s=1, mode="fail"), count=1,
+                           interval_start=0, now=1, successful=False, restart_on_success=True)
+        assert d.reason == f'Exceeded allowed attempts 1 in interval {text} and mode is "fail"'
+
+
 def test_client_status_precedence():
     dead, failed = TaskState(state="dead"), TaskState(state="dead", failed=True)
     assert client_status([failed, TaskState(state="running")])[0] == "failed"

@@ -1153,9 +1153,10 @@ def restarting_message(reason: str, delay_s: float) -> str:
 
 
 def _go_duration(seconds: float) -> str:
-    s = int(seconds)
-    h, m, s = s // 3600, s // 60 % 60, s % 60
-    return (f"{h}h" if h else "") + (f"{m}m" if h or m else "") + f"{s}s"
+    """Go's time.Duration String of *seconds* ("1h0m0s", "1m30s", "7.5s"), as Nomad's %v of one."""
+    from actors.scheduler.job import go_duration
+
+    return go_duration(round(seconds * 1e9))
 
 
 def decide_restart(policy: RestartPolicy, *, count: int, interval_start: float | None, now: float,
