@@ -365,11 +365,14 @@ def job_summaries(st: Any, job_ids: list[str]) -> dict[str, dict[str, Any]]:
         job = jobs[jid]
         if job.get("Stop"):
             continue
-        if job.get("Type") in ("system", "sysbatch"):
-            # One allocation a node: what waits is what the evaluation that blocked could not place
-            # (Nomad's QueuedAllocations), not the count less what runs.
+        if job.get("Type") in ("system", "sysbatch") or jid not in queued:
+            # What waits is what the evaluation that blocked could not place (Nomad's
+            # QueuedAllocations: its failed placements, by group), not the count less what runs -- a
+            # system job has one allocation a node, and a batch group's finished allocations, a
+            # failed one waiting to be rescheduled or a group placed in full are not queued.
             prev = blocked[jid].get("PreviousEval", "") if jid in blocked else ""
-            failed = (evals.get(prev) or {}).get("FailedTGAllocs") or {}
+            failed = (evals.get(prev) or {}).get("FailedTGAllocs") or (
+                blocked[jid].get("FailedTGAllocs") if jid in blocked else None) or {}
             for name, m in failed.items():
                 if name in out[jid]["Summary"] and isinstance(m, dict):
                     out[jid]["Summary"][name]["Queued"] = int(m.get("CoalescedFailures", 0)) + 1

@@ -1179,16 +1179,10 @@ def job_restart(addr: str, args: list[str]) -> str:
     def say(line: str) -> None:
         print(f"    {stamp()}: {line}", flush=True)
 
-    if tasks or groups:  # as Nomad's: a group or task the job lacks is refused before anything restarts
-        spec = request(addr, "GET", job_path)
-        have_groups = {g.get("Name") for g in spec.get("TaskGroups", ())}
-        have_tasks = {t.get("Name") for g in spec.get("TaskGroups", ()) for t in g.get("Tasks", ())}
-        for g in groups:
-            if g not in have_groups:
-                raise CliError(f'No group named "{g}" in job {stub["ID"]}')
-        for t in tasks:
-            if t not in have_tasks:
-                raise CliError(f'No task named "{t}" in job {stub["ID"]}')
+    if flags.get("reschedule") and stub.get("Type") not in ("batch", "service", "system"):
+        raise CliError(f'Jobs of type "{stub.get("Type")}" are not allowed to be rescheduled.')
+    # As Nomad's: a -group or -task no allocation has is not an error; those allocations are skipped
+    # (and with none left, "No allocations to restart").
     running = []
     allocs = request(addr, "GET", f"{job_path}/allocations")
     for a in sorted(allocs, key=lambda a: (a.get("Name", ""), a["ID"])):

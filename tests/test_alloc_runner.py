@@ -330,6 +330,17 @@ def test_restart_count_resets_after_the_interval_in_fail_mode():
     assert c.driver.starts >= 5
 
 
+def test_the_restart_interval_opens_when_the_task_is_received_not_at_its_first_exit():
+    # Nomad's RestartTracker starts its interval when the task runner is made: exits at ~10, ~21 and ~32 s
+    # with 2 attempts in 30 s are two in the first interval and one in the next, so the task restarts
+    # again.  (An interval opened at the first exit, 10-40 s, held all three and failed the task.)
+    c = Client(config=AllocRunnerConfig(poll_interval_s=0.5))
+    c.set(alloc("a1", task(run_for_s=10, exit_code=1), restart=policy(2, 30, 1, "fail")))
+    c.until(lambda: c.driver.starts == 4, 60)
+    assert "failed" not in c.statuses("a1")
+    assert [e.type for e in c.task("a1").events].count("Restarting") == 3
+
+
 def test_delay_mode_waits_for_the_interval_to_end_then_counts_afresh():
     c = Client(config=AllocRunnerConfig(poll_interval_s=0.5))
     c.set(alloc("a1", task(run_for_s=1, exit_code=1), restart=policy(1, 60, 2, "delay")))
@@ -364,6 +375,48 @@ def test_a_failed_task_kills_its_siblings():
     assert side.events[-3].message == "Sent interrupt. Waiting 5s before force killing"
     assert not c.driver.running()
     assert "main" in c.latest("a1").client_description
+
+
+def test_a_failed_task_kills_the_leader_first_then_the_others_and_the_sidecars_last():
+    # Nomad's killTasks: the leader, then the other tasks, then the sidecars once those are dead (a
+    # sidecar -- a proxy, a log shipper -- outlives what it serves); each gets the Sibling Task Failed
+    # event at once, and none is restarted meanwhile.
+    c = Client()
+    side = {**task("side", ignore_signals=True), "Lifecycle": {"Hook": "prestart", "Sidecar": True}}
+    c.set(alloc("a1", task("crash"), {**task("lead", ignore_signals=True), "Leader": True},
+                task("other", ignore_signals=True), side, restart=policy(0, 60, 1), KillTimeout=3 * NS))
+    c.until(lambda: all(c.task("a1", n).state == "running" for n in ("crash", "lead", "other", "side")), 10)
+    t0 = c.sched.now
+    c.driver.crash("a1", "crash", exit_code=3)
+    c.until(lambda: c.status("a1") == "failed" and all(c.task("a1", n).state == "dead"
+                                                         for n in ("lead", "other", "side")), 20)
+    ends = {p.task_name: p.ended_at - t0 for p in c.driver.procs.values() if p.task_name != "crash"}
+    # each ignores SIGINT and is SIGKILLed 3 s after its kill began, which waits for the one before
+    assert 3.0 <= ends["lead"] <= 4.5 and ends["other"] - ends["lead"] >= 3.0, ends
+    assert ends["side"] - ends["other"] >= 3.0 and ends["side"] < 12.0, ends
+    failed_at = c.task("a1", "crash").events[-1].time
+    for name in ("lead", "other", "side"):
+        st = c.task("a1", name)
+        assert events(st)[-4:] == ["Sibling Task Failed", "Killing", "Terminated", "Killed"], name
+        assert st.events[-4].time == failed_at and not st.failed and st.restarts == 0
+
+
+def test_a_sibling_kill_under_way_goes_on_in_order_after_a_client_restart():
+    c = Client()
+    side = {**task("side"), "Lifecycle": {"Hook": "prestart", "Sidecar": True}}
+    spec = (task("crash"), task("other", ignore_signals=True), side)
+    c.set(alloc("a1", *spec, restart=policy(0, 60, 1), KillTimeout=5 * NS))
+    c.until(lambda: all(c.task("a1", n).state == "running" for n in ("crash", "other", "side")), 10)
+    c.driver.crash("a1", "crash", exit_code=3)
+    c.until(lambda: c.status("a1") == "failed", 10)
+    assert c.task("a1", "side").state == "running"  # waits for "other", which ignores its SIGINT
+    c.node.restart()
+    c.set(alloc("a1", *spec, restart=policy(0, 60, 1), KillTimeout=5 * NS))
+    c.until(lambda: all(c.task("a1", n).state == "dead" for n in ("other", "side")), 30)
+    other = next(p for p in c.driver.procs.values() if p.task_name == "other")
+    sides = [p for p in c.driver.procs.values() if p.task_name == "side"]
+    assert len(sides) == 1 and sides[0].ended_at >= other.ended_at  # not restarted, killed last
+    assert c.status("a1") == "failed" and c.driver.starts == 3
 
 
 def test_events_kept_are_bounded():
@@ -791,6 +844,13 @@ def test_decide_restart_follows_nomads_restart_tracker():
     delay = decide_restart(RestartPolicy(attempts=1, interval_s=60, delay_s=5, mode="delay"), count=1,
                            interval_start=100, now=130, successful=False, restart_on_success=True)
     assert delay.restart and delay.delay_s == pytest.approx(30.0)
+
+
+def test_the_exceeded_attempts_reason_gives_the_interval_as_go_prints_it():
+    for interval_s, text in ((3600, "1h0m0s"), (90, "1m30s"), (7.5, "7.5s"), (1800, "30m0s")):
+        d = decide_restart(RestartPolicy(attempts=1, interval_s=interval_s, delay_s=1, mode="fail"), count=1,
+                           interval_start=0, now=1, successful=False, restart_on_success=True)
+        assert d.reason == f'Exceeded allowed attempts 1 in interval {text} and mode is "fail"'
 
 
 def test_client_status_precedence():

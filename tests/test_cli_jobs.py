@@ -1015,12 +1015,14 @@ def test_job_restart_restarts_each_allocation_in_batches_then_reschedules(dev, t
         assert call(dev.http_port, "GET", f"/v1/allocation/{a}").json()["DesiredTransition"]["NoShutdownDelay"]
     for bad, why in ((["-batch-size", "0", "restart-me"], "invalid -batch-size"),
                      (["-task", "t", "-all-tasks", "restart-me"], "cannot be used with -task"),
-                     (["-task", "nope", "restart-me"], 'No task named "nope"'),
-                     (["-group", "nope", "restart-me"], 'No group named "nope"'),
                      (["-on-error", "maybe", "restart-me"], 'Invalid -on-error value "maybe"'),
                      (["nope"], "No job(s) with prefix or ID")):
         r = nomad(dev, "job", "restart", *bad)
         assert r.returncode == 1 and why in r.stderr, (bad, r.stderr)
+    # As Nomad's filterAllocs: a group or task no allocation has skips them all -- nothing to do, exit 0.
+    for none in (["-task", "nope", "restart-me"], ["-group", "nope", "restart-me"]):
+        r = nomad(dev, "job", "restart", "-yes", *none)
+        assert r.returncode == 0 and r.stdout.strip() == "No allocations to restart", (none, r.stderr)
     assert nomad(dev, "job", "stop", "-purge", "-detach", "restart-me").returncode == 0
 
 
@@ -1319,6 +1321,21 @@ def test_alloc_restart_all_tasks_refuses_a_task_and_asks_the_node_for_all_of_the
     cli_jobs.alloc_restart("http://x", ["-all-tasks", "a1"])
     cli_jobs.alloc_restart("http://x", ["a1"])
     assert sent == [{"TaskName": "", "AllTasks": True}, {"TaskName": "", "AllTasks": False}]
+
+
+def test_job_restart_refuses_to_reschedule_a_sysbatch_job_as_nomads(monkeypatch) -> None:
+    # Nomad's job restart: -reschedule is for batch, service and system jobs only; nothing is stopped.
+    from runtime import cli, cli_jobs
+
+    assert cli.COMMANDS
+    calls: list[Any] = []
+    monkeypatch.setattr(cli_jobs, "resolve", lambda addr, kind, ident, not_found="": {"ID": ident,
+                                                                                      "Type": "sysbatch"})
+    monkeypatch.setattr(cli_jobs, "request", lambda *a, **k: calls.append(a) or [])
+    refused = r'^Jobs of type "sysbatch" are not allowed to be rescheduled'
+    with pytest.raises(cli_jobs.CliError, match=refused):
+        cli_jobs.job_restart("http://x", ["-reschedule", "-yes", "sweep"])
+    assert calls == []
 
 
 def test_alloc_and_node_status_show_the_ephemeral_disk_where_nomad_shows_disk(monkeypatch) -> None:

@@ -123,11 +123,38 @@ def test_a_tasks_restart_block_is_merged_over_its_groups() -> None:
 def test_a_tasks_restart_policy_is_validated_as_a_groups() -> None:
     j = parse_hcl_job(_restart_file())
     j["TaskGroups"][0]["Tasks"][0]["RestartPolicy"] = {"Mode": "sometimes"}
-    with pytest.raises(JobError, match=r"Tasks\[0\]\.RestartPolicy\.Mode: must be one of"):
+    with pytest.raises(JobError, match=r'Tasks\[0\]\.RestartPolicy: Unsupported restart mode: "sometimes"'):
         canonical_job(j)
     j["TaskGroups"][0]["Tasks"][0]["RestartPolicy"] = {"Attempts": 100, "Delay": 3600 * SEC}
-    with pytest.raises(JobError, match=r"Tasks\[0\]\.RestartPolicy: Delay \* Attempts must fit in Interval"):
+    with pytest.raises(JobError, match=r"Tasks\[0\]\.RestartPolicy: Nomad can't restart the TaskGroup 100 "
+                       r"times in an interval of 24h0m0s with a delay of 1h0m0s"):
         canonical_job(j)
+
+
+@pytest.mark.parametrize(("restart", "error"), [
+    # Nomad's RestartPolicy.Validate (TaskGroup.Validate): each was accepted, and a zero interval then
+    # failed every allocation on its client ("invalid allocation: ... Interval must be > 0").
+    ({"Attempts": 0, "Interval": 0, "Mode": "fail"}, "Interval can not be less than 5s (got 0s)"),
+    ({"Attempts": 1, "Interval": 1 * SEC, "Delay": 0, "Mode": "fail"},
+     "Interval can not be less than 5s (got 1s)"),
+    ({"Attempts": 0, "Interval": 60 * SEC, "Mode": "delay"},
+     'Restart policy "delay" with 0 attempts is ambiguous'),
+    ({"Attempts": 3, "Interval": 10 * SEC, "Delay": 5 * SEC, "Mode": "fail"},
+     "Nomad can't restart the TaskGroup 3 times in an interval of 10s with a delay of 5s"),
+])
+def test_a_groups_restart_policy_is_refused_as_nomad_refuses_it(restart: dict[str, Any], error: str) -> None:
+    j = parse_hcl_job(_restart_file())
+    j["TaskGroups"][0]["RestartPolicy"] = restart
+    with pytest.raises(JobError) as exc:
+        canonical_job(j)
+    assert str(exc.value) == f"TaskGroups[0].RestartPolicy: {error}"
+
+
+def test_a_restart_interval_of_five_seconds_and_delay_mode_with_attempts_are_accepted() -> None:
+    j = parse_hcl_job(_restart_file())
+    j["TaskGroups"][0]["RestartPolicy"] = {"Attempts": 1, "Interval": 5 * SEC, "Delay": 5 * SEC,
+                                           "Mode": "delay"}
+    assert canonical_job(j)["TaskGroups"][0]["RestartPolicy"]["Interval"] == 5 * SEC
 
 
 def test_the_client_restarts_a_task_by_its_own_policy_and_one_without_by_its_groups() -> None:
@@ -234,6 +261,23 @@ def test_when_the_leader_task_ends_the_others_are_stopped_and_the_allocation_com
     (why,) = [e.message for e in worker.events if e.type == "Leader Task Dead"]
     assert why == "Leader Task in Group dead"
     assert not c.task("a1", "leader").failed
+
+
+def test_when_the_leader_ends_its_sidecar_is_told_so_and_killed_after_the_others() -> None:
+    # Nomad's handleTaskStateUpdates: Leader Task Dead to every live task, sidecars included, then
+    # killTasks kills the sidecars last -- no Main Tasks Dead on top.
+    c = Client()
+    leader = {**ar_task("leader", run_for_s=3, exit_code=0), "Leader": True}
+    side = {**ar_task("side", ignore_signals=True), "Lifecycle": {"Hook": "prestart", "Sidecar": True},
+            "KillTimeout": 2 * SEC}
+    worker = {**ar_task("worker", ignore_signals=True), "KillTimeout": 2 * SEC}
+    c.set(alloc("a1", leader, worker, side, job_type="batch"))
+    c.until(lambda: c.status("a1") == "complete", 30)
+    side_state, worker_state = c.task("a1", "side"), c.task("a1", "worker")
+    assert events(side_state)[-5:] == ["Started", "Leader Task Dead", "Killing", "Terminated", "Killed"]
+    told = side_state.events[-4].time
+    assert told == next(e.time for e in worker_state.events if e.type == "Leader Task Dead")
+    assert side_state.events[-3].time >= worker_state.finished_at  # killed once the worker was dead
 
 
 def test_a_stopping_allocation_kills_its_leader_first_then_the_others() -> None:

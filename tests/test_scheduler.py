@@ -1474,6 +1474,30 @@ def test_failed_deployment_without_auto_revert_stops_replacing() -> None:
     assert versions == [0, 0, 1]  # the rest stay on the old version
 
 
+def test_a_failed_deployments_failed_allocations_are_not_rescheduled() -> None:
+    # Nomad's placeAllocs: while the job's deployment is failed, a placement that would reschedule an
+    # allocation of that deployment is not made (partOfFailedDeployment): the version did not work.
+    policy = {"Attempts": 3, "Interval": 3600 * SEC, "Delay": 5 * SEC, "DelayFunction": "constant",
+              "Unlimited": False}
+    c = Cluster()
+    c.node(0)
+    c.node(1)
+    c.register(**service(count=1, Update={"ProgressDeadline": 0}, group={"ReschedulePolicy": policy}))
+    c.schedule()
+    (a,) = c.running("web")
+    _fail(c, a["ID"])  # unhealthy, no progress deadline: the deployment fails at once
+    assert _deployment(c)["Status"] == "failed"
+    for _ in range(3):
+        c.now += 10  # past the reschedule delay: the follow-up evaluation is due
+        c.schedule()
+    assert c.running("web") == []
+    allocs = [x for x in c.state.tables["allocs"].values() if x["JobID"] == "web"]
+    assert [(x["ID"], x["DesiredStatus"], x["ClientStatus"]) for x in allocs] == [(a["ID"], "run", "failed")]
+    assert c.apply("job_evaluate", job_id="web", force_reschedule=True)["ok"]  # not even when forced
+    c.schedule()
+    assert c.running("web") == []
+
+
 def test_operator_pause_resume_and_fail_and_newer_version_cancels() -> None:
     c = _rolled_out(3)
     c.register(**service(count=3, cpu=700))
@@ -1723,6 +1747,125 @@ def test_a_version_that_runs_the_same_tasks_updates_allocations_in_place_and_the
     (d,) = [d for d in c.state.tables["deployments"].values() if d["JobVersion"] == 1]
     assert d["TaskGroups"]["g"]["DesiredTotal"] == 2 and d["TaskGroups"]["g"]["PlacedAllocs"] == 2
     assert all(a["DeploymentID"] == d["ID"] and a["DeploymentStatus"] is None for a in after.values())
+
+
+def test_turning_restart_render_templates_on_or_off_replaces_the_allocations_as_nomad() -> None:
+    # Nomad's tasksUpdated (renderTemplatesUpdated): the template hook takes render_templates when the
+    # task runner is made, so changing it needs new allocations; another restart setting does not.
+    c = Cluster()
+    c.node(0)
+    policy = {"Attempts": 2, "Interval": 600 * SEC, "Delay": 5 * SEC, "Mode": "fail"}
+    no_rollout = {"MaxParallel": 0}
+    c.register(**service(count=1, Update=no_rollout, group={"RestartPolicy": policy}))
+    c.schedule()
+    c.client("running")
+    (first,) = [a["ID"] for a in c.running("web")]
+    c.register(**service(count=1, Update=no_rollout, group={"RestartPolicy": {**policy, "Attempts": 3}}))
+    c.schedule()
+    assert [a["ID"] for a in c.running("web")] == [first]  # in place
+    on = {**policy, "Attempts": 3, "RenderTemplates": True}
+    c.register(**service(count=1, Update=no_rollout, group={"RestartPolicy": on}))
+    c.schedule()
+    (second,) = [a["ID"] for a in c.running("web")]
+    assert second != first
+    c.client("running")
+    c.register(**service(count=1, Update=no_rollout, group={"RestartPolicy": {**on, "Delay": 6 * SEC}}))
+    c.schedule()
+    assert [a["ID"] for a in c.running("web")] == [second]  # still on: in place
+
+
+def test_a_blocked_jobs_summary_queues_only_what_could_not_be_placed() -> None:
+    # Nomad's JobSummary.Queued is the evaluations' QueuedAllocations: the failed placements, by group.
+    # A batch group that ran to completion, and one placed in full, queue nothing while another
+    # group of the job waits for capacity.
+    from actors.http_jobs import job_summaries
+
+    c = Cluster()
+    c.node(0, cpu=1000)
+    job = service(job_id="b", count=1, cpu=100, Type="batch")
+    job["TaskGroups"].append({"Name": "big", "Count": 2, "Tasks": [
+        {"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/true"},
+         "Resources": {"CPU": 800, "MemoryMB": 64}}]})
+    job["TaskGroups"].append({"Name": "small", "Count": 2, "Tasks": [
+        {"Name": "t", "Driver": "raw_exec", "Config": {"command": "/bin/true"},
+         "Resources": {"CPU": 10, "MemoryMB": 64}}]})
+    c.register(**job)
+    c.schedule()
+    c.client("complete")
+    assert any(e["JobID"] == "b" and e["Status"] == "blocked" for e in c.state.tables["evals"].values())
+    summary = job_summaries(c.state, ["b"])["b"]["Summary"]
+    assert (summary["g"]["Queued"], summary["g"]["Complete"]) == (0, 1)
+    assert (summary["small"]["Queued"], summary["small"]["Complete"]) == (0, 2)
+    assert (summary["big"]["Queued"], summary["big"]["Complete"]) == (1, 1)
+
+
+def test_a_failure_makes_an_alloc_failure_evaluation_only_when_the_policy_may_reschedule_it() -> None:
+    # Nomad's Node.UpdateAlloc: an alloc-failure evaluation only for a failed allocation that is
+    # RescheduleEligible (and has no follow-up evaluation yet): none with rescheduling off or its
+    # attempts used up. A report from before REPORT_REV 7 still makes one, as it did.
+    def failure_evals(c: Cluster) -> int:
+        return sum(1 for e in c.state.tables["evals"].values() if e["TriggeredBy"] == "alloc-failure")
+
+    def fail_one(c: Cluster, rev: int) -> None:
+        (a,) = [a for a in c.running("web") if a["ClientStatus"] != "failed"]
+        c.apply("alloc_client_update", rev=rev, allocs=[{"ID": a["ID"], "ClientStatus": "failed"}])
+
+    off = {"Attempts": 0, "Unlimited": False}
+    for rev, want in ((REPORT_REV, 0), (6, 1)):
+        c = Cluster()
+        c.node(0)
+        c.register(**service(count=1, Update={"MaxParallel": 0}, group={"ReschedulePolicy": off}))
+        c.schedule()
+        c.client("running")
+        fail_one(c, rev)
+        assert failure_evals(c) == want, rev
+    once = {"Attempts": 1, "Interval": 3600 * SEC, "Delay": 5 * SEC, "DelayFunction": "constant",
+            "Unlimited": False}
+    c = Cluster()
+    c.node(0)
+    c.node(1)
+    c.register(**service(count=1, Update={"MaxParallel": 0}, group={"ReschedulePolicy": once}))
+    c.schedule()
+    c.client("running")
+    fail_one(c, REPORT_REV)
+    assert failure_evals(c) == 1  # its one attempt: rescheduled
+    c.now += 10
+    c.schedule()
+    c.client("running")
+    (replacement,) = c.running("web")
+    assert replacement["RescheduleTracker"]["Events"]  # rescheduled
+    made = failure_evals(c)
+    fail_one(c, REPORT_REV)
+    assert failure_evals(c) == made  # the replacement's failure is not reschedulable: no evaluation
+    c.now += 10
+    c.schedule()
+    assert failure_evals(c) == made and c.running("web") == []
+
+
+def test_a_kill_signal_the_nodes_lack_fails_placement_by_nomads_implied_signal_constraint() -> None:
+    # Nomad's jobImpliedConstraints (Job.RequiredSignals): kill_signal and template change_signal add
+    # ${attr.os.signals} set_contains <signals> to the group, once; an unknown name is then a placement
+    # failure, not an allocation failing on every client ("invalid allocation: ... unknown signal").
+    c = Cluster()
+    c.node(0, attrs={"os.signals": "SIGHUP,SIGINT,SIGKILL,SIGTERM,SIGUSR1"})
+    tpl = {"DestPath": "local/x", "EmbeddedTmpl": "x", "ChangeMode": "signal", "ChangeSignal": "SIGHUP"}
+    job = service(count=1)
+    job["TaskGroups"][0]["Tasks"][0].update(KillSignal="SIGUSR1", Templates=[tpl])
+    canon = canonical_job(job)
+    implied = {"LTarget": "${attr.os.signals}", "RTarget": "SIGHUP,SIGUSR1", "Operand": "set_contains"}
+    assert canon["TaskGroups"][0]["Constraints"] == [implied]
+    assert canonical_job(canon)["TaskGroups"][0]["Constraints"] == [implied]  # added once
+    c.register(**job)
+    c.schedule()
+    assert len(c.running("web")) == 1
+    bad = service(job_id="bad", count=1)
+    bad["TaskGroups"][0]["Tasks"][0]["KillSignal"] = "SIGFOO"
+    c.register(**bad)
+    c.schedule()
+    assert c.running("bad") == []
+    failed = [e["FailedTGAllocs"]["g"]["ConstraintFiltered"] for e in c.state.tables["evals"].values()
+              if e["JobID"] == "bad" and e.get("FailedTGAllocs")]
+    assert failed and all(f == {"${attr.os.signals} set_contains SIGFOO": 1} for f in failed)
 
 
 def test_an_in_place_update_keeps_a_registrations_create_index_and_drops_a_renamed_one() -> None:
@@ -2267,8 +2410,12 @@ def test_with_a_progress_deadline_an_unhealthy_allocation_is_rescheduled_within_
     assert deployments.overdue(c.state, c.now) == [d["ID"]]
     res = c.apply("deployment_fail", deployment_id=d["ID"], reason="progress")
     assert res["ok"] and _deployment(c)["StatusDescription"] == "Failed due to progress deadline"
-    _run_due(c)  # no longer held by a running deployment: rescheduled by its policy
-    assert [a["PreviousAllocation"] for a in c.running("web") if a["JobVersion"] == 1] == [again["ID"]]
+    # Failed, the deployment holds its allocations no more, but Nomad's placeAllocs does not reschedule
+    # one that is part of the failed deployment (partOfFailedDeployment): it stays failed.
+    c.now += 60
+    _run_due(c)
+    assert not [a for a in c.running("web") if a["JobVersion"] == 1]
+    assert c.state.tables["allocs"][again["ID"]]["DesiredStatus"] == "run"
 
 
 def _reschedule_at_most(attempts: int) -> dict[str, Any]:

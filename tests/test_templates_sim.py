@@ -109,7 +109,10 @@ def test_a_missing_variable_blocks_the_task_until_it_is_written() -> None:
 
 
 def test_signal_change_mode_signals_the_running_task() -> None:
-    c = boot()
+    # The node must have the signal (Nomad's implied ${attr.os.signals} constraint), as a Linux host has.
+    c = JobCluster(3, JobClusterConfig(base=ClusterConfig(n_servers=1, n_clients=1)))
+    c.hosts["c0001"].update(signals=("SIGHUP", "SIGINT", "SIGKILL", "SIGTERM"))
+    c.run(30.0)
     set_var(c, "nomad/jobs/web", {"password": "a"})
     c.register(job([{**CONF, "ChangeMode": "signal", "ChangeSignal": "SIGHUP"}]))
     until(c, lambda: len(procs(c)) == 1)

@@ -1153,9 +1153,10 @@ def restarting_message(reason: str, delay_s: float) -> str:
 
 
 def _go_duration(seconds: float) -> str:
-    s = int(seconds)
-    h, m, s = s // 3600, s // 60 % 60, s % 60
-    return (f"{h}h" if h else "") + (f"{m}m" if h or m else "") + f"{s}s"
+    """Go's time.Duration String of *seconds* ("1h0m0s", "1m30s", "7.5s"), as Nomad's %v of one."""
+    from actors.scheduler.job import go_duration
+
+    return go_duration(round(seconds * 1e9))
 
 
 def decide_restart(policy: RestartPolicy, *, count: int, interval_start: float | None, now: float,
@@ -1804,7 +1805,7 @@ class _Task:
     state: TaskState = TaskState(state=TASK_PENDING)
     handle: TaskHandle | None = None
     count: int = 0  # restart tracker: restarts in the current interval
-    interval_start: float | None = None
+    interval_start: float | None = None  # when the current interval opened (None: at the next exit)
     restart_at: float = 0.0  # when a restart_wait ends (env.now())
     escalated: bool = False  # SIGKILL sent
     fail_reason: str = ""
@@ -1902,6 +1903,10 @@ class _Alloc:
     prev_index: int = 0
     migrate_run: int = 0
     stop_why: str = ""  # why it is being stopped, while its leader task is killed before the others
+    # A task of it failed (Nomad's TaskSiblingFailed, this its reason): its other tasks are being killed,
+    # the leader first and the sidecars last (_kill_siblings), with no leader-dead or main-dead kill.
+    sibling_failed: str = ""
+    leader_ended: bool = False  # its leader task ended: every live task was told Leader Task Dead
     # The group's shutdown_delay: being waited out before its tasks are killed (shutdown_wait), or over.
     shutdown_wait: bool = False
     shutdown_waited: bool = False
@@ -2466,7 +2471,9 @@ class AllocRunner(NodeActor):
         self._set_checks(a, raw)
         self._track_health(a, raw, now)
         for ts in spec.tasks:
-            t = _Task(spec=ts)
+            # Nomad's NewRestartTracker: the restart interval opens when the task runner is made (the
+            # allocation received), not at the task's first exit.
+            t = _Task(spec=ts, interval_start=now)
             self._event(t, EV_RECEIVED, now, "Task received by client")
             a.tasks[ts.name] = t
         self.allocs[aid] = a
@@ -3339,7 +3346,7 @@ class AllocRunner(NodeActor):
             self.stats["oom_killed"] += 1
         self._event(t, EV_TERMINATED, now, msg, exit_code=res.exit_code, signal=res.signal,
                     details=tuple(sorted(details)))
-        if t.phase == P_KILLING and t.restart_requested and a.want_run:
+        if t.phase == P_KILLING and t.restart_requested and a.want_run and not a.sibling_failed:
             # An operator's restart: start again now; the restart policy is not consulted.
             self._cancel_task_timer("kill", a, t)
             t.restart_requested = False
@@ -3476,16 +3483,36 @@ class AllocRunner(NodeActor):
     def _task_failed(self, a: _Alloc, t: _Task, ev: str, reason: str, now: float, *, cause: str = "") -> None:
         t.fail_reason = cause or reason
         self._dead(a, t, ev, reason, now, failed=True)
+        if a.sibling_failed:
+            self._kill_siblings(a, now)  # a second failure while the first one's kills go on
+            return
         why = f'Task\'s sibling "{t.spec.name}" failed'  # Nomad's TaskSiblingFailed (Go's %q)
+        a.sibling_failed = why
         for other in sorted(a.tasks):  # Nomad kills the siblings of a failed task; poststop ones still run
             sib = a.tasks[other]
             if sib is t or sib.spec.hook == HOOK_POSTSTOP:
                 continue
-            if sib.phase == P_RUNNING:  # Nomad: the kill event, then killTasks' Killing event
+            if sib.phase == P_RUNNING:  # Nomad: the kill event to every live task, then killTasks' kills
                 self._event(sib, EV_SIBLING_FAILED, now, why)
-                self._end_task(a, sib, EV_KILLING, why, now, delay=True, interrupt=True)
-            else:
+            elif sib.phase != P_KILLING:
                 self._end_task(a, sib, EV_SIBLING_FAILED, why, now, delay=True)
+        self._kill_siblings(a, now)
+
+    def _kill_siblings(self, a: _Alloc, now: float) -> None:
+        """Nomad's killTasks after a task failed: the leader first (the others once it has ended), then
+        the other tasks, and the sidecars last, once the rest are dead; poststop tasks run after."""
+        why = a.sibling_failed
+        live = [a.tasks[n] for n in sorted(a.tasks)
+                if a.tasks[n].spec.hook != HOOK_POSTSTOP and a.tasks[n].phase != P_DEAD]
+        leader = next((t for t in live if t.spec.leader), None)
+        if leader is not None:
+            if leader.phase == P_RUNNING:
+                self._end_task(a, leader, EV_KILLING, why, now, delay=True, interrupt=True)
+            return
+        others = [t for t in live if not (t.spec.sidecar and t.spec.hook)]
+        for t in others if others else live:
+            if t.phase == P_RUNNING:
+                self._end_task(a, t, EV_KILLING, why, now, delay=True, interrupt=True)
 
     def _dead(self, a: _Alloc, t: _Task, ev: str, message: str, now: float, *, failed: bool = False) -> None:
         self._cancel_task_timer("restart", a, t)
@@ -3516,6 +3543,8 @@ class AllocRunner(NodeActor):
         of a stopping allocation that ran (Nomad runs those after the others are killed)."""
         if a.max_run_exceeded:
             return False  # Nomad's max_run_duration: not even a poststop task starts
+        if a.sibling_failed and t.spec.hook != HOOK_POSTSTOP:
+            return False  # a task failed: the others are killed, never restarted (Nomad's killTasks)
         if a.want_run:
             return True
         return t.spec.hook == HOOK_POSTSTOP and a.ran and a.spec is not None and not a.removed and not a.quiet
@@ -3532,10 +3561,19 @@ class AllocRunner(NodeActor):
             a.stage = next_stage(a.stage, [(t.spec, t.state) for t in a.tasks.values()])
             live = [a.tasks[n] for n in sorted(a.tasks)
                     if a.tasks[n].spec.hook != HOOK_POSTSTOP and a.tasks[n].phase != P_DEAD]
+            if a.sibling_failed and not a.stopping:
+                self._kill_siblings(a, now)  # the next in Nomad's killTasks order, once the last are dead
+                live = []
             if any(t.spec.leader and t.phase == P_DEAD and t.spec.hook != HOOK_POSTSTOP
                    for t in a.tasks.values()):
                 # Its leader ended (Nomad's TaskLeaderDead), or was killed first as it stops: the
                 # others are stopped, sidecars last (below, once the rest are dead).
+                if not a.stopping and not a.leader_ended and not a.sibling_failed:
+                    # Nomad's handleTaskStateUpdates tells every live task, sidecars too, at once.
+                    a.leader_ended = True
+                    for t in live:
+                        if t.phase != P_KILLING and t.spec.sidecar and t.spec.hook:
+                            self._event(t, EV_LEADER_DEAD, now, "Leader Task in Group dead")
                 for t in live:
                     if t.phase == P_KILLING or (t.spec.sidecar and t.spec.hook):
                         continue
@@ -3550,6 +3588,10 @@ class AllocRunner(NodeActor):
             if live and all(t.spec.sidecar for t in live):  # Nomad's TaskMainDead
                 for t in live:
                     if t.phase != P_KILLING:
+                        if a.leader_ended:  # told Leader Task Dead already: killed last, for that
+                            self._end_task(a, t, EV_KILLING, "Leader Task in Group dead", now, delay=True,
+                                           interrupt=True)
+                            continue
                         self._event(t, EV_MAIN_DEAD, now, "Main tasks in the group died")
                         self._end_task(a, t, EV_KILLING, "Main tasks dead", now, delay=True, interrupt=True)
             started = False
@@ -4336,6 +4378,8 @@ class AllocRunner(NodeActor):
             "version": 1, "invalid": a.invalid, "removed": a.removed, "quiet": a.quiet,
             "collected": a.collected, "stage": a.stage, "ran": a.ran,
             **({"prev_wait": a.prev_wait} if a.prev_wait else {}),
+            **({"sibling_failed": a.sibling_failed} if a.sibling_failed else {}),
+            **({"leader_ended": True} if a.leader_ended else {}),
             **({"max_run_exceeded": True} if a.max_run_exceeded else {}),
             "desired": a.spec.desired if a.spec else "", "modify_index": a.spec.modify_index if a.spec else 0,
             **({"health": a.health, "health_at": a.health_at} if a.health is not None else {}),
@@ -4374,6 +4418,9 @@ class AllocRunner(NodeActor):
         if rec.get("stage") in STAGES:
             a.stage = rec["stage"]
         a.ran = bool(rec.get("ran"))
+        if isinstance(rec.get("sibling_failed"), str):
+            a.sibling_failed = rec["sibling_failed"]
+        a.leader_ended = rec.get("leader_ended") is True
         if isinstance(rec.get("prev_wait"), str) and rec["prev_wait"]:
             self._wait_for_previous(a, rec["prev_wait"])
         saved = rec.get("tasks", {})

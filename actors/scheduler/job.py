@@ -29,6 +29,9 @@ from urllib.parse import urlsplit
 SECOND_NS = 1_000_000_000
 JOB_TYPES = ("service", "batch", "system", "sysbatch")
 RESTART_MODES = ("fail", "delay")
+# Nomad's RestartPolicyMinInterval: a group's restart interval shorter than this is refused at
+# registration (a zero one would leave the restart tracker no window to count attempts in).
+RESTART_MIN_INTERVAL_NS = 5 * 1_000_000_000
 
 # Nomad's structs defaults (structs.go DefaultServiceJobRestartPolicy,
 # DefaultBatchJobRestartPolicy, DefaultMigrateStrategy, DefaultResources).
@@ -1219,15 +1222,26 @@ def _shutdown_delay(owner: dict[str, Any], field: str) -> None:
 
 
 def _restart_policy(rp: dict[str, Any], field: str) -> dict[str, Any]:
-    """A restart policy (a group's over the job type's defaults, or a task's over its group's), validated."""
+    """A restart policy (a group's over the job type's defaults, or a task's over its group's), validated
+    as Nomad's TaskGroup.Validate checks a group's (RestartPolicy.Validate): a known mode, no "delay" mode
+    without attempts, an interval of at least RESTART_MIN_INTERVAL_NS, and room in it for every attempt's
+    delay. (Nomad leaves a task's own merged policy unchecked; one the client could not run -- an interval
+    of 0 -- is refused here rather than failing every allocation.)"""
     rp = dict(rp)
     rp["Attempts"] = _int(rp.get("Attempts"), f"{field}.Attempts", default=2)
     rp["Interval"] = _int(rp.get("Interval"), f"{field}.Interval", default=0, minimum=0)
     rp["Delay"] = _int(rp.get("Delay"), f"{field}.Delay", default=0, minimum=0)
     if rp.get("Mode") not in RESTART_MODES:
-        _need(False, f"{field}.Mode", f"must be one of {RESTART_MODES}")
-    _need(rp["Interval"] == 0 or rp["Delay"] * rp["Attempts"] <= rp["Interval"], field,
-          "Delay * Attempts must fit in Interval")
+        _need(False, field, f"Unsupported restart mode: {_q(str(rp.get('Mode')))}")
+    attempts, interval, delay = rp["Attempts"], rp["Interval"], rp["Delay"]
+    if attempts == 0 and rp["Mode"] != "fail":
+        _need(False, field, f"Restart policy {_q(rp['Mode'])} with 0 attempts is ambiguous")
+    if interval < RESTART_MIN_INTERVAL_NS:
+        _need(False, field, f"Interval can not be less than {go_duration(RESTART_MIN_INTERVAL_NS)} "
+              f"(got {go_duration(interval)})")
+    if delay * attempts > interval:
+        _need(False, field, f"Nomad can't restart the TaskGroup {attempts} times in an interval of "
+              f"{go_duration(interval)} with a delay of {go_duration(delay)}")
     # render_templates: a restart renders the task's templates afresh; kept only when set, so a job
     # stored before it was read is the job it was.
     if _bool(rp.get("RenderTemplates"), f"{field}.RenderTemplates"):
@@ -1235,6 +1249,22 @@ def _restart_policy(rp: dict[str, Any], field: str) -> dict[str, Any]:
     else:
         rp.pop("RenderTemplates", None)
     return rp
+
+
+def _signal_constraint(g: dict[str, Any]) -> None:
+    """Nomad's jobImpliedConstraints for signals (Job.RequiredSignals): a group whose tasks are killed
+    with a ``kill_signal`` or signalled by a template (``change_mode = "signal"``) runs only on nodes
+    whose ``os.signals`` have them all -- ``${attr.os.signals} set_contains <sorted, comma-joined>``,
+    added once (an unknown name then fails placement, rather than every allocation on its client)."""
+    wanted = {t["KillSignal"] for t in g["Tasks"] if t.get("KillSignal")}
+    wanted |= {tpl["ChangeSignal"] for t in g["Tasks"] for tpl in t.get("Templates") or ()
+               if tpl.get("ChangeMode") == "signal" and tpl.get("ChangeSignal")}
+    if not wanted:
+        return
+    implied = {"LTarget": "${attr.os.signals}", "RTarget": ",".join(sorted(wanted)),
+               "Operand": "set_contains"}
+    if implied not in g["Constraints"]:
+        g["Constraints"].append(implied)
 
 
 def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | None = None,
@@ -1317,6 +1347,7 @@ def _group(raw: Any, field: str, job_type: str, job_update: dict[str, Any] | Non
             _need(False, f"{field}.Tasks[{i}].LogConfig",
                   f"log storage ({logs} MB) must be less than requested disk capacity ({disk['SizeMB']} MB)")
     g["Constraints"] = _constraints(g.get("Constraints"), f"{field}.Constraints")
+    _signal_constraint(g)
     _placement_prefs(g, field)
     if job_update is not None:  # a service job's group
         if not job_update and g.get("Update") is None:
@@ -1743,6 +1774,12 @@ def update_digest(job: dict[str, Any], group: str) -> tuple[Any, ...]:
                                   *((repr([sorted(w.items()) for w in t["Identities"]]),)
                                     if t.get("Identities") else ()))
                                  for t in g["Tasks"])),
+                    # Nomad's renderTemplatesUpdated ("group/task restart render_templates"): the
+                    # template hook takes it when the task runner is made, so a change needs a new one.
+                    _renders_templates(g.get("RestartPolicy")),
+                    tuple(sorted((t["Name"], _renders_templates(t.get("RestartPolicy")
+                                                                or g.get("RestartPolicy")))
+                                 for t in g["Tasks"])),
                     # Nomad's networkUpdated ("network port map"): each port's label, static value (a
                     # dynamic one's is not compared), to and host network; a changed one needs a new
                     # allocation, which is given the ports anew.
@@ -1751,6 +1788,11 @@ def update_digest(job: dict[str, Any], group: str) -> tuple[Any, ...]:
                                  for n in g.get("Networks") or () for key in ("ReservedPorts", "DynamicPorts")
                                  for p in n.get(key) or ())))
     return ()
+
+
+def _renders_templates(rp: Any) -> bool:
+    """A restart policy's ``render_templates`` (none: false)."""
+    return isinstance(rp, dict) and rp.get("RenderTemplates") is True
 
 
 def task_memory_max(task: dict[str, Any]) -> int:

@@ -117,6 +117,13 @@ def reschedule_policy(job: dict[str, Any], group: dict[str, Any]) -> dict[str, A
     return rp if isinstance(rp, dict) else RESCHEDULE_DEFAULTS.get(job.get("Type", "service"))
 
 
+def _of_failed_deployment(a: dict[str, Any], deployment: dict[str, Any] | None) -> bool:
+    """Nomad's partOfFailedDeployment: *a* belongs to the job's current deployment, which failed; a
+    placement that would reschedule it is not made, not even a forced one (placeAllocs)."""
+    return deployment is not None and deployment["Status"] == "failed" \
+        and a.get("DeploymentID") == deployment["ID"]
+
+
 def _events(a: dict[str, Any]) -> list[dict[str, Any]]:
     tracker = a.get("RescheduleTracker")
     events = tracker.get("Events") if isinstance(tracker, dict) else None
@@ -2071,7 +2078,8 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                     and not (a.get("DesiredTransition") or {}).get("Reschedule"):
                 kept.append(a)  # its running deployment decides first (Nomad's updateByReschedulable)
             elif cs == "failed" and rp is not None \
-                    and (a.get("DesiredTransition") or {}).get("ForceReschedule"):
+                    and (a.get("DesiredTransition") or {}).get("ForceReschedule") \
+                    and not _of_failed_deployment(a, deployment):
                 # Nomad's updateByReschedulable: one marked by `job eval -force-reschedule` is replaced
                 # now, whatever its policy's delay and attempts left.
                 stop_alloc(a, STOP_FAILED)
@@ -2095,6 +2103,11 @@ def compute_plan(tables: dict[str, Any], ev: dict[str, Any],
                 if due is None:
                     # Out of reschedule attempts (or a policy that allows none): left as it is, failed,
                     # its name taken, so no later evaluation replaces it either (Nomad's).
+                    kept.append(a)
+                    continue
+                if _of_failed_deployment(a, deployment):
+                    # Nomad's placeAllocs: an allocation of the job's failed deployment is not
+                    # rescheduled (partOfFailedDeployment) -- the version did not work; it stays failed.
                     kept.append(a)
                     continue
                 stop_alloc(a, STOP_FAILED)

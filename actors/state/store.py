@@ -145,9 +145,32 @@ UNBLOCKED_DESCRIPTION = "unblocked: capacity changed"  # a blocked evaluation le
 # allocation whose client reports it again cancels its disconnect-timeout follow-up evaluation (Nomad's
 # cancelFollowupEvalsForReconnect), so it no longer waits in the eval list; 6 -- a ``lost`` allocation's
 # client that reports it ended (complete or failed: it stopped it when told) is believed, as Nomad's
-# nestedUpdateAllocFromClient takes it, so its task states no longer say ``running`` for good.
-REPORT_REV = 6
+# nestedUpdateAllocFromClient takes it, so its task states no longer say ``running`` for good; 7 -- a failed
+# service or batch allocation makes an alloc-failure evaluation only when its reschedule policy may
+# reschedule it (Nomad's Node.UpdateAlloc: RescheduleEligible, and no follow-up evaluation yet), not when
+# rescheduling is off or its attempts are used up.
+REPORT_REV = 7
 
+
+
+def _reschedule_eligible_on_failure(job: dict[str, Any], alloc: dict[str, Any], now: float) -> bool:
+    """Nomad's Node.UpdateAlloc test for an allocation its client reports failed: it has no follow-up
+    evaluation yet and is RescheduleEligible at *now* by its group's policy -- rescheduling is on
+    (attempts, or unlimited) and the attempts within the interval are not used up."""
+    from actors.scheduler.scheduler import reschedule_policy  # (imported here: the scheduler imports state)
+
+    if alloc.get("FollowupEvalID"):
+        return False
+    group = next((g for g in job.get("TaskGroups", ()) if g.get("Name") == alloc.get("TaskGroup")), None)
+    rp = reschedule_policy(job, group) if group is not None else None
+    if rp is None:
+        return False
+    if rp.get("Unlimited"):
+        return True
+    attempts, interval = int(rp.get("Attempts") or 0), int(rp.get("Interval") or 0)
+    events = (alloc.get("RescheduleTracker") or {}).get("Events") or ()
+    tried = sum(1 for e in events if now * 1_000_000_000 - int(e.get("RescheduleTime", 0)) < interval)
+    return attempts > 0 and tried < attempts
 
 
 def _go_quote(text: str) -> str:
@@ -2489,6 +2512,9 @@ class StateStore:
                     # only for what its reschedule policy may reschedule, and these jobs have none. A
                     # system allocation is placed on its node again by the job's next evaluation.
                     pass
+                elif rec["ClientStatus"] == "failed" and job is not None and acc.rev >= 7 and \
+                        not _reschedule_eligible_on_failure(job, rec, now):
+                    pass  # Nomad's Node.UpdateAlloc: no evaluation for what will not be rescheduled
                 elif rec["ClientStatus"] == "failed" or (job is not None and job["Type"] != "batch"):
                     acc.failed_jobs.add(key_of(rec))
         return ""
