@@ -404,6 +404,17 @@ def _parse_time(t: Any) -> float:
         return 0.0
 
 
+def _format_drain(drain: Any) -> str:
+    """Nomad's node status ``formatDrain``: ``true; <force deadline> deadline`` (or ``force drain``,
+    ``no deadline``), ``; ignoring system jobs`` after, or ``false``."""
+    if not isinstance(drain, dict):
+        return "false"
+    force = _parse_time(drain.get("ForceDeadline"))
+    text = "true; force drain" if drain.get("Deadline", 0) < 0 else "true; no deadline" if not force \
+        else f"true; {fmt_time(force)} deadline"
+    return text + ("; ignoring system jobs" if drain.get("IgnoreSystemJobs") else "")
+
+
 def _from_now(secs: float) -> str:
     """Nomad's ``prettyTimeDiff`` of a time to come: ``1m30s from now``."""
     diff = max(0, round(secs - time.time()))
@@ -1378,12 +1389,8 @@ def node_status(addr: str, args: list[str]) -> str:
     pairs = [("ID", node["ID"]), ("Name", node.get("Name", "")),
              ("Node Pool", node.get("NodePool", "default")),
              ("Class", node.get("NodeClass") or "<none>"), ("DC", node.get("Datacenter", "")),
-             ("Drain", str(bool(drain)).lower()), ("Eligibility", node.get("SchedulingEligibility", "")),
+             ("Drain", _format_drain(drain)), ("Eligibility", node.get("SchedulingEligibility", "")),
              ("Status", node.get("Status", ""))]
-    if drain:
-        deadline = drain.get("Deadline", 0)
-        pairs.append(("Drain Deadline", "force" if deadline < 0 else "no deadline" if deadline == 0
-                      else fmt_time(drain.get("ForceDeadline"))))
     host = None if flags.get("short") else cli_usage.host_stats(addr, node)
     if host is not None:
         pairs.append(("Uptime", cli_usage.go_duration(int(host.get("Uptime") or 0))))
