@@ -22,6 +22,7 @@ import os
 import random
 import re
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -1519,75 +1520,94 @@ def _drain_deadline_ns(flags: dict[str, Any]) -> int:
     return ns
 
 
-# How long one blocking query of the drain monitor waits for a change: it watches the node and its
-# allocations in turn, so this bounds how late it reports either.
+# How long one blocking query of the drain monitor waits for a change before it asks again (each
+# answers as soon as its node or allocations change; the wait only bounds an idle query).
 DRAIN_MONITOR_WAIT = "1s"
+_drain_print = threading.Lock()
 
 
 def _drain_line(text: str, stream: Any = None) -> None:
     """One line of Nomad's drain monitor: the time, then the message, printed as it happens."""
-    print(f"{fmt_time(time.time())}: {text}", file=stream or sys.stdout, flush=True)
+    with _drain_print:  # the node's and the allocations' watchers print side by side
+        print(f"{fmt_time(time.time())}: {text}", file=stream or sys.stdout, flush=True)
 
 
 def _monitor_drain(addr: str, node_id: str, index: int, ignore_system: bool) -> None:
     """Nomad's Nodes.MonitorDrain: the node's drain (ends when its strategy is gone) and its allocations
-    (ends when none is pending or running), each change on a line, until both are done."""
-    node_done, allocs_done = False, False
-    node_index, alloc_index, last_strategy = index, 0, None
+    (ends when none is pending or running), each watched at once by a blocking query of its own, so
+    that every change is told as it comes, until both are done (an error ends the monitor)."""
+    failed = threading.Event()
+    watchers = [threading.Thread(target=watch, args=(addr, node_id, arg, failed), daemon=True)
+                for watch, arg in ((_watch_drain_node, index), (_watch_drain_allocs, ignore_system))]
+    for w in watchers:
+        w.start()
+    while any(w.is_alive() for w in watchers) and not failed.is_set():
+        for w in watchers:
+            w.join(0.2)  # in short steps: Ctrl-C stops the monitor at once
+
+
+def _watch_drain_node(addr: str, node_id: str, index: int, failed: threading.Event) -> None:
+    """Nomad's monitorDrainNode."""
+    node_index, last_strategy = index, None
+    while not failed.is_set():
+        meta: dict[str, int] = {}
+        try:
+            node = request(addr, "GET", f"/v1/node/{node_id}", answer_meta=meta, stale="",
+                           index=node_index, wait=DRAIN_MONITOR_WAIT)
+        except CliError as e:
+            _drain_line(f"Error monitoring node: {e}", sys.stderr)
+            failed.set()
+            return
+        node_index = meta.get("index", node_index)
+        strategy = node.get("DrainStrategy")
+        if strategy is None:
+            _drain_line(f"Drain complete for node {node_id}")
+            return
+        if node.get("Status") == "down":
+            _drain_line(f'Node "{node_id}" down', sys.stderr)
+        if last_strategy is not None and strategy != last_strategy:
+            _drain_line(f'Node "{node_id}" drain updated: {strategy}')
+        last_strategy = strategy
+
+
+def _watch_drain_allocs(addr: str, node_id: str, ignore_system: bool, failed: threading.Event) -> None:
+    """Nomad's monitorDrainAllocs: from the node's allocations as they are when it starts."""
+    alloc_index = 0
     seen: dict[str, dict[str, Any]] = {}
-    while not (node_done and allocs_done):
-        if not node_done:
-            meta: dict[str, int] = {}
-            try:
-                node = request(addr, "GET", f"/v1/node/{node_id}", answer_meta=meta, stale="",
-                               index=node_index, wait=DRAIN_MONITOR_WAIT)
-            except CliError as e:
-                _drain_line(f"Error monitoring node: {e}", sys.stderr)
-                return
-            node_index = meta.get("index", node_index)
-            strategy = node.get("DrainStrategy")
-            if strategy is None:
-                _drain_line(f"Drain complete for node {node_id}")
-                node_done = True
-            else:
-                if node.get("Status") == "down":
-                    _drain_line(f'Node "{node_id}" down', sys.stderr)
-                if last_strategy is not None and strategy != last_strategy:
-                    _drain_line(f'Node "{node_id}" drain updated: {strategy}')
-                last_strategy = strategy
-        if not allocs_done:
-            meta = {}
-            try:
-                allocs = request(addr, "GET", f"/v1/node/{node_id}/allocations", answer_meta=meta, stale="",
-                                 index=alloc_index, wait=DRAIN_MONITOR_WAIT) or []
-            except CliError as e:
-                _drain_line(f"Error monitoring allocations: {e}", sys.stderr)
-                return
-            alloc_index = meta.get("index", alloc_index)
-            running = 0
-            for a in allocs:
-                orig = seen.get(a["ID"])
-                seen[a["ID"]] = a
-                migrating = bool((a.get("DesiredTransition") or {}).get("Migrate"))
-                msg = ""
-                if orig is None:
-                    pass  # the first answer's allocations: nothing to say yet
-                elif orig.get("ClientStatus") != a.get("ClientStatus"):
-                    msg = f"status {orig.get('ClientStatus')} -> {a.get('ClientStatus')}"
-                elif migrating and not (orig.get("DesiredTransition") or {}).get("Migrate"):
-                    msg = "marked for migration"
-                elif migrating and orig.get("DesiredStatus") != a.get("DesiredStatus") \
-                        and a.get("DesiredStatus") == "stop":
-                    msg = "draining"
-                if msg:
-                    _drain_line(f'Alloc "{a["ID"]}" {msg}')
-                job_type = (a.get("Job") or {}).get("Type")
-                if job_type is None or (ignore_system and job_type == "system"):
-                    continue
-                running += a.get("ClientStatus") in ("pending", "running")
-            if running == 0:
-                _drain_line(f'All allocations on node "{node_id}" have stopped')
-                allocs_done = True
+    while not failed.is_set():
+        meta: dict[str, int] = {}
+        try:
+            allocs = request(addr, "GET", f"/v1/node/{node_id}/allocations", answer_meta=meta, stale="",
+                             index=alloc_index, wait=DRAIN_MONITOR_WAIT) or []
+        except CliError as e:
+            _drain_line(f"Error monitoring allocations: {e}", sys.stderr)
+            failed.set()
+            return
+        alloc_index = meta.get("index", alloc_index)
+        running = 0
+        for a in allocs:
+            orig = seen.get(a["ID"])
+            seen[a["ID"]] = a
+            migrating = bool((a.get("DesiredTransition") or {}).get("Migrate"))
+            msg = ""
+            if orig is None:
+                pass  # the first answer's allocations: nothing to say yet
+            elif orig.get("ClientStatus") != a.get("ClientStatus"):
+                msg = f"status {orig.get('ClientStatus')} -> {a.get('ClientStatus')}"
+            elif migrating and not (orig.get("DesiredTransition") or {}).get("Migrate"):
+                msg = "marked for migration"
+            elif migrating and orig.get("DesiredStatus") != a.get("DesiredStatus") \
+                    and a.get("DesiredStatus") == "stop":
+                msg = "draining"
+            if msg:
+                _drain_line(f'Alloc "{a["ID"]}" {msg}')
+            job_type = (a.get("Job") or {}).get("Type")
+            if job_type is None or (ignore_system and job_type == "system"):
+                continue
+            running += a.get("ClientStatus") in ("pending", "running")
+        if running == 0:
+            _drain_line(f'All allocations on node "{node_id}" have stopped')
+            return
 
 
 def node_drain(addr: str, args: list[str]) -> str | tuple[str, int]:

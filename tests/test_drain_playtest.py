@@ -7,7 +7,10 @@ Nomad's ``command/node_drain.go``, ``command/node_status.go``,
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
+import threading
+import time
 
 import runtime.cli  # noqa: F401  (the command table first: its modules import from it)
 from actors.http_api import _public_node, node_stub
@@ -54,3 +57,52 @@ def test_node_status_shows_the_drain_as_nomads_format_drain():
     assert _format_drain({**strategy, "Deadline": 0, "ForceDeadline": zero}) == "true; no deadline"
     assert _format_drain({**strategy, "Deadline": -1, "ForceDeadline": zero}) == "true; force drain"
     assert _format_drain(None) == "false"
+
+
+def test_the_drain_monitor_tells_each_allocation_change_while_the_node_query_waits(monkeypatch, capsys):
+    # The allocations change on their own clock (the drainer marks one, the scheduler stops it, its
+    # client reports it complete) while the node's blocking query waits for the drain to end: Nomad's
+    # MonitorDrain watches both at once, so each change gets its line ("marked for migration" too).
+    from runtime import cli_jobs
+
+    running = {"ID": "a1", "ClientStatus": "running", "DesiredStatus": "run", "DesiredTransition": {},
+               "Job": {"Type": "service"}}
+    marked = {**running, "DesiredTransition": {"Migrate": True}}
+    steps = [[running], [marked], [{**marked, "DesiredStatus": "stop"}],
+             [{**marked, "DesiredStatus": "stop", "ClientStatus": "complete"}]]
+    changed = threading.Condition()
+    state = {"step": 0, "node_done": False}
+    step_s = 0.3  # far longer than a query's round trip here: each change is its own answer
+
+    def cluster() -> None:
+        for i in range(1, len(steps)):
+            time.sleep(step_s)
+            with changed:
+                state["step"] = i
+                changed.notify_all()
+        time.sleep(step_s)
+        with changed:
+            state["node_done"] = True
+            changed.notify_all()
+
+    def request(addr, method, path, body=None, *, answer_meta=None, index=0, wait="", **_):
+        deadline = time.monotonic() + 5  # a blocking query, answered at the first change
+        with changed:
+            if path.endswith("/allocations"):
+                while state["step"] + 1 <= index and time.monotonic() < deadline:
+                    changed.wait(0.05)
+                answer_meta["index"] = state["step"] + 1
+                return copy.deepcopy(steps[state["step"]])
+            while not state["node_done"] and time.monotonic() < deadline:
+                changed.wait(0.05)
+            answer_meta["index"] = 100 if state["node_done"] else index
+            return {"ID": "n1", "Status": "ready",
+                    "DrainStrategy": None if state["node_done"] else {"Deadline": 0}}
+
+    monkeypatch.setattr(cli_jobs, "request", request)
+    threading.Thread(target=cluster, daemon=True).start()
+    cli_jobs._monitor_drain("http://x", "n1", 7, False)
+    lines = [ln.split(": ", 1)[1] for ln in capsys.readouterr().out.splitlines()]
+    assert lines == ['Alloc "a1" marked for migration', 'Alloc "a1" draining',
+                     'Alloc "a1" status running -> complete', 'All allocations on node "n1" have stopped',
+                     "Drain complete for node n1"], lines
