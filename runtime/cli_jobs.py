@@ -1532,13 +1532,19 @@ def _drain_line(text: str, stream: Any = None) -> None:
         print(f"{fmt_time(time.time())}: {text}", file=stream or sys.stdout, flush=True)
 
 
-def _monitor_drain(addr: str, node_id: str, index: int, ignore_system: bool) -> None:
+def _monitor_drain(addr: str, node_id: str, index: int, ignore_system: bool,
+                   before: list[dict[str, Any]] | None = None) -> None:
     """Nomad's Nodes.MonitorDrain: the node's drain (ends when its strategy is gone) and its allocations
     (ends when none is pending or running), each watched at once by a blocking query of its own, so
-    that every change is told as it comes, until both are done (an error ends the monitor)."""
+    that every change is told as it comes, until both are done (an error ends the monitor).
+
+    *before* is the node's allocations as they were before the drain was set: the changes since are
+    told from there.  (Nomad's drainer batches its marks for a second, so its monitor's first look
+    comes before them; this agent's drainer may mark them at once.)"""
     failed = threading.Event()
+    jobs = ((_watch_drain_node, index), (_watch_drain_allocs, (ignore_system, before)))
     watchers = [threading.Thread(target=watch, args=(addr, node_id, arg, failed), daemon=True)
-                for watch, arg in ((_watch_drain_node, index), (_watch_drain_allocs, ignore_system))]
+                for watch, arg in jobs]
     for w in watchers:
         w.start()
     while any(w.is_alive() for w in watchers) and not failed.is_set():
@@ -1570,10 +1576,13 @@ def _watch_drain_node(addr: str, node_id: str, index: int, failed: threading.Eve
         last_strategy = strategy
 
 
-def _watch_drain_allocs(addr: str, node_id: str, ignore_system: bool, failed: threading.Event) -> None:
-    """Nomad's monitorDrainAllocs: from the node's allocations as they are when it starts."""
+def _watch_drain_allocs(addr: str, node_id: str, options: tuple[bool, list[dict[str, Any]] | None],
+                        failed: threading.Event) -> None:
+    """Nomad's monitorDrainAllocs: from the node's allocations as they were before the drain (when
+    known), else as they are when it starts."""
+    ignore_system, before = options
     alloc_index = 0
-    seen: dict[str, dict[str, Any]] = {}
+    seen: dict[str, dict[str, Any]] = {a["ID"]: a for a in before or () if isinstance(a, dict) and "ID" in a}
     while not failed.is_set():
         meta: dict[str, int] = {}
         try:
@@ -1657,6 +1666,12 @@ def node_drain(addr: str, args: list[str]) -> str | tuple[str, int]:
         if refused is not None:
             return refused
     spec = {"Deadline": deadline, "IgnoreSystemJobs": bool(flags.get("ignore-system"))} if enable else None
+    before = None
+    if enable and not flags.get("detach"):  # what the monitor tells the drain's changes from
+        try:
+            before = request(addr, "GET", f"/v1/node/{node['ID']}/allocations") or []
+        except CliError:
+            before = None  # the monitor starts from what it first sees, as Nomad's
     try:
         got = request(addr, "PUT", f"/v1/node/{node['ID']}/drain",
                       {"NodeID": node["ID"], "DrainSpec": spec,
@@ -1668,7 +1683,8 @@ def node_drain(addr: str, args: list[str]) -> str | tuple[str, int]:
     # Nomad monitors the drain it set until the node is drained (-detach returns at once).
     _drain_line("Ctrl-C to stop monitoring: will not cancel the node drain")
     _drain_line(f'Node "{node["ID"]}" drain strategy set')
-    _monitor_drain(addr, node["ID"], int((got or {}).get("Index") or 0), bool(flags.get("ignore-system")))
+    _monitor_drain(addr, node["ID"], int((got or {}).get("Index") or 0), bool(flags.get("ignore-system")),
+                   before)
     return ""
 
 

@@ -106,3 +106,47 @@ def test_the_drain_monitor_tells_each_allocation_change_while_the_node_query_wai
     assert lines == ['Alloc "a1" marked for migration', 'Alloc "a1" draining',
                      'Alloc "a1" status running -> complete', 'All allocations on node "n1" have stopped',
                      "Drain complete for node n1"], lines
+
+
+def test_node_drain_tells_the_allocations_the_drainer_marked_before_the_monitor_first_looked(
+        monkeypatch, capsys):
+    # This agent's drainer may mark the allocations within milliseconds of the drain being set
+    # (Nomad's batches its marks for a second): the monitor tells them from the node's allocations
+    # as they were before the drain, so the first ones moved still get "marked for migration".
+    from runtime import cli_jobs
+
+    running = {"ID": "a1", "ClientStatus": "running", "DesiredStatus": "run", "DesiredTransition": {},
+               "Job": {"Type": "service"}}
+    marked = {**running, "DesiredTransition": {"Migrate": True}, "DesiredStatus": "stop"}
+    steps = [[running], [marked], [{**marked, "ClientStatus": "complete"}]]
+    state = {"step": 0}
+    lock = threading.Lock()
+
+    def request(addr, method, path, body=None, *, answer_meta=None, index=0, **_):
+        with lock:
+            if method == "PUT":  # the drain, and at once the drainer's mark and the scheduler's stop
+                state["step"] = 1
+                return {"Index": 10}
+            if path == "/v1/nodes":
+                return [{"ID": "n1-full-id", "Name": "c1"}]
+            if path.endswith("/allocations"):
+                if index and index >= 10 + state["step"] and state["step"] < len(steps) - 1:
+                    state["step"] += 1  # the client reports it stopped
+                if answer_meta is not None:
+                    answer_meta["index"] = 10 + state["step"]
+                return copy.deepcopy(steps[state["step"]])
+            done = state["step"] == len(steps) - 1
+        if not done:
+            time.sleep(0.01)  # the node's blocking query waits out its (short) wait
+        with lock:
+            if answer_meta is not None:
+                answer_meta["index"] = 20 if done else 10
+            return {"ID": "n1-full-id", "Status": "ready", "DrainStrategy": None if done else {"Deadline": 0}}
+
+    monkeypatch.setattr(cli_jobs, "request", request)
+    monkeypatch.setattr(cli_jobs, "DRAIN_MONITOR_WAIT", "10ms")
+    monkeypatch.setattr(cli_jobs, "_node_arg", lambda addr, flags, rest, words="": {"ID": "n1-full-id"})
+    cli_jobs.node_drain("http://x", ["-enable", "-yes", "n1-full-id"])
+    lines = [ln.split(": ", 1)[1] for ln in capsys.readouterr().out.splitlines()]
+    assert 'Alloc "a1" marked for migration' in lines, lines
+    assert 'Alloc "a1" status running -> complete' in lines, lines
