@@ -1529,8 +1529,10 @@ def node_drain(req: Request, api: Api, node_id: str) -> Any:
     """``PUT /v1/node/<id>/drain`` (Nomad ``Node.UpdateDrain``; NOMAD.md §5.1)."""
     require(req, "PUT", "POST")
     spec, mark, meta = _drain_spec(req)
+    # keep_meta: what Nomad does with the drain's metadata on an update and a cancel (an older entry,
+    # without it, applies as it did).
     index, r = _write(api, "node_update_drain", node_id=node_id, drain_spec=spec, mark_eligible=mark,
-                      meta=meta, pool_evals=True)
+                      meta=meta, pool_evals=True, keep_meta=True)
     return _node_write_reply(index, r)
 
 

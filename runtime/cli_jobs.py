@@ -1649,15 +1649,18 @@ def node_drain(addr: str, args: list[str]) -> str | tuple[str, int]:
     if flags.get("force") and flags.get("no-deadline"):
         raise _usage_error("-force and -no-deadline are mutually exclusive", "node drain")
     deadline = _drain_deadline_ns(flags) if enable else 0
-    meta = {}
-    for item in flags.get("meta", []):
-        k, eq, v = item.partition("=")
-        if not eq:
-            raise CliError(f'-meta: expected KEY=VALUE, got "{item}"')
-        meta[k] = v
-    if flags.get("m"):
-        meta["message"] = flags["m"]
     node = _node_arg(addr, flags, rest, "node drain")
+    # Nomad's node_drain.go: a cancel sends the drain's metadata back with -m as its cancel_message;
+    # -meta k=v pairs go over it (a bare key is set empty).
+    meta: dict[str, str] = {}
+    if not enable:  # the node's list stub carries its LastDrain
+        meta = dict((node.get("LastDrain") or {}).get("Meta") or {})
+    if flags.get("m"):
+        meta["message" if enable else "cancel_message"] = flags["m"]
+    for item in flags.get("meta", []):
+        if item:
+            k, _, v = item.partition("=")
+            meta[k] = v
     ident = node["ID"] if flags.get("self") else rest[0]
     verb = "enable" if enable else "disable"
     if node["ID"] != ident and not flags.get("yes"):

@@ -150,3 +150,51 @@ def test_node_drain_tells_the_allocations_the_drainer_marked_before_the_monitor_
     lines = [ln.split(": ", 1)[1] for ln in capsys.readouterr().out.splitlines()]
     assert 'Alloc "a1" marked for migration' in lines, lines
     assert 'Alloc "a1" status running -> complete' in lines, lines
+
+
+def test_a_drain_update_keeps_its_metadata_and_a_cancel_records_its_own():
+    # Nomad's updateNodeDrainImpl: LastDrain.Meta is replaced only by an operation that brings some;
+    # the CLI's `-disable -m why` sends the drain's metadata back with cancel_message added.
+    from tests.test_scheduler import Cluster
+
+    c = Cluster()
+    nid = c.node(0)
+    spec = {"Deadline": 3600 * 10**9}
+    assert c.apply("node_update_drain", node_id=nid, drain_spec=spec, meta={"message": "first"},
+                   keep_meta=True)["ok"]
+    c.apply("node_update_drain", node_id=nid, drain_spec={"Deadline": 60 * 10**9}, meta={}, keep_meta=True)
+    assert c.state.tables["nodes"][nid]["LastDrain"]["Meta"] == {"message": "first"}
+    c.apply("node_update_drain", node_id=nid, drain_spec=None,
+            meta={"message": "first", "cancel_message": "oops"}, keep_meta=True)
+    last = c.state.tables["nodes"][nid]["LastDrain"]
+    assert (last["Status"], last["Meta"]) == ("canceled", {"message": "first", "cancel_message": "oops"})
+    # An entry written before (no keep_meta) applies as it did: an update's empty meta replaced it,
+    # a cancel's was not recorded.
+    old = Cluster()
+    nid = old.node(0)
+    old.apply("node_update_drain", node_id=nid, drain_spec=spec, meta={"message": "first"})
+    old.apply("node_update_drain", node_id=nid, drain_spec=spec, meta={})
+    assert old.state.tables["nodes"][nid]["LastDrain"]["Meta"] == {}
+    old.apply("node_update_drain", node_id=nid, drain_spec=None, meta={"cancel_message": "x"})
+    assert old.state.tables["nodes"][nid]["LastDrain"]["Meta"] == {}
+
+
+def test_node_drain_disable_sends_the_drains_metadata_back_with_a_cancel_message(monkeypatch):
+    from runtime import cli_jobs
+
+    sent: list[dict] = []
+
+    def request(addr, method, path, body=None, **_):
+        if method == "PUT":
+            sent.append(body)
+            return {"Index": 3}
+        raise AssertionError(path)
+
+    monkeypatch.setattr(cli_jobs, "request", request)
+    monkeypatch.setattr(cli_jobs, "_node_arg", lambda addr, flags, rest, words="": {
+        "ID": "n1", "LastDrain": {"Status": "draining", "Meta": {"message": "first", "owner": "ops"}}})
+    out = cli_jobs.node_drain("http://x", ["-disable", "-m", "oops", "-meta", "ticket", "-yes", "n1"])
+    assert out == 'Node "n1" drain strategy unset'
+    assert sent[-1]["Meta"] == {"message": "first", "owner": "ops", "cancel_message": "oops", "ticket": ""}
+    cli_jobs.node_drain("http://x", ["-enable", "-detach", "-m", "go", "-meta", "k=v", "-yes", "n1"])
+    assert sent[-1]["Meta"] == {"message": "go", "k": "v"}
