@@ -198,3 +198,13 @@ def test_node_drain_disable_sends_the_drains_metadata_back_with_a_cancel_message
     assert sent[-1]["Meta"] == {"message": "first", "owner": "ops", "cancel_message": "oops", "ticket": ""}
     cli_jobs.node_drain("http://x", ["-enable", "-detach", "-m", "go", "-meta", "k=v", "-yes", "n1"])
     assert sent[-1]["Meta"] == {"message": "go", "k": "v"}
+
+
+def test_node_drain_words_a_failed_node_lookup_as_nomad_does():
+    # command/node_drain.go: the node's lookup fails "Error toggling drain mode: ...", the drain's
+    # update "Error updating drain specification: ...".
+    from runtime.cli import ApiError, error_line
+
+    lookup = ApiError('Get "http://127.0.0.1:1/v1/nodes?prefix=ab": connect: connection refused')
+    line = error_line(("node", "drain"), ["-enable", "ab"], lookup)
+    assert line.startswith("Error toggling drain mode: Get"), line
