@@ -208,3 +208,25 @@ def test_node_drain_words_a_failed_node_lookup_as_nomad_does():
     lookup = ApiError('Get "http://127.0.0.1:1/v1/nodes?prefix=ab": connect: connection refused')
     line = error_line(("node", "drain"), ["-enable", "ab"], lookup)
     assert line.startswith("Error toggling drain mode: Get"), line
+
+
+def test_last_drain_records_the_token_that_changed_the_drain():
+    # Nomad's LastDrain.AccessorID: the request's identity (token:<accessor>); a completion keeps it.
+    from actors.http_jobs import _drain_accessor
+    from tests.test_acl import _api, _guarded_state, _req
+    from tests.test_scheduler import Cluster
+
+    st = _guarded_state()
+    who = _drain_accessor(_req("PUT", "/v1/node/n1/drain", "root-secret"), _api(st))
+    assert who == "token:root"  # the management token's accessor ID (tests.test_acl._token)
+    assert _drain_accessor(_req("PUT", "/v1/node/n1/drain"), _api(st)) == ""  # anonymous
+    assert _drain_accessor(_req("PUT", "/v1/node/n1/drain", "root-secret"), _api(st, False)) == ""
+    c = Cluster()
+    nid = c.node(0)
+    c.apply("node_update_drain", node_id=nid, drain_spec={"Deadline": -1}, meta={}, keep_meta=True,
+            accessor_id=who)
+    c.apply("node_drain_complete", node_id=nid, deadline_reached=True)
+    last = c.state.tables["nodes"][nid]["LastDrain"]
+    assert (last["Status"], last["AccessorID"]) == ("complete", who)
+    c.apply("node_update_drain", node_id=nid, drain_spec={"Deadline": -1}, meta={})  # an older entry
+    assert "AccessorID" not in c.state.tables["nodes"][nid]["LastDrain"]

@@ -231,6 +231,7 @@ def test_drain_on_shutdown_moves_work_before_leaving() -> None:
     assert all(a["NodeID"] != node_id for a in c.allocs("web") if a["DesiredStatus"] == "run")
     assert not c.drivers[client].running()
     assert c.nodes()[node_id]["SchedulingEligibility"] == "ineligible"
+    assert c.nodes()[node_id]["LastDrain"]["AccessorID"] == f"client:{node_id}"  # who asked, as Nomad
 
 
 def test_drain_on_shutdown_stops_waiting_once_the_deadline_has_stopped_the_work() -> None:

@@ -2716,6 +2716,9 @@ class StateStore:
             if cmd.get("mark_eligible"):
                 rec["SchedulingEligibility"] = "eligible"
                 evals = self._node_capacity_evals(index, now, node_id, rec if cmd.get("pool_evals") else None)
+        if cmd.get("accessor_id") and rec.get("LastDrain"):
+            # Nomad's updateNodeDrainImpl: who made the last change (a completion keeps it).
+            rec["LastDrain"] = {**rec["LastDrain"], "AccessorID": str(cmd["accessor_id"])}
         rec["ModifyIndex"] = index
         self.tables["nodes"][node_id] = rec
         self._touch("nodes", index)
