@@ -1334,12 +1334,39 @@ def _public_node(n: dict[str, Any]) -> dict[str, Any]:
     for ev in out["Events"]:  # NodeEvent.Timestamp is a time.Time: RFC 3339, as Go's api package decodes it
         if isinstance(ev, dict) and not isinstance(ev.get("Timestamp"), str):
             ev["Timestamp"] = rfc3339(ev.get("Timestamp"))
+    out["DrainStrategy"] = drain_times(out["DrainStrategy"])
+    out["LastDrain"] = last_drain_out(out["LastDrain"])
     # StatusUpdatedAt is an int64 of Unix seconds in Nomad (timeNow.Unix()); the store keeps the
     # exact time the command carried, for the GC and the checkers, and the API answers whole seconds.
     out["StatusUpdatedAt"] = int(out.get("StatusUpdatedAt") or 0)
     out["ComputedClass"] = computed_class(n)  # Nomad's: what the scheduler groups alike nodes by
     _node_resources_keys(out)
     return out
+
+
+def drain_times(strategy: Any) -> Any:
+    """A node's ``DrainStrategy`` as Nomad's JSON has it: ``ForceDeadline`` and ``StartedAt`` are Go
+    ``time.Time`` values (RFC 3339; the zero time for no deadline or a forced drain), not the store's
+    seconds, which Go's api package could not decode."""
+    from actors.http_jobs import ZERO_TIME, rfc3339
+
+    if not isinstance(strategy, dict):
+        return strategy
+    force = strategy.get("ForceDeadline")
+    # Nomad sets ForceDeadline only for a positive deadline (Node.UpdateDrain).
+    return {**strategy, "ForceDeadline": rfc3339(force) if strategy.get("Deadline", 0) > 0 else ZERO_TIME,
+            "StartedAt": rfc3339(strategy.get("StartedAt"))}
+
+
+def last_drain_out(meta: Any) -> Any:
+    """A node's ``LastDrain`` (Nomad's DrainMetadata): its times in RFC 3339, every key there."""
+    from actors.http_jobs import rfc3339
+
+    if not isinstance(meta, dict):
+        return meta
+    return {"StartedAt": rfc3339(meta.get("StartedAt")), "UpdatedAt": rfc3339(meta.get("UpdatedAt")),
+            "Status": meta.get("Status", ""), "AccessorID": meta.get("AccessorID", ""),
+            "Meta": copy.deepcopy(meta.get("Meta"))}
 
 
 def _node_resources_keys(node: dict[str, Any]) -> None:
@@ -1370,7 +1397,7 @@ def node_stub(n: dict[str, Any], *, resources: bool = False, os_name: bool = Fal
             "Status": n.get("Status", ""), "StatusDescription": n.get("StatusDescription", ""),
             "Drivers": copy.deepcopy(n.get("Drivers") or {}),
             "HostVolumes": copy.deepcopy(n.get("HostVolumes")),
-            "LastDrain": copy.deepcopy(n.get("LastDrain")),
+            "LastDrain": last_drain_out(n.get("LastDrain")),
             "CreateIndex": n.get("CreateIndex", 0), "ModifyIndex": n.get("ModifyIndex", 0)}
     if os_name:
         stub["Attributes"] = {"os.name": attrs["os.name"]} if "os.name" in attrs else {}

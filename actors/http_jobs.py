@@ -1534,12 +1534,26 @@ def _drain_spec(req: Request) -> tuple[dict[str, Any] | None, bool, dict[str, st
     return spec, mark, meta
 
 
+def _drain_accessor(req: Request, api: Api) -> str:
+    """Who changed the drain, as Nomad records it in LastDrain.AccessorID (its AuthenticatedIdentity:
+    ``token:<accessor ID>``); empty with ACLs disabled or for the anonymous token."""
+    if not api.ctx.acl_enabled:
+        return ""
+    from actors.http_acl import resolve
+
+    token = resolve(req, api)[0]
+    accessor = (token or {}).get("AccessorID") or ""
+    return f"token:{accessor}" if accessor else ""
+
+
 def node_drain(req: Request, api: Api, node_id: str) -> Any:
     """``PUT /v1/node/<id>/drain`` (Nomad ``Node.UpdateDrain``; NOMAD.md §5.1)."""
     require(req, "PUT", "POST")
     spec, mark, meta = _drain_spec(req)
+    # keep_meta: what Nomad does with the drain's metadata on an update and a cancel (an older entry,
+    # without it, applies as it did).
     index, r = _write(api, "node_update_drain", node_id=node_id, drain_spec=spec, mark_eligible=mark,
-                      meta=meta, pool_evals=True)
+                      meta=meta, pool_evals=True, keep_meta=True, accessor_id=_drain_accessor(req, api))
     return _node_write_reply(index, r)
 
 

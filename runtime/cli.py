@@ -96,7 +96,7 @@ API_ERROR_CONTEXT: dict[tuple[str, ...], Any] = {
     ("job", "scale"): "Error submitting scaling request",
     ("node", "status"): lambda a: "Error querying node info" if _positional(a)
     else "Error querying node status",
-    ("node", "drain"): "Error updating drain specification",
+    ("node", "drain"): "Error toggling drain mode",  # its node lookup; the update words its own
     ("node", "eligibility"): "Error updating scheduling eligibility",
     ("alloc", "status"): "Error querying allocation",
     ("alloc", "logs"): "Error querying allocation",

@@ -22,6 +22,7 @@ import os
 import random
 import re
 import sys
+import threading
 import time
 import urllib.error
 import urllib.parse
@@ -402,6 +403,17 @@ def _parse_time(t: Any) -> float:
         return dt.datetime.fromisoformat(t.replace("Z", "+00:00")).timestamp()
     except ValueError:
         return 0.0
+
+
+def _format_drain(drain: Any) -> str:
+    """Nomad's node status ``formatDrain``: ``true; <force deadline> deadline`` (or ``force drain``,
+    ``no deadline``), ``; ignoring system jobs`` after, or ``false``."""
+    if not isinstance(drain, dict):
+        return "false"
+    force = _parse_time(drain.get("ForceDeadline"))
+    text = "true; force drain" if drain.get("Deadline", 0) < 0 else "true; no deadline" if not force \
+        else f"true; {fmt_time(force)} deadline"
+    return text + ("; ignoring system jobs" if drain.get("IgnoreSystemJobs") else "")
 
 
 def _from_now(secs: float) -> str:
@@ -1372,12 +1384,8 @@ def node_status(addr: str, args: list[str]) -> str:
     pairs = [("ID", node["ID"]), ("Name", node.get("Name", "")),
              ("Node Pool", node.get("NodePool", "default")),
              ("Class", node.get("NodeClass") or "<none>"), ("DC", node.get("Datacenter", "")),
-             ("Drain", str(bool(drain)).lower()), ("Eligibility", node.get("SchedulingEligibility", "")),
+             ("Drain", _format_drain(drain)), ("Eligibility", node.get("SchedulingEligibility", "")),
              ("Status", node.get("Status", ""))]
-    if drain:
-        deadline = drain.get("Deadline", 0)
-        pairs.append(("Drain Deadline", "force" if deadline < 0 else "no deadline" if deadline == 0
-                      else fmt_time(drain.get("ForceDeadline"))))
     host = None if flags.get("short") else cli_usage.host_stats(addr, node)
     if host is not None:
         pairs.append(("Uptime", cli_usage.go_duration(int(host.get("Uptime") or 0))))
@@ -1506,75 +1514,103 @@ def _drain_deadline_ns(flags: dict[str, Any]) -> int:
     return ns
 
 
-# How long one blocking query of the drain monitor waits for a change: it watches the node and its
-# allocations in turn, so this bounds how late it reports either.
+# How long one blocking query of the drain monitor waits for a change before it asks again (each
+# answers as soon as its node or allocations change; the wait only bounds an idle query).
 DRAIN_MONITOR_WAIT = "1s"
+_drain_print = threading.Lock()
 
 
 def _drain_line(text: str, stream: Any = None) -> None:
     """One line of Nomad's drain monitor: the time, then the message, printed as it happens."""
-    print(f"{fmt_time(time.time())}: {text}", file=stream or sys.stdout, flush=True)
+    with _drain_print:  # the node's and the allocations' watchers print side by side
+        print(f"{fmt_time(time.time())}: {text}", file=stream or sys.stdout, flush=True)
 
 
-def _monitor_drain(addr: str, node_id: str, index: int, ignore_system: bool) -> None:
+def _monitor_drain(addr: str, node_id: str, index: int, ignore_system: bool,
+                   before: list[dict[str, Any]] | None = None) -> None:
     """Nomad's Nodes.MonitorDrain: the node's drain (ends when its strategy is gone) and its allocations
-    (ends when none is pending or running), each change on a line, until both are done."""
-    node_done, allocs_done = False, False
-    node_index, alloc_index, last_strategy = index, 0, None
-    seen: dict[str, dict[str, Any]] = {}
-    while not (node_done and allocs_done):
-        if not node_done:
-            meta: dict[str, int] = {}
-            try:
-                node = request(addr, "GET", f"/v1/node/{node_id}", answer_meta=meta, stale="",
-                               index=node_index, wait=DRAIN_MONITOR_WAIT)
-            except CliError as e:
-                _drain_line(f"Error monitoring node: {e}", sys.stderr)
-                return
-            node_index = meta.get("index", node_index)
-            strategy = node.get("DrainStrategy")
-            if strategy is None:
-                _drain_line(f"Drain complete for node {node_id}")
-                node_done = True
-            else:
-                if node.get("Status") == "down":
-                    _drain_line(f'Node "{node_id}" down', sys.stderr)
-                if last_strategy is not None and strategy != last_strategy:
-                    _drain_line(f'Node "{node_id}" drain updated: {strategy}')
-                last_strategy = strategy
-        if not allocs_done:
-            meta = {}
-            try:
-                allocs = request(addr, "GET", f"/v1/node/{node_id}/allocations", answer_meta=meta, stale="",
-                                 index=alloc_index, wait=DRAIN_MONITOR_WAIT) or []
-            except CliError as e:
-                _drain_line(f"Error monitoring allocations: {e}", sys.stderr)
-                return
-            alloc_index = meta.get("index", alloc_index)
-            running = 0
-            for a in allocs:
-                orig = seen.get(a["ID"])
-                seen[a["ID"]] = a
-                migrating = bool((a.get("DesiredTransition") or {}).get("Migrate"))
-                msg = ""
-                if orig is None:
-                    pass  # the first answer's allocations: nothing to say yet
-                elif orig.get("ClientStatus") != a.get("ClientStatus"):
-                    msg = f"status {orig.get('ClientStatus')} -> {a.get('ClientStatus')}"
-                elif migrating and not (orig.get("DesiredTransition") or {}).get("Migrate"):
-                    msg = "marked for migration"
-                elif migrating and orig.get("DesiredStatus") != a.get("DesiredStatus") \
-                        and a.get("DesiredStatus") == "stop":
-                    msg = "draining"
-                if msg:
-                    _drain_line(f'Alloc "{a["ID"]}" {msg}')
-                job_type = (a.get("Job") or {}).get("Type")
-                if job_type is None or (ignore_system and job_type == "system"):
-                    continue
-                running += a.get("ClientStatus") in ("pending", "running")
-            if running == 0:
-                _drain_line(f'All allocations on node "{node_id}" have stopped')
-                allocs_done = True
+    (ends when none is pending or running), each watched at once by a blocking query of its own, so
+    that every change is told as it comes, until both are done (an error ends the monitor).
+
+    *before* is the node's allocations as they were before the drain was set: the changes since are
+    told from there.  (Nomad's drainer batches its marks for a second, so its monitor's first look
+    comes before them; this agent's drainer may mark them at once.)"""
+    failed = threading.Event()
+    jobs = ((_watch_drain_node, index), (_watch_drain_allocs, (ignore_system, before)))
+    watchers = [threading.Thread(target=watch, args=(addr, node_id, arg, failed), daemon=True)
+                for watch, arg in jobs]
+    for w in watchers:
+        w.start()
+    while any(w.is_alive() for w in watchers) and not failed.is_set():
+        for w in watchers:
+            w.join(0.2)  # in short steps: Ctrl-C stops the monitor at once
+
+
+def _watch_drain_node(addr: str, node_id: str, index: int, failed: threading.Event) -> None:
+    """Nomad's monitorDrainNode."""
+    node_index, last_strategy = index, None
+    while not failed.is_set():
+        meta: dict[str, int] = {}
+        try:
+            node = request(addr, "GET", f"/v1/node/{node_id}", answer_meta=meta, stale="",
+                           index=node_index, wait=DRAIN_MONITOR_WAIT)
+        except CliError as e:
+            _drain_line(f"Error monitoring node: {e}", sys.stderr)
+            failed.set()
+            return
+        node_index = meta.get("index", node_index)
+        strategy = node.get("DrainStrategy")
+        if strategy is None:
+            _drain_line(f"Drain complete for node {node_id}")
+            return
+        if node.get("Status") == "down":
+            _drain_line(f'Node "{node_id}" down', sys.stderr)
+        if last_strategy is not None and strategy != last_strategy:
+            _drain_line(f'Node "{node_id}" drain updated: {strategy}')
+        last_strategy = strategy
+
+
+def _watch_drain_allocs(addr: str, node_id: str, options: tuple[bool, list[dict[str, Any]] | None],
+                        failed: threading.Event) -> None:
+    """Nomad's monitorDrainAllocs: from the node's allocations as they were before the drain (when
+    known), else as they are when it starts."""
+    ignore_system, before = options
+    alloc_index = 0
+    seen: dict[str, dict[str, Any]] = {a["ID"]: a for a in before or () if isinstance(a, dict) and "ID" in a}
+    while not failed.is_set():
+        meta: dict[str, int] = {}
+        try:
+            allocs = request(addr, "GET", f"/v1/node/{node_id}/allocations", answer_meta=meta, stale="",
+                             index=alloc_index, wait=DRAIN_MONITOR_WAIT) or []
+        except CliError as e:
+            _drain_line(f"Error monitoring allocations: {e}", sys.stderr)
+            failed.set()
+            return
+        alloc_index = meta.get("index", alloc_index)
+        running = 0
+        for a in allocs:
+            orig = seen.get(a["ID"])
+            seen[a["ID"]] = a
+            migrating = bool((a.get("DesiredTransition") or {}).get("Migrate"))
+            msg = ""
+            if orig is None:
+                pass  # the first answer's allocations: nothing to say yet
+            elif orig.get("ClientStatus") != a.get("ClientStatus"):
+                msg = f"status {orig.get('ClientStatus')} -> {a.get('ClientStatus')}"
+            elif migrating and not (orig.get("DesiredTransition") or {}).get("Migrate"):
+                msg = "marked for migration"
+            elif migrating and orig.get("DesiredStatus") != a.get("DesiredStatus") \
+                    and a.get("DesiredStatus") == "stop":
+                msg = "draining"
+            if msg:
+                _drain_line(f'Alloc "{a["ID"]}" {msg}')
+            job_type = (a.get("Job") or {}).get("Type")
+            if job_type is None or (ignore_system and job_type == "system"):
+                continue
+            running += a.get("ClientStatus") in ("pending", "running")
+        if running == 0:
+            _drain_line(f'All allocations on node "{node_id}" have stopped')
+            return
 
 
 def node_drain(addr: str, args: list[str]) -> str | tuple[str, int]:
@@ -1607,15 +1643,18 @@ def node_drain(addr: str, args: list[str]) -> str | tuple[str, int]:
     if flags.get("force") and flags.get("no-deadline"):
         raise _usage_error("-force and -no-deadline are mutually exclusive", "node drain")
     deadline = _drain_deadline_ns(flags) if enable else 0
-    meta = {}
-    for item in flags.get("meta", []):
-        k, eq, v = item.partition("=")
-        if not eq:
-            raise CliError(f'-meta: expected KEY=VALUE, got "{item}"')
-        meta[k] = v
-    if flags.get("m"):
-        meta["message"] = flags["m"]
     node = _node_arg(addr, flags, rest, "node drain")
+    # Nomad's node_drain.go: a cancel sends the drain's metadata back with -m as its cancel_message;
+    # -meta k=v pairs go over it (a bare key is set empty).
+    meta: dict[str, str] = {}
+    if not enable:  # the node's list stub carries its LastDrain
+        meta = dict((node.get("LastDrain") or {}).get("Meta") or {})
+    if flags.get("m"):
+        meta["message" if enable else "cancel_message"] = flags["m"]
+    for item in flags.get("meta", []):
+        if item:
+            k, _, v = item.partition("=")
+            meta[k] = v
     ident = node["ID"] if flags.get("self") else rest[0]
     verb = "enable" if enable else "disable"
     if node["ID"] != ident and not flags.get("yes"):
@@ -1624,6 +1663,12 @@ def node_drain(addr: str, args: list[str]) -> str | tuple[str, int]:
         if refused is not None:
             return refused
     spec = {"Deadline": deadline, "IgnoreSystemJobs": bool(flags.get("ignore-system"))} if enable else None
+    before = None
+    if enable and not flags.get("detach"):  # what the monitor tells the drain's changes from
+        try:
+            before = request(addr, "GET", f"/v1/node/{node['ID']}/allocations") or []
+        except CliError:
+            before = None  # the monitor starts from what it first sees, as Nomad's
     try:
         got = request(addr, "PUT", f"/v1/node/{node['ID']}/drain",
                       {"NodeID": node["ID"], "DrainSpec": spec,
@@ -1635,7 +1680,8 @@ def node_drain(addr: str, args: list[str]) -> str | tuple[str, int]:
     # Nomad monitors the drain it set until the node is drained (-detach returns at once).
     _drain_line("Ctrl-C to stop monitoring: will not cancel the node drain")
     _drain_line(f'Node "{node["ID"]}" drain strategy set')
-    _monitor_drain(addr, node["ID"], int((got or {}).get("Index") or 0), bool(flags.get("ignore-system")))
+    _monitor_drain(addr, node["ID"], int((got or {}).get("Index") or 0), bool(flags.get("ignore-system")),
+                   before)
     return ""
 
 

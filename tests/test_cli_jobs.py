@@ -275,7 +275,10 @@ def test_node_status_drain_and_eligibility(dev):  # noqa: F811
     if got.get("DrainStrategy"):
         assert got["DrainStrategy"]["Deadline"] == 600 * 10**9 and got["DrainStrategy"]["IgnoreSystemJobs"]
         shown = nomad(dev, "node", "status", node)
-        assert re.search(r"^Drain\s+= (true|false)$", shown.stdout, re.M) and "Allocations" in shown.stdout
+        # Nomad's formatDrain: the deadline and the system-job choice on the Drain line (or, had the
+        # drain completed meanwhile, false).
+        drain_line = r"^Drain\s+= (true; \S+Z deadline; ignoring system jobs|false)$"
+        assert re.search(drain_line, shown.stdout, re.M) and "Allocations" in shown.stdout, shown.stdout
     else:
         assert got["LastDrain"]["Status"] == "complete", got.get("LastDrain")
 

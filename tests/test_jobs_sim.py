@@ -231,6 +231,7 @@ def test_drain_on_shutdown_moves_work_before_leaving() -> None:
     assert all(a["NodeID"] != node_id for a in c.allocs("web") if a["DesiredStatus"] == "run")
     assert not c.drivers[client].running()
     assert c.nodes()[node_id]["SchedulingEligibility"] == "ineligible"
+    assert c.nodes()[node_id]["LastDrain"]["AccessorID"] == f"client:{node_id}"  # who asked, as Nomad
 
 
 def test_drain_on_shutdown_stops_waiting_once_the_deadline_has_stopped_the_work() -> None:
@@ -258,6 +259,30 @@ def test_drain_on_shutdown_stops_waiting_once_the_deadline_has_stopped_the_work(
     assert sync_actor._leave is None
     assert c.sched.now - start < 5.0 + 3.0
     assert c.drivers[client].running()  # still being killed: the leave did not wait for it
+
+
+def test_drain_on_shutdown_is_not_held_up_by_a_batch_allocation_that_finished_here() -> None:
+    """A batch allocation that ran to completion stays desired ``run``, and the copy the servers sent
+    the client still says ``pending`` (a report does not send it back): the leave went by that copy,
+    so a client that had finished a batch job waited out its whole drain deadline (and the agent its
+    graceful timeout) although the drain was done in seconds."""
+    sync = AllocSyncConfig(wait_s=60.0, drain_deadline_s=120.0)
+    c = boot(seed=6, n_clients=2, sync=sync)
+    c.register(sim_job("once", count=1, job_type="batch", run_for_s=5.0))
+    c.run(30.0)
+    [done] = c.allocs("once")
+    assert (done["ClientStatus"], done["DesiredStatus"]) == ("complete", "run")
+    client = c.client_of(done["NodeID"])
+    assert client is not None
+    actor = c.sched.nodes[client].actors[SYNC]
+    sync_actor = actor._actor_weakref()
+    start = c.sched.now
+    actor.tell(Leave(reply_to="collector", corr=1))
+    c.run(0.1)
+    assert sync_actor._leave is not None
+    while c.sched.now < start + 150 and sync_actor._leave is not None:
+        c.run(0.5)
+    assert sync_actor._leave is None and c.sched.now - start < 15.0, c.sched.now - start
 
 
 def test_batch_job_runs_to_completion_once() -> None:

@@ -479,12 +479,15 @@ class AllocSync(NodeActor):
         return [a for a in self.allocs.values() if not (
             self.cfg.drain_ignore_system and (a.get("Job") or {}).get("Type") == "system")]
 
+    def _status(self, a: dict[str, Any]) -> Any:
+        """An allocation's client status: this client's own word when it has one.  The servers' copy
+        holds the status it had when it was last sent here, and reports do not send it again (a
+        batch allocation that finished stays ``pending`` there, desired ``run``)."""
+        return self.local.get(a["ID"], a.get("ClientStatus"))
+
     def _drained(self) -> bool:
-        for a in self._drain_allocs():
-            if a.get("DesiredStatus") == "run" and a.get("ClientStatus") not in TERMINAL:
-                return False
-            if self.local.get(a["ID"], a.get("ClientStatus")) not in TERMINAL:
-                return False
+        if any(self._status(a) not in TERMINAL for a in self._drain_allocs()):
+            return False
         return not self._pending and not self._writing
 
     def _deadline_forced(self) -> bool:
@@ -493,7 +496,7 @@ class AllocSync(NodeActor):
         tasks to exit (a slow kill_timeout), which would run into the agent's graceful timeout."""
         if not self._drain_deadline_at or self.env.now() < self._drain_deadline_at:
             return False
-        return all(a.get("DesiredStatus") != "run" or a.get("ClientStatus") in TERMINAL
+        return all(a.get("DesiredStatus") != "run" or self._status(a) in TERMINAL
                    for a in self._drain_allocs())
 
     def _leave_step(self) -> None:

@@ -333,6 +333,8 @@ class AllocEndpoint(NodeActor):
             self._propose(message, command("node_update_drain", node_id=message.node_id, drain_spec=spec,
                                            mark_eligible=message.mark_eligible,
                                            meta={"message": "shutting down"} if message.enable else {},
+                                           # Nomad's LastDrain.AccessorID: the client's identity
+                                           accessor_id=f"client:{message.node_id}",
                                            now=self._wall(), pool_evals=True))
         elif isinstance(message, RaftReply):
             self._raft_reply(message)

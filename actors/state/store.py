@@ -2725,8 +2725,12 @@ class StateStore:
                                     "ForceDeadline": force_deadline,
                                     "StartedAt": old["StartedAt"] if old else now}
             rec["SchedulingEligibility"] = "ineligible"
+            meta = dict(cmd.get("meta") or {})
+            if old and cmd.get("keep_meta") and rec.get("LastDrain"):
+                # Nomad's updateNodeDrainImpl: an update keeps the drain's metadata unless it brings some.
+                meta = meta or dict(rec["LastDrain"].get("Meta") or {})
             rec["LastDrain"] = {"Status": "draining", "StartedAt": rec["DrainStrategy"]["StartedAt"],
-                                "UpdatedAt": now, "Meta": dict(cmd.get("meta") or {})}
+                                "UpdatedAt": now, "Meta": meta}
             self._add_node_event(rec, "Node drain strategy updated" if old else "Node drain strategy set",
                                  now, index)
         else:
@@ -2736,9 +2740,15 @@ class StateStore:
                 self._add_node_event(rec, "Node drain disabled", now, index)
                 if rec.get("LastDrain"):
                     rec["LastDrain"] = {**rec["LastDrain"], "Status": "canceled", "UpdatedAt": now}
+                    if cmd.get("keep_meta") and cmd.get("meta"):
+                        # Nomad records a cancel's metadata (the CLI's -m is its cancel_message).
+                        rec["LastDrain"]["Meta"] = dict(cmd["meta"])
             if cmd.get("mark_eligible"):
                 rec["SchedulingEligibility"] = "eligible"
                 evals = self._node_capacity_evals(index, now, node_id, rec if cmd.get("pool_evals") else None)
+        if cmd.get("accessor_id") and rec.get("LastDrain"):
+            # Nomad's updateNodeDrainImpl: who made the last change (a completion keeps it).
+            rec["LastDrain"] = {**rec["LastDrain"], "AccessorID": str(cmd["accessor_id"])}
         rec["ModifyIndex"] = index
         self.tables["nodes"][node_id] = rec
         self._touch("nodes", index)
