@@ -127,6 +127,8 @@ MAX_ROLE_DESCRIPTION_LENGTH = 256
 ANONYMOUS_TOKEN = {"AccessorID": "anonymous", "Name": "Anonymous Token", "Type": "client",
                    "Policies": [ANONYMOUS_POLICY], "Global": False}
 
+GO_ZERO_TIME = "0001-01-01T00:00:00Z"  # a time.Time never set, as Go's JSON writes it
+
 _compiled: collections.OrderedDict[tuple[tuple[str, int], ...], ACL] = collections.OrderedDict()
 
 
@@ -200,7 +202,8 @@ def _compile(policies: dict[str, tuple[int, str]]) -> ACL:
 
 
 def resolve(req: Request, api: Api) -> tuple[dict[str, Any] | None, ACL]:
-    """(the token or None for anonymous, its ACL); 403 ``ACL token not found`` for an unknown secret."""
+    """(the token or None for anonymous, its ACL); an unknown or expired secret is refused as Nomad
+    refuses it for this request (:func:`_refused`)."""
     secret = request_secret(req)
     if looks_like_jwt(secret):  # a task's workload identity JWT
         return _resolve_workload(req, api, secret)
@@ -208,15 +211,35 @@ def resolve(req: Request, api: Api) -> tuple[dict[str, Any] | None, ACL]:
         status, token, policies = _remote_lookup(api, secret)
     else:
         status, token, policies = _local_read(api, _token_query(secret, wall_time()))
-    if status == "missing":
-        raise CodedError(403, TOKEN_NOT_FOUND)
-    if status == "expired":
-        raise CodedError(500, TOKEN_EXPIRED)
+    if status in ("missing", "expired"):
+        raise _refused(req, api, status)
     if status != "ok":
         raise CodedError(500, str(token))
     if token is not None and token.get("Type") == "management":
         return token, MANAGEMENT_ACL
     return token, _compile(policies)
+
+
+# Where Nomad says more than "Permission denied" about a secret it cannot use.  Its servers
+# authenticate every RPC first (nomad/auth Authenticator.Authenticate) and the handlers answer any
+# failure, an unknown secret or an expired token, with ErrPermissionDenied (403); only ACL.WhoAmI and
+# ACL.GetToken (GET /v1/acl/token/self and /v1/acl/token/<accessor>) and the agent's own endpoints
+# (HTTPServer.ResolveToken) hand an expiry on, which the HTTP layer answers 500 "ACL token expired".
+# A client-only agent resolves its agent and client endpoints' tokens itself (Client.ResolveToken:
+# 403 "ACL token not found" for an unknown secret).
+_AGENT_PATHS = ("/v1/agent/", "/v1/client/")
+
+
+def _refused(req: Request, api: Api, status: str) -> CodedError:
+    """The refusal of a secret that is unknown (*status* "missing") or expired, as Nomad words it for
+    this request."""
+    agent_path = req.path.startswith(_AGENT_PATHS)
+    if status == "expired":
+        reads_token = req.method in ("GET", "HEAD") and req.path.startswith("/v1/acl/token/")
+        return CodedError(500, TOKEN_EXPIRED) if reads_token or agent_path else \
+            CodedError(403, PERMISSION_DENIED)
+    client_only = api.env.lookup("raft") is None
+    return CodedError(403, TOKEN_NOT_FOUND if client_only and agent_path else PERMISSION_DENIED)
 
 
 def _resolve_workload(req: Request, api: Api, token: str) -> tuple[dict[str, Any], ACL]:
@@ -286,8 +309,11 @@ def _remote_lookup(api: Api, secret: str) -> tuple[str, Any, dict[str, tuple[int
         resp = _ask_server(api, "/v1/acl/token/self", secret)
         if resp.status == 200:
             return json.loads(resp.body)
-        if resp.status in (403, 404) and resp.body.decode(errors="replace") == TOKEN_NOT_FOUND:
+        text = resp.body.decode(errors="replace")
+        if resp.status in (403, 404) and text in (TOKEN_NOT_FOUND, PERMISSION_DENIED):
             return None  # unknown secret, or (404) no secret at all: the anonymous token
+        if resp.status == 200 and json.loads(resp.body).get("AccessorID") == ANONYMOUS_TOKEN["AccessorID"]:
+            return None  # no secret: the anonymous token, as a server describes it
         raise CodedError(resp.status, resp.body.decode(errors="replace"))
 
     token = _cached(_remote_tokens, secret, api.ctx.acl_token_ttl_s, fetch_token)
@@ -716,8 +742,8 @@ def acl_token(req: Request, api: Api) -> Any:
     if accessor == "self":
         require(req, "GET")
         token, _ = resolve(req, api)
-        if token is None:
-            raise CodedError(404, TOKEN_NOT_FOUND)
+        if token is None:  # Nomad's ACL.WhoAmI names the AnonymousACLToken a request without a secret has
+            return {**token_out(ANONYMOUS_TOKEN), "Hash": None, "CreateTime": GO_ZERO_TIME}
         return token_out(token)
     if not accessor:
         raise CodedError(400, "Missing token accessor")

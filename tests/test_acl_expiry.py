@@ -222,16 +222,20 @@ def test_an_expired_token_is_refused_on_every_request_until_it_is_collected(st, 
     assert call(st, "GET", "/v1/acl/token/self", secret)[0] == 200
     assert guard(st, "GET", "/v1/nodes", secret) == (200, "")
     clock.now = T0 + 61
-    for method, path in (("GET", "/v1/acl/token/self"), ("GET", "/v1/acl/policies")):
-        assert call(st, method, path, secret) == (500, "ACL token expired"), path
+    # Nomad's RPC handlers answer an expired token "Permission denied" (403); only ACL.WhoAmI and
+    # ACL.GetToken, and the agent's own endpoints, hand the expiry on (500).
+    assert call(st, "GET", "/v1/acl/token/self", secret) == (500, "ACL token expired")
+    assert call(st, "GET", f"/v1/acl/token/{token['AccessorID']}", secret) == (500, "ACL token expired")
+    assert call(st, "GET", "/v1/acl/policies", secret) == (403, "Permission denied")
     for method, path in (("GET", "/v1/nodes"), ("GET", "/v1/jobs"), ("PUT", "/v1/jobs")):
-        assert guard(st, method, path, secret) == (500, "ACL token expired"), path
+        assert guard(st, method, path, secret) == (403, "Permission denied"), path
+    assert guard(st, "GET", "/v1/agent/self", secret) == (500, "ACL token expired")
     # The management token can still read it (and see it has expired), and delete it.
     code, read = call(st, "GET", f"/v1/acl/token/{token['AccessorID']}", "root-secret")
     assert code == 200 and read["ExpirationTime"] == "2027-01-15T08:01:00.000000Z"
     st.apply(st.applied_index + 1, command("acl_token_gc", accessor_ids=[token["AccessorID"]],
                                            now=clock.now, cutoff=clock.now))
-    assert call(st, "GET", "/v1/acl/token/self", secret) == (403, "ACL token not found")
+    assert call(st, "GET", "/v1/acl/token/self", secret) == (403, "Permission denied")
 
 
 def test_an_expiring_token_round_trips_through_an_update(st, clock):
@@ -404,3 +408,15 @@ def test_cli_token_create_and_list_take_json_and_a_template_as_nomads(monkeypatc
     assert capsys.readouterr().out == "acc\n"
     assert main(["-address=http://x", "acl", "token", "list", "extra"]) == 1
     assert capsys.readouterr().err.startswith("This command takes no arguments")
+
+
+def test_token_self_without_a_secret_names_the_anonymous_token(st, clock):
+    """Nomad's ACL.WhoAmI: a request without a secret is the AnonymousACLToken (200), not a 404."""
+    code, anonymous = call(st, "GET", "/v1/acl/token/self")
+    assert code == 200, anonymous
+    assert {k: anonymous[k] for k in ("AccessorID", "SecretID", "Name", "Type", "Policies", "Global",
+                                      "CreateTime", "ExpirationTime")} == {
+        "AccessorID": "anonymous", "SecretID": "", "Name": "Anonymous Token", "Type": "client",
+        "Policies": ["anonymous"], "Global": False, "CreateTime": "0001-01-01T00:00:00Z",
+        "ExpirationTime": None}
+    assert call(st, "GET", "/v1/acl/token/self", "no-such-secret") == (403, "Permission denied")
