@@ -81,11 +81,13 @@ from actors.http_api import (
     _stale_read,
     decode_json,
     propose,
+    query_flag,
     read_body,
     require,
     route,
     state_query,
 )
+from actors.http_filter import apply_list_options
 from actors.state.acl_ops import (
     JOB_ACL_FIELDS,
     bootstrap_refusal,
@@ -723,9 +725,16 @@ def acl_tokens(req: Request, api: Api) -> Any:
     _enabled(api)
     _management(req, api)
     prefix = (req.query.get("prefix") or [""])[0]
-    return state_query(req, api, ("acl_tokens", "acl_roles"), lambda st: [  # roles: their names show
+    # Nomad's ListTokens: in creation order (its "create" index) without a prefix, in accessor order
+    # with one, each with its paginator's tokens; ?filter=, ?per_page=, ?next_token= (and ?reverse=
+    # without a prefix).
+    answer = state_query(req, api, ("acl_tokens", "acl_roles"), lambda st: [  # roles: their names show
         token_stub(token_view(st, t)) for a, t in sorted(st.tables["acl_tokens"].items())
         if a.startswith(prefix)])
+    if not prefix:
+        answer = Answer(sorted(answer.value, key=lambda t: (t["CreateIndex"], t["AccessorID"]),
+                               reverse=query_flag(req, "reverse")), answer.headers)
+    return apply_list_options(req, answer, id_key="AccessorID", created=not prefix)
 
 
 @route("/v1/acl/token")

@@ -420,3 +420,33 @@ def test_token_self_without_a_secret_names_the_anonymous_token(st, clock):
         "Policies": ["anonymous"], "Global": False, "CreateTime": "0001-01-01T00:00:00Z",
         "ExpirationTime": None}
     assert call(st, "GET", "/v1/acl/token/self", "no-such-secret") == (403, "Permission denied")
+
+
+def _list(st: StateStore, **query: str) -> tuple[int, Any, dict[str, str]]:
+    req = Request(method="GET", path="/v1/acl/tokens", query={k: [v] for k, v in query.items()},
+                  url="/v1/acl/tokens", environ={"HTTP_X_NOMAD_TOKEN": "root-secret"})
+    try:
+        out = find_route("/v1/acl/tokens")(req, _api(st))
+    except CodedError as e:
+        return e.code, str(e), {}
+    return 200, [t["AccessorID"] for t in out.value], dict(out.headers)
+
+
+def test_the_token_list_is_in_creation_order_filtered_and_paged_as_nomads(st, clock):
+    """Nomad's ACL.ListTokens: creation order without a prefix (CreateIndexAndIDTokenizer), accessor
+    order with one, and the list options every paginated list takes."""
+    for i, accessor in enumerate(("c-second", "a-third", "b-fourth")):
+        st.apply(10 + i, command("acl_token_upsert", tokens=[
+            {**_token(accessor, kind="client"), "Policies": ["node-read"]}]))
+    assert _list(st)[:2] == (200, ["root", "c-second", "a-third", "b-fourth"])
+    assert _list(st, reverse="true")[1] == ["b-fourth", "a-third", "c-second", "root"]
+    assert _list(st, prefix="")[1][0] == "root"
+    code, page, headers = _list(st, per_page="2")
+    assert (code, page, headers.get("X-Nomad-NextToken")) == (200, ["root", "c-second"], "11.a-third")
+    assert _list(st, per_page="2", next_token="11.a-third")[1] == ["a-third", "b-fourth"]
+    assert _list(st, filter='Type == "client" and Name != "a-third"')[1] == ["c-second", "b-fourth"]
+    code, error, _ = _list(st, filter="Type ==")
+    assert code == 400 and error.startswith("failed to read filter expression")
+    st.apply(20, command("acl_token_upsert", tokens=[
+        {**_token("a-fifth", kind="client"), "Policies": ["node-read"]}]))
+    assert _list(st, prefix="a-")[1] == ["a-fifth", "a-third"]  # by accessor, with a prefix
