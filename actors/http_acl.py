@@ -888,7 +888,9 @@ def _token_write(req: Request, api: Api, accessor: str) -> Any:
         _invalid(problems)
         if expiration is not None:
             token["ExpirationTime"] = expiration
-    index = _write(api, "acl_token_upsert", tokens=[token])
+    # Nomad's ACL.UpsertTokens checks the roles a token links, never its policies: one not written yet
+    # (or deleted since) grants nothing.
+    index = _write(api, "acl_token_upsert", tokens=[token], allow_missing_policies=True)
     stored = _read_token(api, token["AccessorID"])
     if stored is None:  # deleted between the write and the read
         raise CodedError(404, TOKEN_NOT_FOUND)

@@ -245,6 +245,7 @@ def test_deleting_the_bootstrap_token_does_not_allow_a_second_bootstrap():
 
 
 def test_a_token_naming_a_missing_policy_is_refused_and_changes_nothing():
+    """A log entry written without allow_missing_policies (as every one was before it) still is."""
     st = StateStore()
     r = st.apply(1, command("acl_token_upsert", tokens=[_token("a", "s", policies=("ghost",))]))
     assert r == {"ok": False, "error": "cannot find policy ghost", "code": 400}

@@ -450,3 +450,20 @@ def test_the_token_list_is_in_creation_order_filtered_and_paged_as_nomads(st, cl
     st.apply(20, command("acl_token_upsert", tokens=[
         {**_token("a-fifth", kind="client"), "Policies": ["node-read"]}]))
     assert _list(st, prefix="a-")[1] == ["a-fifth", "a-third"]  # by accessor, with a prefix
+
+
+def test_a_token_may_name_a_policy_written_later_as_nomads(st, clock):
+    """Nomad's ACL.UpsertTokens checks the roles a token links but never its policies: the token is made,
+    the missing policy grants nothing, and once it is written the token has what it grants."""
+    code, token = call(st, "POST", "/v1/acl/token", "root-secret",
+                       {"Name": "early", "Type": "client", "Policies": ["later"]})
+    assert code == 200, token
+    assert token["Policies"] == ["later"]
+    assert guard(st, "GET", "/v1/nodes", token["SecretID"]) == (403, "Permission denied")
+    st.apply(st.applied_index + 1, command("acl_policy_upsert",
+                                           policies=[{"Name": "later", "Rules": 'node { policy = "read" }'}]))
+    assert guard(st, "GET", "/v1/nodes", token["SecretID"]) == (200, "")
+    # A role still must name policies that exist (Nomad's UpsertRoles), and a token roles that exist.
+    refused = call(st, "POST", "/v1/acl/token", "root-secret",
+                   {"Name": "r", "Type": "client", "Roles": [{"Name": "ghost"}]})
+    assert refused == (400, "cannot find role ghost")

@@ -243,6 +243,10 @@ def acl_token_upsert(store: StateStore, index: int, cmd: dict[str, Any]) -> Any:
     ``replicated`` (global tokens copied from the authoritative region, actors.server.replication):
     policies and roles are not required to exist here yet, as Nomad's state store does not check
     them; readers leave out what is missing (token_policy_names, token_view).
+
+    ``allow_missing_policies``: a token may name policies that do not exist (yet), as Nomad's
+    ACL.UpsertTokens lets it (a missing policy grants nothing).  Entries written before the flag
+    existed lack it and keep applying as they did: such a token was refused.
     """
     tokens, policies = store.tables["acl_tokens"], store.tables["acl_policies"]
     replicated = bool(cmd.get("replicated"))
@@ -265,7 +269,7 @@ def acl_token_upsert(store: StateStore, index: int, cmd: dict[str, Any]) -> Any:
         if old is None and token_by_secret(store, t["SecretID"]) is not None:
             return _refuse("token secret is already in use", 400)
         missing = [p for p in t["Policies"] if p not in policies]
-        if missing and not replicated:
+        if missing and not replicated and not cmd.get("allow_missing_policies"):
             return _refuse(f"cannot find policy {missing[0]}", 400)
         links: list[dict[str, str]] = []
         for link in t["Roles"]:  # by ID, else by name; stored by ID only, deduplicated (Nomad upsertTokens)
