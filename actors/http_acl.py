@@ -363,7 +363,10 @@ def _remote_lookup(api: Api, secret: str) -> tuple[str, Any, dict[str, tuple[int
 # Lists whose ?namespace=* Nomad answers with what is in the namespaces the token may list, by the
 # capability each checks (Job.List: list-jobs; Alloc.List, Eval.List, Deployment.List: read-job).
 _ALL_NAMESPACE_LISTS = {"/v1/jobs": "list-jobs", "/v1/allocations": "read-job", "/v1/evaluations": "read-job",
-                        "/v1/deployments": "read-job", "/v1/services": "read-job"}
+                        "/v1/deployments": "read-job", "/v1/services": "read-job",
+                        "/v1/jobs/statuses": "read-job"}  # (its handler also checks the jobs a body names)
+# Lists read by POST too (a body naming what to list): Job.Statuses.
+_POSTED_LISTS = ("/v1/jobs/statuses",)
 
 
 def acl_guard(req: Request, api: Api) -> None:
@@ -371,15 +374,15 @@ def acl_guard(req: Request, api: Api) -> None:
     if not api.ctx.acl_enabled:
         return
     namespace = _job_namespace(req) or _object_namespace(req, api) or (req.query.get("namespace") or [""])[0]
-    if namespace == "*" and req.method in ("GET", "HEAD") and req.path in _ALL_NAMESPACE_LISTS \
-            and isinstance(req.environ, dict):
+    listing = req.method in ("GET", "HEAD") or (req.method == "POST" and req.path in _POSTED_LISTS)
+    if namespace == "*" and listing and req.path in _ALL_NAMESPACE_LISTS and isinstance(req.environ, dict):
         # Nomad's allowedNSes: the list keeps what is in the namespaces the token may list (none: empty)
         acl = resolve(req, api)[1]
         if not acl.management:
             cap = _ALL_NAMESPACE_LISTS[req.path]
             req.environ[LISTABLE_NAMESPACES] = lambda ns: acl.allow_namespace(ns, cap)
         return
-    if namespace == "*" and req.method in ("GET", "HEAD") and req.path in _ALL_NAMESPACE_LISTS:
+    if namespace == "*" and listing and req.path in _ALL_NAMESPACE_LISTS:
         namespace = "default"  # no environ to carry the filter (an in-process request): default's rights
     needs = required(req.method, req.path, namespace)
     if needs is None or needs == OPEN:
