@@ -223,7 +223,8 @@ def _from_json(doc: Any, where: str = "") -> list[tuple[str, Any]]:
         raise PolicyError(f"{where or 'rules'}: expected an object")
     items: list[tuple[str, Any]] = []
     for key, value in doc.items():
-        if (key in ("namespace", "node_pool") and not where) or (key == "path" and where == "variables"):
+        labelled = key in ("namespace", "node_pool", "host_volume") and not where
+        if labelled or (key == "path" and where == "variables"):
             if not isinstance(value, dict):
                 raise PolicyError(f"{key}: expected an object of labelled blocks")
             items += [(key, ((label,), _from_json(body, f"{key} {label!r}")))
@@ -250,12 +251,19 @@ class Policy:
     # namespace -> ((variable path glob, capabilities), ...): its ``variables { path ... }`` block.
     variables: tuple[tuple[str, tuple[tuple[str, frozenset[str]], ...]], ...] = ()
     node_pools: tuple[tuple[str, frozenset[str]], ...] = ()  # pool name glob -> capabilities
+    host_volumes: tuple[tuple[str, frozenset[str]], ...] = ()  # host volume name glob -> capabilities
 
 
 # acl/policy.go: variables capabilities (read and write include list), node pool capabilities.
 VARIABLE_CAPABILITIES = ("write", "read", "list", "destroy", "deny")
 NODE_POOL_CAPABILITIES = ("read", "write", "delete", "deny")
 _NODE_POOL_EXPAND = {DENY: ("deny",), READ: ("read",), WRITE: ("delete", "read", "write")}
+# acl/policy.go host volume capabilities (what mounting a client's host volume into a job needs) and
+# expandHostVolumePolicy; validVolume.
+HOST_VOLUME_CAPABILITIES = ("deny", "mount-readonly", "mount-readwrite")
+_HOST_VOLUME_EXPAND = {DENY: ("deny",), READ: ("mount-readonly",),
+                       WRITE: ("mount-readonly", "mount-readwrite"), SCALE: ()}
+_VALID_VOLUME = re.compile(r"[a-zA-Z0-9\-*]{1,128}")
 
 
 def parse_policy(rules: str) -> Policy:
@@ -273,6 +281,7 @@ def parse_policy(rules: str) -> Policy:
     namespaces: dict[str, set[str]] = {}
     variables: dict[str, dict[str, set[str]]] = {}
     pools: dict[str, set[str]] = {}
+    volumes: dict[str, set[str]] = {}
     coarse: dict[str, str] = {}
     for key, value in items:
         if key == "namespace":
@@ -283,21 +292,25 @@ def parse_policy(rules: str) -> Policy:
         elif key == "node_pool":
             name, caps = _node_pool_block(value)
             pools.setdefault(name, set()).update(caps)
+        elif key == "host_volume":
+            name, caps = _host_volume_block(value)
+            volumes.setdefault(name, set()).update(caps)
         elif key in _COARSE_BLOCKS:
             if key in coarse:
                 raise PolicyError(f"{key}: block given twice")
             coarse[key] = _coarse_block(key, value)
         else:
-            raise PolicyError(f"unexpected key {key!r} (known: namespace, node_pool, "
+            raise PolicyError(f"unexpected key {key!r} (known: namespace, node_pool, host_volume, "
                               f"{', '.join(_COARSE_BLOCKS)})")
-    if not namespaces and not coarse and not pools:
+    if not namespaces and not coarse and not pools and not volumes:
         raise PolicyError(f"Invalid policy: {rules}")
     return Policy(namespaces=tuple(sorted((n, frozenset(c)) for n, c in namespaces.items())),
                   node=coarse.get("node", ""), agent=coarse.get("agent", ""),
                   operator=coarse.get("operator", ""), plugin=coarse.get("plugin", ""),
                   variables=tuple(sorted((n, tuple(sorted((p, frozenset(c)) for p, c in paths.items())))
                                          for n, paths in variables.items())),
-                  node_pools=tuple(sorted((n, frozenset(c)) for n, c in pools.items())))
+                  node_pools=tuple(sorted((n, frozenset(c)) for n, c in pools.items())),
+                  host_volumes=tuple(sorted((n, frozenset(c)) for n, c in volumes.items())))
 
 
 def _block(key: str, value: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
@@ -384,6 +397,31 @@ def _node_pool_block(value: Any) -> tuple[str, set[str]]:
     return name, set(caps) | set(_NODE_POOL_EXPAND.get(policy, ()))
 
 
+def _host_volume_block(value: Any) -> tuple[str, set[str]]:
+    """``host_volume "glob" { policy = ..., capabilities = [...] }`` (Nomad 1.10's HostVolumePolicy)."""
+    labels, body = _block("host_volume", value)
+    if len(labels) != 1:
+        raise PolicyError('host_volume: expected one name, like host_volume "data" { ... }')
+    name = labels[0]
+    if not _VALID_VOLUME.fullmatch(name):
+        raise PolicyError(f"Invalid host volume name: {name!r}")
+    unknown = sorted(set(body) - {"policy", "capabilities"})
+    if unknown:
+        raise PolicyError(f"host_volume {name!r}: unexpected key {unknown[0]!r} "
+                          "(known: policy, capabilities)")
+    policy = body.get("policy", "")
+    if policy and policy not in _HOST_VOLUME_EXPAND:
+        raise PolicyError(f"Invalid host volume policy {policy!r} in host volume {name!r}: "
+                          f"want one of {', '.join(NAMESPACE_POLICIES)}")
+    caps = body.get("capabilities", [])
+    if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
+        raise PolicyError(f"host_volume {name!r}: capabilities must be a list of strings")
+    for cap in caps:
+        if cap not in HOST_VOLUME_CAPABILITIES:
+            raise PolicyError(f"Invalid host volume capability {cap!r} in host volume {name!r}")
+    return name, set(caps) | set(_HOST_VOLUME_EXPAND.get(policy, ()))
+
+
 def _coarse_block(key: str, value: Any) -> str:
     _, body = _block(key, value)
     unknown = sorted(set(body) - {"policy", "capabilities"} if key == "operator" else set(body) - {"policy"})
@@ -433,6 +471,10 @@ def rules_json(rules: str) -> dict[str, Any] | None:
             caps = written + list(_NODE_POOL_EXPAND.get(policy, ()))
             out["NodePools"] = [*(out["NodePools"] or []),
                                 {"Name": labels[0], "Policy": policy, "Capabilities": caps or None}]
+        elif key == "host_volume":
+            caps = written + list(_HOST_VOLUME_EXPAND.get(policy, ()))
+            out["HostVolumes"] = [*(out["HostVolumes"] or []),
+                                  {"Name": labels[0], "Policy": policy, "Capabilities": caps or None}]
         elif key == "operator":
             caps = written + list(_OPERATOR_EXPAND.get(policy, ()))
             out["Operator"] = {"Policy": policy, "Capabilities": caps or None}
@@ -485,6 +527,7 @@ class ACL:
     plugin: str = ""
     variables: tuple[tuple[str, tuple[tuple[str, frozenset[str]], ...]], ...] = ()
     node_pools: tuple[tuple[str, frozenset[str]], ...] = ()
+    host_volumes: tuple[tuple[str, frozenset[str]], ...] = ()
 
     def namespace_caps(self, namespace: str) -> frozenset[str]:
         """Exact name first, else the closest matching glob (acl.go findClosestMatchingGlob)."""
@@ -515,6 +558,13 @@ class ACL:
             return False
         # node:read has read every pool here since pools came; a node_pool rule grants it alone too.
         return capability in caps or (capability == READ and self.allow_level("node", READ))
+
+    def allow_host_volume(self, volume: str, capability: str) -> bool:
+        """Nomad's AllowHostVolumeOperation: the exact or closest ``host_volume`` rule grants it."""
+        if self.management:
+            return True
+        caps = _closest(self.host_volumes, volume) or frozenset()
+        return "deny" not in caps and capability in caps
 
     def allow_namespace(self, namespace: str, capability: str) -> bool:
         if self.management:
@@ -567,6 +617,7 @@ def compile_acl(policies: list[Policy]) -> ACL:
     levels = {"node": "", "agent": "", "operator": "", "plugin": ""}
     variables: dict[str, dict[str, set[str]]] = {}
     pools: dict[str, set[str]] = {}
+    volumes: dict[str, set[str]] = {}
     for p in policies:
         for name, granted in p.namespaces:
             caps.setdefault(name, set()).update(granted)
@@ -575,6 +626,8 @@ def compile_acl(policies: list[Policy]) -> ACL:
                 variables.setdefault(name, {}).setdefault(path, set()).update(granted)
         for name, granted in p.node_pools:
             pools.setdefault(name, set()).update(granted)
+        for name, granted in p.host_volumes:
+            volumes.setdefault(name, set()).update(granted)
         for area in levels:
             mine = getattr(p, area)
             if mine:
@@ -586,7 +639,8 @@ def compile_acl(policies: list[Policy]) -> ACL:
                wildcards=tuple((n, c) for n, c in merged.items() if "*" in n), **levels,
                variables=tuple((n, tuple((p, deny_wins(c)) for p, c in sorted(paths.items())))
                                for n, paths in sorted(variables.items())),
-               node_pools=tuple((n, deny_wins(c)) for n, c in sorted(pools.items())))
+               node_pools=tuple((n, deny_wins(c)) for n, c in sorted(pools.items())),
+               host_volumes=tuple((n, deny_wins(c)) for n, c in sorted(volumes.items())))
 
 
 @functools.lru_cache(maxsize=1024)

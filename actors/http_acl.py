@@ -388,11 +388,50 @@ def acl_guard(req: Request, api: Api) -> None:
     if needs is None or needs == OPEN:
         return
     token, acl = resolve(req, api)
-    if not acl.allows(needs):
+    if not acl.allows(needs) or not _job_volumes_allowed(req, acl):
         who = token["AccessorID"] if token else "anonymous"
         log.debug("permission denied: method=%s path=%s accessor=%s needs=%s", req.method, req.path, who,
                   ", ".join(str(n) for n in needs))
         raise CodedError(403, PERMISSION_DENIED)
+
+
+def _job_volumes_allowed(req: Request, acl: ACL) -> bool:
+    """Nomad's Job.Register volume checks (doRegister): a group's host volume needs ``mount-readwrite``
+    in the token's ``host_volume`` rule for its source, or ``mount-readonly`` (or readwrite) when it is
+    mounted read-only, and a task's ``bidirectional`` mount of it ``mount-readwrite``.  A body that is
+    not a job passes here: its handler answers it."""
+    if acl.management or req.method not in ("PUT", "POST") or not isinstance(req.environ, dict):
+        return True
+    rest = req.path[len("/v1/job/"):] if req.path.startswith("/v1/job/") else None
+    if not (req.path == "/v1/jobs" or (rest and "/" not in rest)):
+        return True
+    body = read_body(req)
+    req.environ["wsgi.input"], req.environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+    try:
+        job = decode_json(body).get("Job")
+    except (AttributeError, UnicodeDecodeError, ValueError):
+        return True
+    groups = job.get("TaskGroups") if isinstance(job, dict) else None
+    for group in groups if isinstance(groups, list) else ():
+        volumes = group.get("Volumes") if isinstance(group, dict) else None
+        if not isinstance(volumes, dict):
+            continue
+        def writable(volume: Any) -> bool:
+            return acl.allow_host_volume(str(volume.get("Source") or ""), "mount-readwrite")
+        for volume in volumes.values():
+            if not isinstance(volume, dict) or volume.get("Type") != "host":
+                continue
+            readable = volume.get("ReadOnly") is True and acl.allow_host_volume(
+                str(volume.get("Source") or ""), "mount-readonly")
+            if not (readable or writable(volume)):
+                return False
+        for task in group.get("Tasks") or ():
+            for mount in (task.get("VolumeMounts") or ()) if isinstance(task, dict) else ():
+                volume = volumes.get(mount.get("Volume")) if isinstance(mount, dict) else None
+                if isinstance(volume, dict) and volume.get("Type") == "host" \
+                        and mount.get("PropagationMode") == "bidirectional" and not writable(volume):
+                    return False
+    return True
 
 
 # Paths naming an allocation, evaluation or deployment by ID, and the table it is in: Nomad checks the
