@@ -903,6 +903,12 @@ def _token_expiry(api: Api, ttl_ns: int, expires: float | None, create_us: int,
     return exp_us / 1e6
 
 
+def _is_uuid(text: str) -> bool:
+    """Nomad's helper.IsUUID: 36 characters, hex groups of 8-4-4-4-12."""
+    return re.fullmatch(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+                        text) is not None
+
+
 def _token_write(req: Request, api: Api, accessor: str) -> Any:
     """Create (no accessor) or update a token; answers it with its secret (Nomad ``UpsertTokens``)."""
     _management(req, api)
@@ -918,7 +924,20 @@ def _token_write(req: Request, api: Api, accessor: str) -> Any:
                              "Hash": _hash(name, kind, policies, is_global, *([roles] if roles else []))}
     if ttl_ns:
         token["ExpirationTTL"] = ttl_ns
-    if accessor:  # an update: the store refuses a changed expiry (Nomad's Validate against the existing)
+    secret = body.get("SecretID") or ""
+    if accessor and _read_token(api, accessor) is None:
+        # Nomad's upsertTokens: a client token whose accessor and secret are both UUIDs is uploaded (made
+        # with those IDs, e.g. moved from another cluster); anything else names a token that is not here.
+        if not (_is_uuid(accessor) and isinstance(secret, str) and _is_uuid(secret) and kind != "management"):
+            raise CodedError(400, f"cannot find token {accessor}")
+        token["SecretID"] = secret
+        create_us = round(wall_time() * 1e6)
+        token.update(AccessorID=accessor, CreateTime=create_us / 1e6)
+        expiration = _token_expiry(api, ttl_ns, expires, create_us, problems)
+        _invalid(problems)
+        if expiration is not None:
+            token["ExpirationTime"] = expiration
+    elif accessor:  # an update: the store refuses a changed expiry (Nomad's Validate against the existing)
         _invalid(problems)
         token["AccessorID"] = accessor
         if expires is not None:

@@ -467,3 +467,28 @@ def test_a_token_may_name_a_policy_written_later_as_nomads(st, clock):
     refused = call(st, "POST", "/v1/acl/token", "root-secret",
                    {"Name": "r", "Type": "client", "Roles": [{"Name": "ghost"}]})
     assert refused == (400, "cannot find role ghost")
+
+
+def test_a_client_token_with_its_own_uuids_is_uploaded_as_nomads(st, clock):
+    """Nomad's upsertTokens: a token that is not here, with a UUID accessor and secret and of type client,
+    is made with those IDs; any other unknown accessor is 400 ``cannot find token``."""
+    accessor, secret = "aaaaaaaa-0000-4000-8000-000000000001", "bbbbbbbb-0000-4000-8000-000000000001"
+    code, made = call(st, "POST", "/v1/acl/token", "root-secret",
+                      {"AccessorID": accessor, "SecretID": secret, "Name": "moved", "Type": "client",
+                       "Policies": ["node-read"], "ExpirationTTL": "1h"})
+    assert code == 200, made
+    assert (made["AccessorID"], made["SecretID"], made["Name"]) == (accessor, secret, "moved")
+    assert made["ExpirationTime"] == "2027-01-15T09:00:00.000000Z"  # from its creation, as a new token's
+    assert guard(st, "GET", "/v1/nodes", secret) == (200, "")
+    # the same again is an update of it now (its secret kept)
+    code, again = call(st, "POST", f"/v1/acl/token/{accessor}", "root-secret",
+                       {"AccessorID": accessor, "Name": "renamed", "Type": "client",
+                        "Policies": ["node-read"], "ExpirationTTL": "1h"})
+    assert code == 200 and (again["Name"], again["SecretID"]) == ("renamed", secret), again
+    for body in ({"AccessorID": "cccccccc-0000-4000-8000-000000000001", "SecretID": secret.replace("b", "d"),
+                  "Type": "management"},
+                 {"AccessorID": "cccccccc-0000-4000-8000-000000000002", "Type": "client", "Policies": ["x"]},
+                 {"AccessorID": "not-a-uuid", "SecretID": "dddddddd-0000-4000-8000-000000000003",
+                  "Type": "client", "Policies": ["x"]}):
+        assert call(st, "POST", "/v1/acl/token", "root-secret", body) == (
+            400, f"cannot find token {body['AccessorID']}")
