@@ -100,6 +100,7 @@ from actors.state.acl_ops import (
     token_view,
 )
 from actors.state.autopilot_config import go_duration, parse_go_duration
+from actors.state.namespaces import job_key
 from actors.state.store import command
 from actors.workload_identity import (
     InvalidToken,
@@ -388,29 +389,44 @@ def acl_guard(req: Request, api: Api) -> None:
     if needs is None or needs == OPEN:
         return
     token, acl = resolve(req, api)
-    if not acl.allows(needs) or not _job_volumes_allowed(req, acl):
+    if not acl.allows(needs) or not _job_volumes_allowed(req, api, acl, namespace or "default"):
         who = token["AccessorID"] if token else "anonymous"
         log.debug("permission denied: method=%s path=%s accessor=%s needs=%s", req.method, req.path, who,
                   ", ".join(str(n) for n in needs))
         raise CodedError(403, PERMISSION_DENIED)
 
 
-def _job_volumes_allowed(req: Request, acl: ACL) -> bool:
-    """Nomad's Job.Register volume checks (doRegister): a group's host volume needs ``mount-readwrite``
-    in the token's ``host_volume`` rule for its source, or ``mount-readonly`` (or readwrite) when it is
-    mounted read-only, and a task's ``bidirectional`` mount of it ``mount-readwrite``.  A body that is
-    not a job passes here: its handler answers it."""
+def _job_volumes_allowed(req: Request, api: Api, acl: ACL, namespace: str) -> bool:
+    """Nomad's Job.Register volume checks (doRegister) of a job registered, or of the version a revert
+    registers again (Job.Revert calls Job.Register with the caller's token).  A body that is not a job
+    passes here: its handler answers it."""
     if acl.management or req.method not in ("PUT", "POST") or not isinstance(req.environ, dict):
         return True
     rest = req.path[len("/v1/job/"):] if req.path.startswith("/v1/job/") else None
-    if not (req.path == "/v1/jobs" or (rest and "/" not in rest)):
+    reverted = rest[:-len("/revert")] if rest and rest.endswith("/revert") else ""
+    if not (req.path == "/v1/jobs" or (rest and "/" not in rest) or (reverted and "/" not in reverted)):
         return True
     body = read_body(req)
     req.environ["wsgi.input"], req.environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
     try:
-        job = decode_json(body).get("Job")
+        doc = decode_json(body)
+        job = doc.get("Job")
     except (AttributeError, UnicodeDecodeError, ValueError):
         return True
+    if reverted:
+        version = doc.get("JobVersion")
+        if not isinstance(version, int) or api.env.lookup("raft") is None:
+            return True  # the handler refuses it, or a server checks it
+        key = job_key(namespace, reverted)
+        job = _stale_read(api, lambda st: next(
+            (v for v in st.job_versions(key) if v.get("Version") == version), None))[1]
+    return _volumes_allowed(job, acl)
+
+
+def _volumes_allowed(job: Any, acl: ACL) -> bool:
+    """A group's host volume needs ``mount-readwrite`` in the token's ``host_volume`` rule for its source,
+    or ``mount-readonly`` (or readwrite) when it is mounted read-only, and a task's ``bidirectional``
+    mount of it ``mount-readwrite``."""
     groups = job.get("TaskGroups") if isinstance(job, dict) else None
     for group in groups if isinstance(groups, list) else ():
         volumes = group.get("Volumes") if isinstance(group, dict) else None

@@ -85,3 +85,25 @@ def test_registering_a_job_that_mounts_a_host_volume_needs_the_host_volume_rule(
 
     st = _state_with('host_volume "data" { capabilities = ["mount-readonly"] }')
     assert _status(st, _req("PUT", "/v1/jobs", "v-secret", _job(True, "bidirectional"))) == 403
+
+
+def test_reverting_to_a_version_that_mounts_a_host_volume_needs_the_host_volume_rule():
+    """Nomad's Job.Revert registers the old version through Job.Register with the caller's token."""
+    from actors.scheduler.job import canonical_job
+
+    def version(volumes: dict) -> dict:
+        return canonical_job({"ID": "vol", "Type": "service", "Datacenters": ["dc1"], "TaskGroups": [{
+            "Name": "g", "Count": 1, "Volumes": volumes,
+            "Tasks": [{"Name": "t", "Driver": "exec", "Config": {"command": "/bin/true"},
+                       "Resources": {"CPU": 50, "MemoryMB": 32}}]}]})
+
+    revert = json.dumps({"JobID": "vol", "JobVersion": 0}).encode()
+    for rules, code in (("", 403), ('host_volume "data" { policy = "write" }', 200)):
+        st = _state_with(rules)
+        index = st.applied_index
+        assert st.apply(index + 1, command("job_register", now=1.0, job=version(
+            {"d": {"Type": "host", "Source": "data", "ReadOnly": False}})))["ok"]
+        assert st.apply(index + 2, command("job_register", now=2.0, job=version({})))["ok"]
+        assert _status(st, _req("PUT", "/v1/job/vol/revert", "v-secret", revert)) == code, rules
+        no_volume = json.dumps({"JobID": "vol", "JobVersion": 1}).encode()
+        assert _status(st, _req("PUT", "/v1/job/vol/revert", "v-secret", no_volume)) == 200
