@@ -57,7 +57,9 @@ DENY, READ, WRITE, SCALE = "deny", "read", "write", "scale"
 COARSE_POLICIES = (DENY, READ, WRITE)  # node, agent, operator, quota, plugin
 NAMESPACE_POLICIES = (DENY, READ, WRITE, SCALE)
 
-# acl/policy.go isNamespaceCapabilityValid (Nomad 1.9's list).
+# acl/policy.go isNamespaceCapabilityValid (Nomad 2.0's list).  Its fine-grained job capabilities
+# (register-job ... delete-service-registration) each let a token make one of the writes submit-job
+# allows (see required); no shorthand policy grants them.
 NAMESPACE_CAPABILITIES = frozenset({
     "deny", "list-jobs", "parse-job", "read-job", "submit-job", "dispatch-job", "read-logs", "read-fs",
     "alloc-exec", "alloc-node-exec", "alloc-lifecycle", "csi-register-plugin", "csi-write-volume",
@@ -65,6 +67,10 @@ NAMESPACE_CAPABILITIES = frozenset({
     "host-volume-register", "host-volume-read", "host-volume-write", "host-volume-delete",
     "list-scaling-policies", "read-scaling-policy", "read-job-scaling", "scale-job",
     "sentinel-override", "submit-recommendation", "tag-job-version",
+    "register-job", "revert-job", "deregister-job", "purge-job", "evaluate-job", "plan-job", "stable-job",
+    "fail-deployment", "pause-deployment", "promote-deployment", "unblock-deployment", "cancel-deployment",
+    "set-alloc-health-deployment", "gc-allocation", "pause-allocation", "force-periodic-job",
+    "delete-service-registration",
 })
 # acl/policy.go expandNamespacePolicy: what each shorthand grants.
 _READ_CAPS = ("list-jobs", "parse-job", "read-job", "csi-list-volume", "csi-read-volume",
@@ -747,6 +753,53 @@ _ROUTES = sorted([
 # and so are the profiles (Nomad Agent.Profile).
 _ALWAYS_WRITE = ("/v1/agent/keyring/", "/v1/agent/pprof/")
 
+# The suffixes of /v1/job/<id>/<action> (actors.http_jobs JOB_ACTIONS and the modules that add to it;
+# a test keeps the two the same): a path with none of them is the job itself.
+JOB_ACTION_SUFFIXES = ("allocations", "evaluations", "summary", "versions", "submission", "evaluate",
+                       "plan", "scale", "stable", "revert", "dispatch", "periodic/force", "deployments",
+                       "deployment", "actions", "action", "services", "tag")
+# Nomad 2.0: the capability that, besides submit-job, allows each job write (nomad/job_endpoint.go
+# Register, Revert, Stable, Evaluate, Plan), and each deployment write (deployment_endpoint.go).
+_JOB_WRITES = {"": "submit-job|register-job", "revert": "submit-job|revert-job",
+               "stable": "submit-job|stable-job", "evaluate": "submit-job|evaluate-job",
+               "plan": "submit-job|plan-job"}
+_DEPLOYMENT_WRITES = {"fail": "fail-deployment", "pause": "pause-deployment", "promote": "promote-deployment",
+                      "unblock": "unblock-deployment", "allocation-health": "set-alloc-health-deployment"}
+# Job.Deregister: submit-job, purge-job, or (without purge) deregister-job (the guard checks a purge).
+JOB_DEREGISTER = "submit-job|purge-job|deregister-job"
+JOB_PURGE = "submit-job|purge-job"
+
+
+def job_action(path: str) -> str | None:
+    """The action of a /v1/job/... path ("" for the job itself); None for another path."""
+    if not path.startswith("/v1/job/"):
+        return None
+    rest = path[len("/v1/job/"):]
+    for action in sorted(JOB_ACTION_SUFFIXES, key=len, reverse=True):
+        if rest.endswith("/" + action) and len(rest) > len(action) + 1:
+            return action
+    return ""
+
+
+def _fine_grained_write(method: str, path: str) -> str:
+    """The namespace capabilities ("a|b": any) a job, deployment or service write needs, when Nomad 2.0
+    lets a fine-grained capability stand in for submit-job there; "" otherwise."""
+    if method in _READS:
+        return ""
+    if path == "/v1/jobs" and method in ("PUT", "POST"):
+        return _JOB_WRITES[""]
+    action = job_action(path)
+    if action == "" and method == "DELETE":
+        return JOB_DEREGISTER
+    if action is not None:
+        return _JOB_WRITES.get(action, "")
+    if path.startswith("/v1/deployment/"):
+        cap = _DEPLOYMENT_WRITES.get(path[len("/v1/deployment/"):].partition("/")[0])
+        return f"submit-job|{cap}" if cap else ""
+    if path.startswith("/v1/service/") and method == "DELETE":  # ServiceRegistration.DeleteByID
+        return "submit-job|delete-service-registration"
+    return ""
+
 
 def _node_pool_needs(method: str, path: str, namespace: str) -> tuple[Need, ...] | None:
     """Nomad's NodePool.* checks: ``node_pool "glob"`` rules (``node:read`` reads pools too, as before)."""
@@ -777,7 +830,8 @@ def required(method: str, path: str, namespace: str = DEFAULT_NAMESPACE) -> tupl
     if path.startswith("/v1/job/") and path.endswith("/dispatch") and method not in _READS:
         return (Need("namespace", "dispatch-job", namespace),)  # Job.Dispatch
     if path.startswith("/v1/job/") and path.endswith("/periodic/force") and method not in _READS:
-        return (Need("namespace", "dispatch-job|submit-job", namespace),)  # Periodic.Force (Nomad 1.0+)
+        # Periodic.Force (Nomad 1.0+; force-periodic-job 2.0)
+        return (Need("namespace", "dispatch-job|submit-job|force-periodic-job", namespace),)
     if path.startswith("/v1/job/") and path.endswith("/tag") and method not in _READS:
         return (Need("namespace", "submit-job|tag-job-version", namespace),)  # Job.TagVersion
     if path.startswith("/v1/job/") and path.endswith("/scale"):  # Job.Scale / Job.ScaleStatus
@@ -810,7 +864,11 @@ def required(method: str, path: str, namespace: str = DEFAULT_NAMESPACE) -> tupl
         # Nomad's allocSnapshot checks no policy but the migrate token (actors.http_client_snapshot).
         return SELF_CHECKED
     if path.startswith("/v1/client/allocation/") and path.endswith("/gc"):  # any method, as Nomad
-        return (Need("namespace", "submit-job", namespace),)  # client Allocations.GarbageCollect
+        # client Allocations.GarbageCollect
+        return (Need("namespace", "submit-job|gc-allocation", namespace),)
+    fine = _fine_grained_write(method, path)
+    if fine:
+        return (Need("namespace", fine, namespace),)
     for r in _ROUTES:
         if path.startswith(r.prefix):
             reading = method in _READS and not path.startswith(_ALWAYS_WRITE)

@@ -59,13 +59,16 @@ from actors.acl import (
     ACL,
     ANONYMOUS_POLICY,
     DENY_ALL_ACL,
+    JOB_PURGE,
     MANAGEMENT_ACL,
     OPEN,
     PERMISSION_DENIED,
     TOKEN_EXPIRED,
     TOKEN_NOT_FOUND,
+    Need,
     PolicyError,
     compile_acl,
+    job_action,
     parse_policy,
     required,
     rules_json,
@@ -389,6 +392,8 @@ def acl_guard(req: Request, api: Api) -> None:
     if needs is None or needs == OPEN:
         return
     token, acl = resolve(req, api)
+    if req.method == "DELETE" and job_action(req.path) == "" and query_flag(req, "purge"):
+        needs = (*needs, Need("namespace", JOB_PURGE, namespace or "default"))  # deregister-job cannot purge
     if not acl.allows(needs) or not _job_volumes_allowed(req, api, acl, namespace or "default"):
         who = token["AccessorID"] if token else "anonymous"
         log.debug("permission denied: method=%s path=%s accessor=%s needs=%s", req.method, req.path, who,

@@ -155,14 +155,15 @@ def test_no_policies_deny_everything_and_management_allows_everything():
 
 @pytest.mark.parametrize("method, path, needs", [
     ("GET", "/v1/jobs", [("namespace", "list-jobs")]),
-    ("PUT", "/v1/jobs", [("namespace", "submit-job")]),
+    ("PUT", "/v1/jobs", [("namespace", "submit-job|register-job")]),  # Nomad 2.0's fine-grained ones too
     ("PUT", "/v1/validate/job", [("namespace", "read-job")]),
     ("GET", "/v1/job/web", [("namespace", "read-job")]),
     ("GET", "/v1/job/web/allocations", [("namespace", "read-job")]),
-    ("POST", "/v1/job/web", [("namespace", "submit-job")]),
-    ("DELETE", "/v1/job/web", [("namespace", "submit-job")]),
+    ("POST", "/v1/job/web", [("namespace", "submit-job|register-job")]),
+    ("DELETE", "/v1/job/web", [("namespace", "submit-job|purge-job|deregister-job")]),
     ("POST", "/v1/job/report/dispatch", [("namespace", "dispatch-job")]),
-    ("PUT", "/v1/job/nightly/periodic/force", [("namespace", "dispatch-job|submit-job")]),  # Periodic.Force
+    ("PUT", "/v1/job/nightly/periodic/force",
+     [("namespace", "dispatch-job|submit-job|force-periodic-job")]),  # Periodic.Force
     ("GET", "/v1/client/fs/logs/a1", [("namespace", "read-logs|read-fs")]),
     ("GET", "/v1/job/report/dispatch", [("namespace", "read-job")]),
     ("POST", "/v1/job/web/scale", [("namespace", "scale-job|submit-job")]),  # Job.Scale
