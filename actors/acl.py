@@ -258,6 +258,7 @@ class Policy:
     variables: tuple[tuple[str, tuple[tuple[str, frozenset[str]], ...]], ...] = ()
     node_pools: tuple[tuple[str, frozenset[str]], ...] = ()  # pool name glob -> capabilities
     host_volumes: tuple[tuple[str, frozenset[str]], ...] = ()  # host volume name glob -> capabilities
+    operator_caps: frozenset[str] = frozenset()  # the operator block's capabilities, its policy's expanded
 
 
 # acl/policy.go: variables capabilities (read and write include list), node pool capabilities.
@@ -289,6 +290,7 @@ def parse_policy(rules: str) -> Policy:
     pools: dict[str, set[str]] = {}
     volumes: dict[str, set[str]] = {}
     coarse: dict[str, str] = {}
+    operator_caps: frozenset[str] = frozenset()
     for key, value in items:
         if key == "namespace":
             name, caps, paths = _namespace_block(value)
@@ -305,6 +307,8 @@ def parse_policy(rules: str) -> Policy:
             if key in coarse:
                 raise PolicyError(f"{key}: block given twice")
             coarse[key] = _coarse_block(key, value)
+            if key == "operator":
+                operator_caps = _operator_caps(value, coarse[key])
         else:
             raise PolicyError(f"unexpected key {key!r} (known: namespace, node_pool, host_volume, "
                               f"{', '.join(_COARSE_BLOCKS)})")
@@ -316,7 +320,8 @@ def parse_policy(rules: str) -> Policy:
                   variables=tuple(sorted((n, tuple(sorted((p, frozenset(c)) for p, c in paths.items())))
                                          for n, paths in variables.items())),
                   node_pools=tuple(sorted((n, frozenset(c)) for n, c in pools.items())),
-                  host_volumes=tuple(sorted((n, frozenset(c)) for n, c in volumes.items())))
+                  host_volumes=tuple(sorted((n, frozenset(c)) for n, c in volumes.items())),
+                  operator_caps=operator_caps)
 
 
 def _block(key: str, value: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
@@ -434,10 +439,24 @@ def _coarse_block(key: str, value: Any) -> str:
     if unknown:
         raise PolicyError(f"{key}: unexpected key {unknown[0]!r}")
     policy = body.get("policy")
+    if key == "operator" and policy is None and "capabilities" in body:
+        return ""  # Nomad 2.0: an operator block may grant capabilities alone
     allowed = COARSE_POLICIES + (("list",) if key == "plugin" else ())
     if policy not in allowed:
         raise PolicyError(f"Invalid {key} policy: {policy!r}: want one of {', '.join(allowed)}")
     return str(policy)
+
+
+def _operator_caps(value: Any, policy: str) -> frozenset[str]:
+    """The operator block's capabilities (acl/policy.go isOperatorCapabilityValid) with its policy's
+    expansion (expandOperatorPolicy)."""
+    caps = _block("operator", value)[1].get("capabilities", [])
+    if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
+        raise PolicyError("operator: capabilities must be a list of strings")
+    for cap in caps:
+        if cap not in OPERATOR_CAPABILITIES:
+            raise PolicyError(f"Invalid operator capability {cap!r}")
+    return frozenset(caps) | frozenset(_OPERATOR_EXPAND.get(policy, ()))
 
 
 def rules_json(rules: str) -> dict[str, Any] | None:
@@ -496,6 +515,8 @@ _HOST_VOLUME_IMPLIES = {
     "host-volume-register": ("host-volume-create", "host-volume-read"),
     "host-volume-create": ("host-volume-read",),
 }
+OPERATOR_CAPABILITIES = ("deny", "snapshot-save", "license-read", "keyring-rotate", "keyring-read",
+                         "keyring-delete")
 _OPERATOR_EXPAND = {
     DENY: ("deny",), READ: ("license-read", "keyring-read"),
     WRITE: ("snapshot-save", "license-read", "keyring-rotate", "keyring-read", "keyring-delete"),
@@ -534,6 +555,7 @@ class ACL:
     variables: tuple[tuple[str, tuple[tuple[str, frozenset[str]], ...]], ...] = ()
     node_pools: tuple[tuple[str, frozenset[str]], ...] = ()
     host_volumes: tuple[tuple[str, frozenset[str]], ...] = ()
+    operator_caps: frozenset[str] = frozenset()
 
     def namespace_caps(self, namespace: str) -> frozenset[str]:
         """Exact name first, else the closest matching glob (acl.go findClosestMatchingGlob)."""
@@ -592,12 +614,20 @@ class ACL:
         have = getattr(self, area)
         return have != DENY and _PRIVILEGE.get(have, 0) >= _PRIVILEGE[level]
 
+    def allow_operator(self, capability: str) -> bool:
+        """Nomad's AllowOperatorOperation: an operator write policy, or the capability (deny wins)."""
+        if self.management or self.operator == WRITE:
+            return True
+        return "deny" not in self.operator_caps and capability in self.operator_caps
+
     def allows(self, needs: tuple[Need, ...]) -> bool:
         return all(self.allows_one(n) for n in needs)
 
     def allows_one(self, need: Need) -> bool:
         if need.area == "management":
             return self.management
+        if need.area == "operator_op":
+            return self.allow_operator(need.what)
         if need.area == "variable":
             if not need.target:  # a list: the handler keeps what may be listed
                 return self.allow_variable_search(need.namespace)
@@ -624,6 +654,7 @@ def compile_acl(policies: list[Policy]) -> ACL:
     variables: dict[str, dict[str, set[str]]] = {}
     pools: dict[str, set[str]] = {}
     volumes: dict[str, set[str]] = {}
+    operator_caps: set[str] = set()
     for p in policies:
         for name, granted in p.namespaces:
             caps.setdefault(name, set()).update(granted)
@@ -634,6 +665,7 @@ def compile_acl(policies: list[Policy]) -> ACL:
             pools.setdefault(name, set()).update(granted)
         for name, granted in p.host_volumes:
             volumes.setdefault(name, set()).update(granted)
+        operator_caps |= p.operator_caps
         for area in levels:
             mine = getattr(p, area)
             if mine:
@@ -646,7 +678,8 @@ def compile_acl(policies: list[Policy]) -> ACL:
                variables=tuple((n, tuple((p, deny_wins(c)) for p, c in sorted(paths.items())))
                                for n, paths in sorted(variables.items())),
                node_pools=tuple((n, deny_wins(c)) for n, c in sorted(pools.items())),
-               host_volumes=tuple((n, deny_wins(c)) for n, c in sorted(volumes.items())))
+               host_volumes=tuple((n, deny_wins(c)) for n, c in sorted(volumes.items())),
+               operator_caps=deny_wins(operator_caps))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -825,6 +858,10 @@ def required(method: str, path: str, namespace: str = DEFAULT_NAMESPACE) -> tupl
         return OPEN
     if path.startswith("/v1/acl/") or path in ("/v1/search", "/v1/search/fuzzy", "/v1/event/stream"):
         # search: per context (actors.http_search); events: per topic (actors.http_events)
+        return SELF_CHECKED
+    if path == "/v1/operator/snapshot" or path.startswith("/v1/operator/keyring/"):
+        # Nomad 2.0's operator capabilities (snapshot-save, keyring-read|rotate|delete; operator write
+        # grants each) or a management token (a restore): actors.http_snapshot, actors.http_root_keyring
         return SELF_CHECKED
     namespace = namespace or DEFAULT_NAMESPACE
     if path.startswith("/v1/job/") and path.endswith("/dispatch") and method not in _READS:

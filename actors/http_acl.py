@@ -583,6 +583,13 @@ def _enabled(api: Api) -> None:
         raise CodedError(400, ACL_DISABLED)
 
 
+def require_operator(req: Request, api: Api, capability: str) -> None:
+    """403 unless the token may do the operator operation *capability* (Nomad 2.0's
+    AllowOperatorOperation: a management token, operator write, or the operator capability)."""
+    if api.ctx.acl_enabled and not resolve(req, api)[1].allow_operator(capability):
+        raise CodedError(403, PERMISSION_DENIED)
+
+
 def _management(req: Request, api: Api) -> dict[str, Any]:
     token, acl = resolve(req, api)
     if not acl.management or token is None:

@@ -75,3 +75,53 @@ def test_the_job_action_suffixes_are_the_job_endpoints_actions():
     from actors.http_jobs import JOB_ACTIONS
 
     assert set(JOB_ACTIONS) | {"tag"} == set(JOB_ACTION_SUFFIXES)
+
+
+# ---------------------------------------------------------------- operator capabilities (Nomad 2.0)
+
+
+@pytest.mark.parametrize("rules, allowed", [
+    ('operator { capabilities = ["keyring-rotate"] }', {"keyring-rotate"}),
+    ('operator { capabilities = ["snapshot-save", "keyring-read"] }', {"snapshot-save", "keyring-read"}),
+    ('operator { policy = "read" }', {"keyring-read", "license-read"}),
+    ('operator { policy = "write" }', {"snapshot-save", "license-read", "keyring-rotate", "keyring-read",
+                                       "keyring-delete"}),
+    ('operator { policy = "read" capabilities = ["deny"] }', set()),
+])
+def test_operator_capabilities_grant_their_operations_as_nomads(rules, allowed):
+    from actors.acl import OPERATOR_CAPABILITIES
+
+    acl = compile_acl([parse_policy(rules)])
+    assert {c for c in OPERATOR_CAPABILITIES if c != "deny" and acl.allow_operator(c)} == allowed
+    # operator:read (the other operator endpoints) comes from a policy only (Nomad's AllowOperatorRead)
+    assert acl.allow_level("operator", "read") is ("policy" in rules)
+
+
+def test_an_unknown_operator_capability_is_refused():
+    with pytest.raises(Exception, match="Invalid operator capability 'fly'"):
+        parse_policy('operator { policy = "read" capabilities = ["fly"] }')
+
+
+def test_the_keyring_endpoints_need_their_operator_capability():
+    import actors.http_root_keyring  # noqa: F401  (registers its route)
+    from actors import http_acl
+    from actors.http_api import CodedError, find_route
+    from tests.test_acl_expiry import _api
+
+    st = _guarded_state()
+    st.apply(10, command("acl_policy_upsert", policies=[
+        {"Name": "kr", "Rules": 'operator { capabilities = ["keyring-read"] }'}]))
+    st.apply(11, command("acl_token_upsert", tokens=[_token("k", "k-secret", policies=("kr",))]))
+
+    def status(method: str, path: str) -> int:
+        req = _req(method, path, "k-secret")
+        try:
+            http_acl.acl_guard(req, _api(st))
+            find_route(path)(req, _api(st))
+        except CodedError as e:
+            return e.code
+        return 200
+    assert status("GET", "/v1/operator/keyring/keys") == 200
+    assert status("PUT", "/v1/operator/keyring/rotate") == 403
+    assert status("DELETE", "/v1/operator/keyring/key/k1") == 403
+    assert status("GET", "/v1/operator/raft/configuration") == 403  # no operator policy: no operator:read
