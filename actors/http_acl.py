@@ -97,6 +97,7 @@ from actors.state.acl_ops import (
     multi_error,
     role_by_name,
     role_out,
+    same_time,
     token_by_secret,
     token_expired,
     token_policy_names,
@@ -931,6 +932,19 @@ def _token_expiry(api: Api, ttl_ns: int, expires: float | None, create_us: int,
     return exp_us / 1e6
 
 
+def _update_problems(old: dict[str, Any], is_global: bool, ttl_ns: int, expires: float | None) -> list[str]:
+    """What Nomad's ACLToken.Validate finds wrong with an update of *old* (in its order, after the
+    name and type): the store checks them again when it applies the write."""
+    problems = []
+    if bool(old.get("Global")) != is_global:
+        problems.append("cannot toggle global mode")
+    if int(old.get("ExpirationTTL") or 0) != ttl_ns:
+        problems.append("cannot update expiration TTL")
+    if expires is not None and not same_time(expires, old.get("ExpirationTime")):
+        problems.append("cannot update expiration time")
+    return problems
+
+
 def _is_uuid(text: str) -> bool:
     """Nomad's helper.IsUUID: 36 characters, hex groups of 8-4-4-4-12."""
     return re.fullmatch(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
@@ -953,7 +967,8 @@ def _token_write(req: Request, api: Api, accessor: str) -> Any:
     if ttl_ns:
         token["ExpirationTTL"] = ttl_ns
     secret = body.get("SecretID") or ""
-    if accessor and _read_token(api, accessor) is None:
+    existing = _read_token(api, accessor) if accessor else None
+    if accessor and existing is None:
         # Nomad's upsertTokens: a client token whose accessor and secret are both UUIDs is uploaded (made
         # with those IDs, e.g. moved from another cluster); anything else names a token that is not here.
         if not (_is_uuid(accessor) and isinstance(secret, str) and _is_uuid(secret) and kind != "management"):
@@ -965,8 +980,8 @@ def _token_write(req: Request, api: Api, accessor: str) -> Any:
         _invalid(problems)
         if expiration is not None:
             token["ExpirationTime"] = expiration
-    elif accessor:  # an update: the store refuses a changed expiry (Nomad's Validate against the existing)
-        _invalid(problems)
+    elif existing is not None:  # an update: Nomad's Validate against the existing token
+        _invalid(problems + _update_problems(existing, is_global, ttl_ns, expires))
         token["AccessorID"] = accessor
         if expires is not None:
             token["ExpirationTime"] = expires

@@ -492,3 +492,15 @@ def test_a_client_token_with_its_own_uuids_is_uploaded_as_nomads(st, clock):
                   "Type": "client", "Policies": ["x"]}):
         assert call(st, "POST", "/v1/acl/token", "root-secret", body) == (
             400, f"cannot find token {body['AccessorID']}")
+
+
+def test_an_update_names_every_change_nomad_refuses_in_one_multierror(st, clock):
+    """Nomad's ACLToken.Validate against the existing token: ``token 0 invalid:`` with each problem."""
+    _, token = _create(st, ExpirationTTL="1h")
+    code, error = call(st, "POST", f"/v1/acl/token/{token['AccessorID']}", "root-secret",
+                       {**token, "Global": True, "ExpirationTTL": "2h"})
+    assert (code, error) == (400, "token 0 invalid: 2 errors occurred:\n\t* cannot toggle global mode\n\t"
+                                  "* cannot update expiration TTL\n\n")
+    code, error = call(st, "POST", f"/v1/acl/token/{token['AccessorID']}", "root-secret",
+                       {**token, "Global": True})
+    assert (code, error) == (400, "token 0 invalid: 1 error occurred:\n\t* cannot toggle global mode\n\n")

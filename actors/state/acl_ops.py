@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from actors.state.store import StateStore
 
 __all__ = ["ACL_TABLES", "OPS", "default_auth_method", "expired_token_candidates", "job_acl_matches",
-           "job_policy_names", "multi_error", "role_by_name", "role_out", "token_by_secret",
+           "job_policy_names", "multi_error", "role_by_name", "role_out", "same_time", "token_by_secret",
            "token_expired", "token_policy_names", "token_view"]
 
 # acl_roles, then the auth method tables, last: a snapshot taken before they existed restores them empty.
@@ -259,7 +259,7 @@ def acl_token_upsert(store: StateStore, index: int, cmd: dict[str, Any]) -> Any:
             problems = []
             if int(t.get("ExpirationTTL") or 0) != int(old.get("ExpirationTTL") or 0):
                 problems.append("cannot update expiration TTL")
-            if t.get("ExpirationTime") is not None and not _same_time(t["ExpirationTime"],
+            if t.get("ExpirationTime") is not None and not same_time(t["ExpirationTime"],
                                                                      old.get("ExpirationTime")):
                 problems.append("cannot update expiration time")
             if problems:
@@ -313,7 +313,7 @@ def acl_token_delete(store: StateStore, index: int, cmd: dict[str, Any]) -> Any:
     return {"ok": True, "index": index}
 
 
-def _same_time(a: Any, b: Any) -> bool:
+def same_time(a: Any, b: Any) -> bool:
     """Two epoch-second times equal to the microsecond (what the API's RFC 3339 times carry)."""
     if not isinstance(a, (int, float)) or not isinstance(b, (int, float)):
         return False
