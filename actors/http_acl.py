@@ -874,7 +874,7 @@ def _token_fields(body: dict[str, Any]) -> tuple[str, str, list[str], list[dict[
     elif kind not in ("client", "management"):
         problems.append("token type must be client or management")
     links = [{"ID": r.get("ID") or "", "Name": "" if r.get("ID") else r.get("Name") or ""} for r in roles]
-    return name, kind, sorted(set(policies)), links, is_global, problems
+    return name, kind, list(policies), links, is_global, problems  # as given (Nomad keeps their order)
 
 
 def _invalid(problems: list[str]) -> None:

@@ -504,3 +504,12 @@ def test_an_update_names_every_change_nomad_refuses_in_one_multierror(st, clock)
     code, error = call(st, "POST", f"/v1/acl/token/{token['AccessorID']}", "root-secret",
                        {**token, "Global": True})
     assert (code, error) == (400, "token 0 invalid: 1 error occurred:\n\t* cannot toggle global mode\n\n")
+
+
+def test_a_tokens_policies_keep_the_order_they_were_given_in(st, clock):
+    """Nomad stores a token's Policies as written (`acl token create -policy b -policy a`: [b a])."""
+    st.apply(st.applied_index + 1, command("acl_policy_upsert",
+                                           policies=[{"Name": "b", "Rules": 'agent { policy = "read" }'}]))
+    code, token = call(st, "POST", "/v1/acl/token", "root-secret",
+                       {"Name": "ordered", "Type": "client", "Policies": ["node-read", "b"]})
+    assert code == 200 and token["Policies"] == ["node-read", "b"], token  # not sorted
