@@ -57,7 +57,9 @@ DENY, READ, WRITE, SCALE = "deny", "read", "write", "scale"
 COARSE_POLICIES = (DENY, READ, WRITE)  # node, agent, operator, quota, plugin
 NAMESPACE_POLICIES = (DENY, READ, WRITE, SCALE)
 
-# acl/policy.go isNamespaceCapabilityValid (Nomad 1.9's list).
+# acl/policy.go isNamespaceCapabilityValid (Nomad 2.0's list).  Its fine-grained job capabilities
+# (register-job ... delete-service-registration) each let a token make one of the writes submit-job
+# allows (see required); no shorthand policy grants them.
 NAMESPACE_CAPABILITIES = frozenset({
     "deny", "list-jobs", "parse-job", "read-job", "submit-job", "dispatch-job", "read-logs", "read-fs",
     "alloc-exec", "alloc-node-exec", "alloc-lifecycle", "csi-register-plugin", "csi-write-volume",
@@ -65,6 +67,10 @@ NAMESPACE_CAPABILITIES = frozenset({
     "host-volume-register", "host-volume-read", "host-volume-write", "host-volume-delete",
     "list-scaling-policies", "read-scaling-policy", "read-job-scaling", "scale-job",
     "sentinel-override", "submit-recommendation", "tag-job-version",
+    "register-job", "revert-job", "deregister-job", "purge-job", "evaluate-job", "plan-job", "stable-job",
+    "fail-deployment", "pause-deployment", "promote-deployment", "unblock-deployment", "cancel-deployment",
+    "set-alloc-health-deployment", "gc-allocation", "pause-allocation", "force-periodic-job",
+    "delete-service-registration",
 })
 # acl/policy.go expandNamespacePolicy: what each shorthand grants.
 _READ_CAPS = ("list-jobs", "parse-job", "read-job", "csi-list-volume", "csi-read-volume",
@@ -223,7 +229,8 @@ def _from_json(doc: Any, where: str = "") -> list[tuple[str, Any]]:
         raise PolicyError(f"{where or 'rules'}: expected an object")
     items: list[tuple[str, Any]] = []
     for key, value in doc.items():
-        if (key in ("namespace", "node_pool") and not where) or (key == "path" and where == "variables"):
+        labelled = key in ("namespace", "node_pool", "host_volume") and not where
+        if labelled or (key == "path" and where == "variables"):
             if not isinstance(value, dict):
                 raise PolicyError(f"{key}: expected an object of labelled blocks")
             items += [(key, ((label,), _from_json(body, f"{key} {label!r}")))
@@ -250,12 +257,20 @@ class Policy:
     # namespace -> ((variable path glob, capabilities), ...): its ``variables { path ... }`` block.
     variables: tuple[tuple[str, tuple[tuple[str, frozenset[str]], ...]], ...] = ()
     node_pools: tuple[tuple[str, frozenset[str]], ...] = ()  # pool name glob -> capabilities
+    host_volumes: tuple[tuple[str, frozenset[str]], ...] = ()  # host volume name glob -> capabilities
+    operator_caps: frozenset[str] = frozenset()  # the operator block's capabilities, its policy's expanded
 
 
 # acl/policy.go: variables capabilities (read and write include list), node pool capabilities.
 VARIABLE_CAPABILITIES = ("write", "read", "list", "destroy", "deny")
 NODE_POOL_CAPABILITIES = ("read", "write", "delete", "deny")
 _NODE_POOL_EXPAND = {DENY: ("deny",), READ: ("read",), WRITE: ("delete", "read", "write")}
+# acl/policy.go host volume capabilities (what mounting a client's host volume into a job needs) and
+# expandHostVolumePolicy; validVolume.
+HOST_VOLUME_CAPABILITIES = ("deny", "mount-readonly", "mount-readwrite")
+_HOST_VOLUME_EXPAND = {DENY: ("deny",), READ: ("mount-readonly",),
+                       WRITE: ("mount-readonly", "mount-readwrite"), SCALE: ()}
+_VALID_VOLUME = re.compile(r"[a-zA-Z0-9\-*]{1,128}")
 
 
 def parse_policy(rules: str) -> Policy:
@@ -273,7 +288,9 @@ def parse_policy(rules: str) -> Policy:
     namespaces: dict[str, set[str]] = {}
     variables: dict[str, dict[str, set[str]]] = {}
     pools: dict[str, set[str]] = {}
+    volumes: dict[str, set[str]] = {}
     coarse: dict[str, str] = {}
+    operator_caps: frozenset[str] = frozenset()
     for key, value in items:
         if key == "namespace":
             name, caps, paths = _namespace_block(value)
@@ -283,21 +300,28 @@ def parse_policy(rules: str) -> Policy:
         elif key == "node_pool":
             name, caps = _node_pool_block(value)
             pools.setdefault(name, set()).update(caps)
+        elif key == "host_volume":
+            name, caps = _host_volume_block(value)
+            volumes.setdefault(name, set()).update(caps)
         elif key in _COARSE_BLOCKS:
             if key in coarse:
                 raise PolicyError(f"{key}: block given twice")
             coarse[key] = _coarse_block(key, value)
+            if key == "operator":
+                operator_caps = _operator_caps(value, coarse[key])
         else:
-            raise PolicyError(f"unexpected key {key!r} (known: namespace, node_pool, "
+            raise PolicyError(f"unexpected key {key!r} (known: namespace, node_pool, host_volume, "
                               f"{', '.join(_COARSE_BLOCKS)})")
-    if not namespaces and not coarse and not pools:
+    if not namespaces and not coarse and not pools and not volumes:
         raise PolicyError(f"Invalid policy: {rules}")
     return Policy(namespaces=tuple(sorted((n, frozenset(c)) for n, c in namespaces.items())),
                   node=coarse.get("node", ""), agent=coarse.get("agent", ""),
                   operator=coarse.get("operator", ""), plugin=coarse.get("plugin", ""),
                   variables=tuple(sorted((n, tuple(sorted((p, frozenset(c)) for p, c in paths.items())))
                                          for n, paths in variables.items())),
-                  node_pools=tuple(sorted((n, frozenset(c)) for n, c in pools.items())))
+                  node_pools=tuple(sorted((n, frozenset(c)) for n, c in pools.items())),
+                  host_volumes=tuple(sorted((n, frozenset(c)) for n, c in volumes.items())),
+                  operator_caps=operator_caps)
 
 
 def _block(key: str, value: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
@@ -384,16 +408,55 @@ def _node_pool_block(value: Any) -> tuple[str, set[str]]:
     return name, set(caps) | set(_NODE_POOL_EXPAND.get(policy, ()))
 
 
+def _host_volume_block(value: Any) -> tuple[str, set[str]]:
+    """``host_volume "glob" { policy = ..., capabilities = [...] }`` (Nomad 1.10's HostVolumePolicy)."""
+    labels, body = _block("host_volume", value)
+    if len(labels) != 1:
+        raise PolicyError('host_volume: expected one name, like host_volume "data" { ... }')
+    name = labels[0]
+    if not _VALID_VOLUME.fullmatch(name):
+        raise PolicyError(f"Invalid host volume name: {name!r}")
+    unknown = sorted(set(body) - {"policy", "capabilities"})
+    if unknown:
+        raise PolicyError(f"host_volume {name!r}: unexpected key {unknown[0]!r} "
+                          "(known: policy, capabilities)")
+    policy = body.get("policy", "")
+    if policy and policy not in _HOST_VOLUME_EXPAND:
+        raise PolicyError(f"Invalid host volume policy {policy!r} in host volume {name!r}: "
+                          f"want one of {', '.join(NAMESPACE_POLICIES)}")
+    caps = body.get("capabilities", [])
+    if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
+        raise PolicyError(f"host_volume {name!r}: capabilities must be a list of strings")
+    for cap in caps:
+        if cap not in HOST_VOLUME_CAPABILITIES:
+            raise PolicyError(f"Invalid host volume capability {cap!r} in host volume {name!r}")
+    return name, set(caps) | set(_HOST_VOLUME_EXPAND.get(policy, ()))
+
+
 def _coarse_block(key: str, value: Any) -> str:
     _, body = _block(key, value)
     unknown = sorted(set(body) - {"policy", "capabilities"} if key == "operator" else set(body) - {"policy"})
     if unknown:
         raise PolicyError(f"{key}: unexpected key {unknown[0]!r}")
     policy = body.get("policy")
+    if key == "operator" and policy is None and "capabilities" in body:
+        return ""  # Nomad 2.0: an operator block may grant capabilities alone
     allowed = COARSE_POLICIES + (("list",) if key == "plugin" else ())
     if policy not in allowed:
         raise PolicyError(f"Invalid {key} policy: {policy!r}: want one of {', '.join(allowed)}")
     return str(policy)
+
+
+def _operator_caps(value: Any, policy: str) -> frozenset[str]:
+    """The operator block's capabilities (acl/policy.go isOperatorCapabilityValid) with its policy's
+    expansion (expandOperatorPolicy)."""
+    caps = _block("operator", value)[1].get("capabilities", [])
+    if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
+        raise PolicyError("operator: capabilities must be a list of strings")
+    for cap in caps:
+        if cap not in OPERATOR_CAPABILITIES:
+            raise PolicyError(f"Invalid operator capability {cap!r}")
+    return frozenset(caps) | frozenset(_OPERATOR_EXPAND.get(policy, ()))
 
 
 def rules_json(rules: str) -> dict[str, Any] | None:
@@ -433,6 +496,10 @@ def rules_json(rules: str) -> dict[str, Any] | None:
             caps = written + list(_NODE_POOL_EXPAND.get(policy, ()))
             out["NodePools"] = [*(out["NodePools"] or []),
                                 {"Name": labels[0], "Policy": policy, "Capabilities": caps or None}]
+        elif key == "host_volume":
+            caps = written + list(_HOST_VOLUME_EXPAND.get(policy, ()))
+            out["HostVolumes"] = [*(out["HostVolumes"] or []),
+                                  {"Name": labels[0], "Policy": policy, "Capabilities": caps or None}]
         elif key == "operator":
             caps = written + list(_OPERATOR_EXPAND.get(policy, ()))
             out["Operator"] = {"Policy": policy, "Capabilities": caps or None}
@@ -448,6 +515,8 @@ _HOST_VOLUME_IMPLIES = {
     "host-volume-register": ("host-volume-create", "host-volume-read"),
     "host-volume-create": ("host-volume-read",),
 }
+OPERATOR_CAPABILITIES = ("deny", "snapshot-save", "license-read", "keyring-rotate", "keyring-read",
+                         "keyring-delete")
 _OPERATOR_EXPAND = {
     DENY: ("deny",), READ: ("license-read", "keyring-read"),
     WRITE: ("snapshot-save", "license-read", "keyring-rotate", "keyring-read", "keyring-delete"),
@@ -485,6 +554,8 @@ class ACL:
     plugin: str = ""
     variables: tuple[tuple[str, tuple[tuple[str, frozenset[str]], ...]], ...] = ()
     node_pools: tuple[tuple[str, frozenset[str]], ...] = ()
+    host_volumes: tuple[tuple[str, frozenset[str]], ...] = ()
+    operator_caps: frozenset[str] = frozenset()
 
     def namespace_caps(self, namespace: str) -> frozenset[str]:
         """Exact name first, else the closest matching glob (acl.go findClosestMatchingGlob)."""
@@ -516,6 +587,13 @@ class ACL:
         # node:read has read every pool here since pools came; a node_pool rule grants it alone too.
         return capability in caps or (capability == READ and self.allow_level("node", READ))
 
+    def allow_host_volume(self, volume: str, capability: str) -> bool:
+        """Nomad's AllowHostVolumeOperation: the exact or closest ``host_volume`` rule grants it."""
+        if self.management:
+            return True
+        caps = _closest(self.host_volumes, volume) or frozenset()
+        return "deny" not in caps and capability in caps
+
     def allow_namespace(self, namespace: str, capability: str) -> bool:
         if self.management:
             return True
@@ -536,12 +614,20 @@ class ACL:
         have = getattr(self, area)
         return have != DENY and _PRIVILEGE.get(have, 0) >= _PRIVILEGE[level]
 
+    def allow_operator(self, capability: str) -> bool:
+        """Nomad's AllowOperatorOperation: an operator write policy, or the capability (deny wins)."""
+        if self.management or self.operator == WRITE:
+            return True
+        return "deny" not in self.operator_caps and capability in self.operator_caps
+
     def allows(self, needs: tuple[Need, ...]) -> bool:
         return all(self.allows_one(n) for n in needs)
 
     def allows_one(self, need: Need) -> bool:
         if need.area == "management":
             return self.management
+        if need.area == "operator_op":
+            return self.allow_operator(need.what)
         if need.area == "variable":
             if not need.target:  # a list: the handler keeps what may be listed
                 return self.allow_variable_search(need.namespace)
@@ -567,6 +653,8 @@ def compile_acl(policies: list[Policy]) -> ACL:
     levels = {"node": "", "agent": "", "operator": "", "plugin": ""}
     variables: dict[str, dict[str, set[str]]] = {}
     pools: dict[str, set[str]] = {}
+    volumes: dict[str, set[str]] = {}
+    operator_caps: set[str] = set()
     for p in policies:
         for name, granted in p.namespaces:
             caps.setdefault(name, set()).update(granted)
@@ -575,6 +663,9 @@ def compile_acl(policies: list[Policy]) -> ACL:
                 variables.setdefault(name, {}).setdefault(path, set()).update(granted)
         for name, granted in p.node_pools:
             pools.setdefault(name, set()).update(granted)
+        for name, granted in p.host_volumes:
+            volumes.setdefault(name, set()).update(granted)
+        operator_caps |= p.operator_caps
         for area in levels:
             mine = getattr(p, area)
             if mine:
@@ -586,7 +677,9 @@ def compile_acl(policies: list[Policy]) -> ACL:
                wildcards=tuple((n, c) for n, c in merged.items() if "*" in n), **levels,
                variables=tuple((n, tuple((p, deny_wins(c)) for p, c in sorted(paths.items())))
                                for n, paths in sorted(variables.items())),
-               node_pools=tuple((n, deny_wins(c)) for n, c in sorted(pools.items())))
+               node_pools=tuple((n, deny_wins(c)) for n, c in sorted(pools.items())),
+               host_volumes=tuple((n, deny_wins(c)) for n, c in sorted(volumes.items())),
+               operator_caps=deny_wins(operator_caps))
 
 
 @functools.lru_cache(maxsize=1024)
@@ -693,6 +786,53 @@ _ROUTES = sorted([
 # and so are the profiles (Nomad Agent.Profile).
 _ALWAYS_WRITE = ("/v1/agent/keyring/", "/v1/agent/pprof/")
 
+# The suffixes of /v1/job/<id>/<action> (actors.http_jobs JOB_ACTIONS and the modules that add to it;
+# a test keeps the two the same): a path with none of them is the job itself.
+JOB_ACTION_SUFFIXES = ("allocations", "evaluations", "summary", "versions", "submission", "evaluate",
+                       "plan", "scale", "stable", "revert", "dispatch", "periodic/force", "deployments",
+                       "deployment", "actions", "action", "services", "tag")
+# Nomad 2.0: the capability that, besides submit-job, allows each job write (nomad/job_endpoint.go
+# Register, Revert, Stable, Evaluate, Plan), and each deployment write (deployment_endpoint.go).
+_JOB_WRITES = {"": "submit-job|register-job", "revert": "submit-job|revert-job",
+               "stable": "submit-job|stable-job", "evaluate": "submit-job|evaluate-job",
+               "plan": "submit-job|plan-job"}
+_DEPLOYMENT_WRITES = {"fail": "fail-deployment", "pause": "pause-deployment", "promote": "promote-deployment",
+                      "unblock": "unblock-deployment", "allocation-health": "set-alloc-health-deployment"}
+# Job.Deregister: submit-job, purge-job, or (without purge) deregister-job (the guard checks a purge).
+JOB_DEREGISTER = "submit-job|purge-job|deregister-job"
+JOB_PURGE = "submit-job|purge-job"
+
+
+def job_action(path: str) -> str | None:
+    """The action of a /v1/job/... path ("" for the job itself); None for another path."""
+    if not path.startswith("/v1/job/"):
+        return None
+    rest = path[len("/v1/job/"):]
+    for action in sorted(JOB_ACTION_SUFFIXES, key=len, reverse=True):
+        if rest.endswith("/" + action) and len(rest) > len(action) + 1:
+            return action
+    return ""
+
+
+def _fine_grained_write(method: str, path: str) -> str:
+    """The namespace capabilities ("a|b": any) a job, deployment or service write needs, when Nomad 2.0
+    lets a fine-grained capability stand in for submit-job there; "" otherwise."""
+    if method in _READS:
+        return ""
+    if path == "/v1/jobs" and method in ("PUT", "POST"):
+        return _JOB_WRITES[""]
+    action = job_action(path)
+    if action == "" and method == "DELETE":
+        return JOB_DEREGISTER
+    if action is not None:
+        return _JOB_WRITES.get(action, "")
+    if path.startswith("/v1/deployment/"):
+        cap = _DEPLOYMENT_WRITES.get(path[len("/v1/deployment/"):].partition("/")[0])
+        return f"submit-job|{cap}" if cap else ""
+    if path.startswith("/v1/service/") and method == "DELETE":  # ServiceRegistration.DeleteByID
+        return "submit-job|delete-service-registration"
+    return ""
+
 
 def _node_pool_needs(method: str, path: str, namespace: str) -> tuple[Need, ...] | None:
     """Nomad's NodePool.* checks: ``node_pool "glob"`` rules (``node:read`` reads pools too, as before)."""
@@ -719,11 +859,16 @@ def required(method: str, path: str, namespace: str = DEFAULT_NAMESPACE) -> tupl
     if path.startswith("/v1/acl/") or path in ("/v1/search", "/v1/search/fuzzy", "/v1/event/stream"):
         # search: per context (actors.http_search); events: per topic (actors.http_events)
         return SELF_CHECKED
+    if path == "/v1/operator/snapshot" or path.startswith("/v1/operator/keyring/"):
+        # Nomad 2.0's operator capabilities (snapshot-save, keyring-read|rotate|delete; operator write
+        # grants each) or a management token (a restore): actors.http_snapshot, actors.http_root_keyring
+        return SELF_CHECKED
     namespace = namespace or DEFAULT_NAMESPACE
     if path.startswith("/v1/job/") and path.endswith("/dispatch") and method not in _READS:
         return (Need("namespace", "dispatch-job", namespace),)  # Job.Dispatch
     if path.startswith("/v1/job/") and path.endswith("/periodic/force") and method not in _READS:
-        return (Need("namespace", "dispatch-job|submit-job", namespace),)  # Periodic.Force (Nomad 1.0+)
+        # Periodic.Force (Nomad 1.0+; force-periodic-job 2.0)
+        return (Need("namespace", "dispatch-job|submit-job|force-periodic-job", namespace),)
     if path.startswith("/v1/job/") and path.endswith("/tag") and method not in _READS:
         return (Need("namespace", "submit-job|tag-job-version", namespace),)  # Job.TagVersion
     if path.startswith("/v1/job/") and path.endswith("/scale"):  # Job.Scale / Job.ScaleStatus
@@ -756,7 +901,11 @@ def required(method: str, path: str, namespace: str = DEFAULT_NAMESPACE) -> tupl
         # Nomad's allocSnapshot checks no policy but the migrate token (actors.http_client_snapshot).
         return SELF_CHECKED
     if path.startswith("/v1/client/allocation/") and path.endswith("/gc"):  # any method, as Nomad
-        return (Need("namespace", "submit-job", namespace),)  # client Allocations.GarbageCollect
+        # client Allocations.GarbageCollect
+        return (Need("namespace", "submit-job|gc-allocation", namespace),)
+    fine = _fine_grained_write(method, path)
+    if fine:
+        return (Need("namespace", fine, namespace),)
     for r in _ROUTES:
         if path.startswith(r.prefix):
             reading = method in _READS and not path.startswith(_ALWAYS_WRITE)

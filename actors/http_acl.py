@@ -59,13 +59,16 @@ from actors.acl import (
     ACL,
     ANONYMOUS_POLICY,
     DENY_ALL_ACL,
+    JOB_PURGE,
     MANAGEMENT_ACL,
     OPEN,
     PERMISSION_DENIED,
     TOKEN_EXPIRED,
     TOKEN_NOT_FOUND,
+    Need,
     PolicyError,
     compile_acl,
+    job_action,
     parse_policy,
     required,
     rules_json,
@@ -81,23 +84,27 @@ from actors.http_api import (
     _stale_read,
     decode_json,
     propose,
+    query_flag,
     read_body,
     require,
     route,
     state_query,
 )
+from actors.http_filter import apply_list_options
 from actors.state.acl_ops import (
     JOB_ACL_FIELDS,
     bootstrap_refusal,
     multi_error,
     role_by_name,
     role_out,
+    same_time,
     token_by_secret,
     token_expired,
     token_policy_names,
     token_view,
 )
 from actors.state.autopilot_config import go_duration, parse_go_duration
+from actors.state.namespaces import job_key
 from actors.state.store import command
 from actors.workload_identity import (
     InvalidToken,
@@ -126,6 +133,8 @@ MAX_ROLE_DESCRIPTION_LENGTH = 256
 # Nomad's AnonymousACLToken, as /v1/acl/token/self describes it.
 ANONYMOUS_TOKEN = {"AccessorID": "anonymous", "Name": "Anonymous Token", "Type": "client",
                    "Policies": [ANONYMOUS_POLICY], "Global": False}
+
+GO_ZERO_TIME = "0001-01-01T00:00:00Z"  # a time.Time never set, as Go's JSON writes it
 
 _compiled: collections.OrderedDict[tuple[tuple[str, int], ...], ACL] = collections.OrderedDict()
 
@@ -200,7 +209,8 @@ def _compile(policies: dict[str, tuple[int, str]]) -> ACL:
 
 
 def resolve(req: Request, api: Api) -> tuple[dict[str, Any] | None, ACL]:
-    """(the token or None for anonymous, its ACL); 403 ``ACL token not found`` for an unknown secret."""
+    """(the token or None for anonymous, its ACL); an unknown or expired secret is refused as Nomad
+    refuses it for this request (:func:`_refused`)."""
     secret = request_secret(req)
     if looks_like_jwt(secret):  # a task's workload identity JWT
         return _resolve_workload(req, api, secret)
@@ -208,15 +218,35 @@ def resolve(req: Request, api: Api) -> tuple[dict[str, Any] | None, ACL]:
         status, token, policies = _remote_lookup(api, secret)
     else:
         status, token, policies = _local_read(api, _token_query(secret, wall_time()))
-    if status == "missing":
-        raise CodedError(403, TOKEN_NOT_FOUND)
-    if status == "expired":
-        raise CodedError(500, TOKEN_EXPIRED)
+    if status in ("missing", "expired"):
+        raise _refused(req, api, status)
     if status != "ok":
         raise CodedError(500, str(token))
     if token is not None and token.get("Type") == "management":
         return token, MANAGEMENT_ACL
     return token, _compile(policies)
+
+
+# Where Nomad says more than "Permission denied" about a secret it cannot use.  Its servers
+# authenticate every RPC first (nomad/auth Authenticator.Authenticate) and the handlers answer any
+# failure, an unknown secret or an expired token, with ErrPermissionDenied (403); only ACL.WhoAmI and
+# ACL.GetToken (GET /v1/acl/token/self and /v1/acl/token/<accessor>) and the agent's own endpoints
+# (HTTPServer.ResolveToken) hand an expiry on, which the HTTP layer answers 500 "ACL token expired".
+# A client-only agent resolves its agent and client endpoints' tokens itself (Client.ResolveToken:
+# 403 "ACL token not found" for an unknown secret).
+_AGENT_PATHS = ("/v1/agent/", "/v1/client/")
+
+
+def _refused(req: Request, api: Api, status: str) -> CodedError:
+    """The refusal of a secret that is unknown (*status* "missing") or expired, as Nomad words it for
+    this request."""
+    agent_path = req.path.startswith(_AGENT_PATHS)
+    if status == "expired":
+        reads_token = req.method in ("GET", "HEAD") and req.path.startswith("/v1/acl/token/")
+        return CodedError(500, TOKEN_EXPIRED) if reads_token or agent_path else \
+            CodedError(403, PERMISSION_DENIED)
+    client_only = api.env.lookup("raft") is None
+    return CodedError(403, TOKEN_NOT_FOUND if client_only and agent_path else PERMISSION_DENIED)
 
 
 def _resolve_workload(req: Request, api: Api, token: str) -> tuple[dict[str, Any], ACL]:
@@ -286,8 +316,11 @@ def _remote_lookup(api: Api, secret: str) -> tuple[str, Any, dict[str, tuple[int
         resp = _ask_server(api, "/v1/acl/token/self", secret)
         if resp.status == 200:
             return json.loads(resp.body)
-        if resp.status in (403, 404) and resp.body.decode(errors="replace") == TOKEN_NOT_FOUND:
+        text = resp.body.decode(errors="replace")
+        if resp.status in (403, 404) and text in (TOKEN_NOT_FOUND, PERMISSION_DENIED):
             return None  # unknown secret, or (404) no secret at all: the anonymous token
+        if resp.status == 200 and json.loads(resp.body).get("AccessorID") == ANONYMOUS_TOKEN["AccessorID"]:
+            return None  # no secret: the anonymous token, as a server describes it
         raise CodedError(resp.status, resp.body.decode(errors="replace"))
 
     token = _cached(_remote_tokens, secret, api.ctx.acl_token_ttl_s, fetch_token)
@@ -335,7 +368,10 @@ def _remote_lookup(api: Api, secret: str) -> tuple[str, Any, dict[str, tuple[int
 # Lists whose ?namespace=* Nomad answers with what is in the namespaces the token may list, by the
 # capability each checks (Job.List: list-jobs; Alloc.List, Eval.List, Deployment.List: read-job).
 _ALL_NAMESPACE_LISTS = {"/v1/jobs": "list-jobs", "/v1/allocations": "read-job", "/v1/evaluations": "read-job",
-                        "/v1/deployments": "read-job", "/v1/services": "read-job"}
+                        "/v1/deployments": "read-job", "/v1/services": "read-job",
+                        "/v1/jobs/statuses": "read-job"}  # (its handler also checks the jobs a body names)
+# Lists read by POST too (a body naming what to list): Job.Statuses.
+_POSTED_LISTS = ("/v1/jobs/statuses",)
 
 
 def acl_guard(req: Request, api: Api) -> None:
@@ -343,25 +379,81 @@ def acl_guard(req: Request, api: Api) -> None:
     if not api.ctx.acl_enabled:
         return
     namespace = _job_namespace(req) or _object_namespace(req, api) or (req.query.get("namespace") or [""])[0]
-    if namespace == "*" and req.method in ("GET", "HEAD") and req.path in _ALL_NAMESPACE_LISTS \
-            and isinstance(req.environ, dict):
+    listing = req.method in ("GET", "HEAD") or (req.method == "POST" and req.path in _POSTED_LISTS)
+    if namespace == "*" and listing and req.path in _ALL_NAMESPACE_LISTS and isinstance(req.environ, dict):
         # Nomad's allowedNSes: the list keeps what is in the namespaces the token may list (none: empty)
         acl = resolve(req, api)[1]
         if not acl.management:
             cap = _ALL_NAMESPACE_LISTS[req.path]
             req.environ[LISTABLE_NAMESPACES] = lambda ns: acl.allow_namespace(ns, cap)
         return
-    if namespace == "*" and req.method in ("GET", "HEAD") and req.path in _ALL_NAMESPACE_LISTS:
+    if namespace == "*" and listing and req.path in _ALL_NAMESPACE_LISTS:
         namespace = "default"  # no environ to carry the filter (an in-process request): default's rights
     needs = required(req.method, req.path, namespace)
     if needs is None or needs == OPEN:
         return
     token, acl = resolve(req, api)
-    if not acl.allows(needs):
+    if req.method == "DELETE" and job_action(req.path) == "" and query_flag(req, "purge"):
+        needs = (*needs, Need("namespace", JOB_PURGE, namespace or "default"))  # deregister-job cannot purge
+    if not acl.allows(needs) or not _job_volumes_allowed(req, api, acl, namespace or "default"):
         who = token["AccessorID"] if token else "anonymous"
         log.debug("permission denied: method=%s path=%s accessor=%s needs=%s", req.method, req.path, who,
                   ", ".join(str(n) for n in needs))
         raise CodedError(403, PERMISSION_DENIED)
+
+
+def _job_volumes_allowed(req: Request, api: Api, acl: ACL, namespace: str) -> bool:
+    """Nomad's Job.Register volume checks (doRegister) of a job registered, or of the version a revert
+    registers again (Job.Revert calls Job.Register with the caller's token).  A body that is not a job
+    passes here: its handler answers it."""
+    if acl.management or req.method not in ("PUT", "POST") or not isinstance(req.environ, dict):
+        return True
+    rest = req.path[len("/v1/job/"):] if req.path.startswith("/v1/job/") else None
+    reverted = rest[:-len("/revert")] if rest and rest.endswith("/revert") else ""
+    if not (req.path == "/v1/jobs" or (rest and "/" not in rest) or (reverted and "/" not in reverted)):
+        return True
+    body = read_body(req)
+    req.environ["wsgi.input"], req.environ["CONTENT_LENGTH"] = io.BytesIO(body), str(len(body))
+    try:
+        doc = decode_json(body)
+        job = doc.get("Job")
+    except (AttributeError, UnicodeDecodeError, ValueError):
+        return True
+    if reverted:
+        version = doc.get("JobVersion")
+        if not isinstance(version, int) or api.env.lookup("raft") is None:
+            return True  # the handler refuses it, or a server checks it
+        key = job_key(namespace, reverted)
+        job = _stale_read(api, lambda st: next(
+            (v for v in st.job_versions(key) if v.get("Version") == version), None))[1]
+    return _volumes_allowed(job, acl)
+
+
+def _volumes_allowed(job: Any, acl: ACL) -> bool:
+    """A group's host volume needs ``mount-readwrite`` in the token's ``host_volume`` rule for its source,
+    or ``mount-readonly`` (or readwrite) when it is mounted read-only, and a task's ``bidirectional``
+    mount of it ``mount-readwrite``."""
+    groups = job.get("TaskGroups") if isinstance(job, dict) else None
+    for group in groups if isinstance(groups, list) else ():
+        volumes = group.get("Volumes") if isinstance(group, dict) else None
+        if not isinstance(volumes, dict):
+            continue
+        def writable(volume: Any) -> bool:
+            return acl.allow_host_volume(str(volume.get("Source") or ""), "mount-readwrite")
+        for volume in volumes.values():
+            if not isinstance(volume, dict) or volume.get("Type") != "host":
+                continue
+            readable = volume.get("ReadOnly") is True and acl.allow_host_volume(
+                str(volume.get("Source") or ""), "mount-readonly")
+            if not (readable or writable(volume)):
+                return False
+        for task in group.get("Tasks") or ():
+            for mount in (task.get("VolumeMounts") or ()) if isinstance(task, dict) else ():
+                volume = volumes.get(mount.get("Volume")) if isinstance(mount, dict) else None
+                if isinstance(volume, dict) and volume.get("Type") == "host" \
+                        and mount.get("PropagationMode") == "bidirectional" and not writable(volume):
+                    return False
+    return True
 
 
 # Paths naming an allocation, evaluation or deployment by ID, and the table it is in: Nomad checks the
@@ -490,6 +582,13 @@ def _hash(*parts: Any) -> str:
 def _enabled(api: Api) -> None:
     if not api.ctx.acl_enabled:
         raise CodedError(400, ACL_DISABLED)
+
+
+def require_operator(req: Request, api: Api, capability: str) -> None:
+    """403 unless the token may do the operator operation *capability* (Nomad 2.0's
+    AllowOperatorOperation: a management token, operator write, or the operator capability)."""
+    if api.ctx.acl_enabled and not resolve(req, api)[1].allow_operator(capability):
+        raise CodedError(403, PERMISSION_DENIED)
 
 
 def _management(req: Request, api: Api) -> dict[str, Any]:
@@ -697,9 +796,16 @@ def acl_tokens(req: Request, api: Api) -> Any:
     _enabled(api)
     _management(req, api)
     prefix = (req.query.get("prefix") or [""])[0]
-    return state_query(req, api, ("acl_tokens", "acl_roles"), lambda st: [  # roles: their names show
+    # Nomad's ListTokens: in creation order (its "create" index) without a prefix, in accessor order
+    # with one, each with its paginator's tokens; ?filter=, ?per_page=, ?next_token= (and ?reverse=
+    # without a prefix).
+    answer = state_query(req, api, ("acl_tokens", "acl_roles"), lambda st: [  # roles: their names show
         token_stub(token_view(st, t)) for a, t in sorted(st.tables["acl_tokens"].items())
         if a.startswith(prefix)])
+    if not prefix:
+        answer = Answer(sorted(answer.value, key=lambda t: (t["CreateIndex"], t["AccessorID"]),
+                               reverse=query_flag(req, "reverse")), answer.headers)
+    return apply_list_options(req, answer, id_key="AccessorID", created=not prefix)
 
 
 @route("/v1/acl/token")
@@ -716,8 +822,8 @@ def acl_token(req: Request, api: Api) -> Any:
     if accessor == "self":
         require(req, "GET")
         token, _ = resolve(req, api)
-        if token is None:
-            raise CodedError(404, TOKEN_NOT_FOUND)
+        if token is None:  # Nomad's ACL.WhoAmI names the AnonymousACLToken a request without a secret has
+            return {**token_out(ANONYMOUS_TOKEN), "Hash": None, "CreateTime": GO_ZERO_TIME}
         return token_out(token)
     if not accessor:
         raise CodedError(400, "Missing token accessor")
@@ -768,7 +874,7 @@ def _token_fields(body: dict[str, Any]) -> tuple[str, str, list[str], list[dict[
     elif kind not in ("client", "management"):
         problems.append("token type must be client or management")
     links = [{"ID": r.get("ID") or "", "Name": "" if r.get("ID") else r.get("Name") or ""} for r in roles]
-    return name, kind, sorted(set(policies)), links, is_global, problems
+    return name, kind, list(policies), links, is_global, problems  # as given (Nomad keeps their order)
 
 
 def _invalid(problems: list[str]) -> None:
@@ -826,6 +932,25 @@ def _token_expiry(api: Api, ttl_ns: int, expires: float | None, create_us: int,
     return exp_us / 1e6
 
 
+def _update_problems(old: dict[str, Any], is_global: bool, ttl_ns: int, expires: float | None) -> list[str]:
+    """What Nomad's ACLToken.Validate finds wrong with an update of *old* (in its order, after the
+    name and type): the store checks them again when it applies the write."""
+    problems = []
+    if bool(old.get("Global")) != is_global:
+        problems.append("cannot toggle global mode")
+    if int(old.get("ExpirationTTL") or 0) != ttl_ns:
+        problems.append("cannot update expiration TTL")
+    if expires is not None and not same_time(expires, old.get("ExpirationTime")):
+        problems.append("cannot update expiration time")
+    return problems
+
+
+def _is_uuid(text: str) -> bool:
+    """Nomad's helper.IsUUID: 36 characters, hex groups of 8-4-4-4-12."""
+    return re.fullmatch(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}",
+                        text) is not None
+
+
 def _token_write(req: Request, api: Api, accessor: str) -> Any:
     """Create (no accessor) or update a token; answers it with its secret (Nomad ``UpsertTokens``)."""
     _management(req, api)
@@ -841,8 +966,22 @@ def _token_write(req: Request, api: Api, accessor: str) -> Any:
                              "Hash": _hash(name, kind, policies, is_global, *([roles] if roles else []))}
     if ttl_ns:
         token["ExpirationTTL"] = ttl_ns
-    if accessor:  # an update: the store refuses a changed expiry (Nomad's Validate against the existing)
+    secret = body.get("SecretID") or ""
+    existing = _read_token(api, accessor) if accessor else None
+    if accessor and existing is None:
+        # Nomad's upsertTokens: a client token whose accessor and secret are both UUIDs is uploaded (made
+        # with those IDs, e.g. moved from another cluster); anything else names a token that is not here.
+        if not (_is_uuid(accessor) and isinstance(secret, str) and _is_uuid(secret) and kind != "management"):
+            raise CodedError(400, f"cannot find token {accessor}")
+        token["SecretID"] = secret
+        create_us = round(wall_time() * 1e6)
+        token.update(AccessorID=accessor, CreateTime=create_us / 1e6)
+        expiration = _token_expiry(api, ttl_ns, expires, create_us, problems)
         _invalid(problems)
+        if expiration is not None:
+            token["ExpirationTime"] = expiration
+    elif existing is not None:  # an update: Nomad's Validate against the existing token
+        _invalid(problems + _update_problems(existing, is_global, ttl_ns, expires))
         token["AccessorID"] = accessor
         if expires is not None:
             token["ExpirationTime"] = expires
@@ -853,7 +992,9 @@ def _token_write(req: Request, api: Api, accessor: str) -> Any:
         _invalid(problems)
         if expiration is not None:
             token["ExpirationTime"] = expiration
-    index = _write(api, "acl_token_upsert", tokens=[token])
+    # Nomad's ACL.UpsertTokens checks the roles a token links, never its policies: one not written yet
+    # (or deleted since) grants nothing.
+    index = _write(api, "acl_token_upsert", tokens=[token], allow_missing_policies=True)
     stored = _read_token(api, token["AccessorID"])
     if stored is None:  # deleted between the write and the read
         raise CodedError(404, TOKEN_NOT_FOUND)

@@ -16,8 +16,10 @@ ACLs: ``read-job`` in the namespace (actors.acl), as Nomad's RPC checks.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Callable
 from typing import Any
 
+from actors.acl import PERMISSION_DENIED
 from actors.http_api import (
     INVALID_METHOD,
     Answer,
@@ -139,6 +141,19 @@ def _page_limit(req: Request) -> int:
     return int(raw) if raw.isdigit() else 0
 
 
+def _readable_namespaces(req: Request, api: Api, namespace: str) -> Callable[[str], bool]:
+    """Which namespaces' jobs the token may see (Nomad's Job.Statuses: ``read-job`` in *namespace*, the
+    one the named jobs share or ``*``, then only the jobs of the namespaces it may read them in)."""
+    if not getattr(api.ctx, "acl_enabled", False):
+        return lambda ns: True
+    from actors.http_acl import resolve  # it imports the HTTP API, which imports us
+
+    acl = resolve(req, api)[1]
+    if namespace != "*" and not acl.allow_namespace(namespace, "read-job"):
+        raise CodedError(403, PERMISSION_DENIED)
+    return lambda ns: acl.allow_namespace(ns, "read-job")
+
+
 @route("/v1/jobs/statuses")
 def job_statuses(req: Request, api: Api) -> Any:
     if req.method not in ("GET", "POST"):
@@ -150,6 +165,7 @@ def job_statuses(req: Request, api: Api) -> Any:
     if wanted is not None:  # Nomad: the jobs' own namespaces (every one when they differ)
         named = {ns for ns, _ in wanted}
         namespace = next(iter(named)) if len(named) == 1 else "*"
+    readable = _readable_namespaces(req, api, namespace)
     text = (req.query.get("filter") or [""])[0]
     try:
         keep = compile_filter(text) if text else None
@@ -163,6 +179,7 @@ def job_statuses(req: Request, api: Api) -> Any:
     def query(st: Any) -> list[dict[str, Any]]:
         jobs = [j for j in st.tables["jobs"].values()
                 if (namespace == "*" or j.get("Namespace", "default") == namespace)
+                and readable(j.get("Namespace", "default"))
                 and (children or not j.get("ParentID"))
                 and (wanted is None or (j.get("Namespace", "default"), j["ID"]) in wanted)]
         if keep is not None:

@@ -45,12 +45,11 @@ PREPUBLISH_UNSUPPORTED = ("prepublished root keys are not supported by this agen
                           "(no publish_time); the new key is in the JWKS as soon as it signs")
 
 
-def _management(req: Request, api: Api) -> None:
-    if not api.ctx.acl_enabled:
-        return
-    from actors.http_acl import _management as need_management  # http_acl imports http_api
+def _operator(req: Request, api: Api, capability: str) -> None:
+    """Nomad 2.0's keyring checks: the operator capability (operator write grants every one)."""
+    from actors.http_acl import require_operator  # http_acl imports http_api
 
-    need_management(req, api)
+    require_operator(req, api, capability)
 
 
 def _write(api: Api, op: str, **args: Any) -> int:
@@ -68,7 +67,7 @@ def root_keyring(req: Request, api: Api) -> Any:
     path = req.path[len(PREFIX):]
     if path.startswith("keys"):
         require(req, "GET")
-        _management(req, api)
+        _operator(req, api, "keyring-read")  # Keyring.List
         return state_query(req, api, (root_keys.TABLE,), lambda st: [
             root_keys.meta(k) for _, k in sorted(st.tables[root_keys.TABLE].items(),
                                                  key=lambda kv: (kv[1].get("CreateIndex", 0), kv[0]))])
@@ -81,14 +80,14 @@ def root_keyring(req: Request, api: Api) -> Any:
             if force is None:
                 raise CodedError(422, "invalid force parameter")
         require(req, "DELETE")
-        _management(req, api)
+        _operator(req, api, "keyring-delete")  # Keyring.Delete
         if not key_id:
             raise CodedError(500, "root key ID is required")
         index = _write(api, "root_key_delete", key_id=key_id, force=force)
         return Answer({"Index": index}, (("X-Nomad-Index", str(index)),))
     if path.startswith("rotate"):
         require(req, "PUT", "POST")
-        _management(req, api)
+        _operator(req, api, "keyring-rotate")  # Keyring.Rotate
         if "full" in req.query:
             raise CodedError(400, FULL_UNSUPPORTED)
         publish = (req.query.get("publish_time") or [""])[0]

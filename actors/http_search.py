@@ -115,7 +115,8 @@ def search_query(prefix: str, contexts: tuple[str, ...], namespace: str,  # type
             elif ctx == "namespaces":
                 from actors.state import namespaces as ns_state
 
-                ids = [n["Name"] for n in ns_state.listed(tables, prefix)]
+                # Nomad's nsCapFilter: only the namespaces the token holds something in (AllowNamespace)
+                ids = [n["Name"] for n in ns_state.listed(tables, prefix) if _ns_readable(acl, n["Name"])]
             elif ctx == "node_pools":
                 pools = {"all", "default", *(n.get("NodePool", "default") for n in tables["nodes"].values())}
                 ids = [p for p in pools if p.startswith(prefix)]

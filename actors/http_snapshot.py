@@ -107,18 +107,22 @@ def _offload(fn: Callable[..., Any], *args: Any) -> Any:
     return value
 
 
-def _require_management(req: Request, api: Api) -> None:
-    """Both operations need a management token (Nomad: SnapshotSave's capability, Restore's IsManagement)."""
+def _require_access(req: Request, api: Api) -> None:
+    """A save needs Nomad 2.0's snapshot-save operator capability (operator write grants it); a restore
+    a management token (Operator.SnapshotRestore's IsManagement)."""
     if api.ctx.acl_enabled:
-        from actors.http_acl import _management
+        from actors.http_acl import _management, require_operator
 
-        _management(req, api)
+        if req.method == "GET":
+            require_operator(req, api, "snapshot-save")
+        else:
+            _management(req, api)
 
 
 @route("/v1/operator/snapshot")
 def operator_snapshot(req: Request, api: Api) -> Any:
     require(req, "GET", "PUT")
-    _require_management(req, api)
+    _require_access(req, api)
     return snapshot_save(req, api) if req.method == "GET" else snapshot_restore(req, api)
 
 

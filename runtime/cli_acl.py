@@ -151,8 +151,18 @@ def policy_apply(addr: str, args: list[str]) -> str:
     return f'Successfully wrote "{name}" ACL policy!'
 
 
+# Nomad's api.ACLPolicyListStub, what `acl policy list -json` prints.
+_POLICY_STUB_JSON = ("Name", "Description", "JobACL", "CreateIndex", "ModifyIndex")
+
+
 def policy_list(addr: str, args: list[str]) -> str:
+    flags, rest = parse_flags(args, {"json": bool})
+    if rest:
+        raise CliError("This command takes no arguments\n"
+                       "For additional help try 'nomad acl policy list -help'")
     got = request(addr, "GET", "/v1/acl/policies") or []
+    if flags.get("json"):
+        return json.dumps([{k: p.get(k) for k in _POLICY_STUB_JSON} for p in got], indent=4)
     if not got:
         return "No policies found"
     return _list([["Name", "Description"]] + [[p["Name"], p.get("Description", "")] for p in got])

@@ -222,16 +222,20 @@ def test_an_expired_token_is_refused_on_every_request_until_it_is_collected(st, 
     assert call(st, "GET", "/v1/acl/token/self", secret)[0] == 200
     assert guard(st, "GET", "/v1/nodes", secret) == (200, "")
     clock.now = T0 + 61
-    for method, path in (("GET", "/v1/acl/token/self"), ("GET", "/v1/acl/policies")):
-        assert call(st, method, path, secret) == (500, "ACL token expired"), path
+    # Nomad's RPC handlers answer an expired token "Permission denied" (403); only ACL.WhoAmI and
+    # ACL.GetToken, and the agent's own endpoints, hand the expiry on (500).
+    assert call(st, "GET", "/v1/acl/token/self", secret) == (500, "ACL token expired")
+    assert call(st, "GET", f"/v1/acl/token/{token['AccessorID']}", secret) == (500, "ACL token expired")
+    assert call(st, "GET", "/v1/acl/policies", secret) == (403, "Permission denied")
     for method, path in (("GET", "/v1/nodes"), ("GET", "/v1/jobs"), ("PUT", "/v1/jobs")):
-        assert guard(st, method, path, secret) == (500, "ACL token expired"), path
+        assert guard(st, method, path, secret) == (403, "Permission denied"), path
+    assert guard(st, "GET", "/v1/agent/self", secret) == (500, "ACL token expired")
     # The management token can still read it (and see it has expired), and delete it.
     code, read = call(st, "GET", f"/v1/acl/token/{token['AccessorID']}", "root-secret")
     assert code == 200 and read["ExpirationTime"] == "2027-01-15T08:01:00.000000Z"
     st.apply(st.applied_index + 1, command("acl_token_gc", accessor_ids=[token["AccessorID"]],
                                            now=clock.now, cutoff=clock.now))
-    assert call(st, "GET", "/v1/acl/token/self", secret) == (403, "ACL token not found")
+    assert call(st, "GET", "/v1/acl/token/self", secret) == (403, "Permission denied")
 
 
 def test_an_expiring_token_round_trips_through_an_update(st, clock):
@@ -404,3 +408,108 @@ def test_cli_token_create_and_list_take_json_and_a_template_as_nomads(monkeypatc
     assert capsys.readouterr().out == "acc\n"
     assert main(["-address=http://x", "acl", "token", "list", "extra"]) == 1
     assert capsys.readouterr().err.startswith("This command takes no arguments")
+
+
+def test_token_self_without_a_secret_names_the_anonymous_token(st, clock):
+    """Nomad's ACL.WhoAmI: a request without a secret is the AnonymousACLToken (200), not a 404."""
+    code, anonymous = call(st, "GET", "/v1/acl/token/self")
+    assert code == 200, anonymous
+    assert {k: anonymous[k] for k in ("AccessorID", "SecretID", "Name", "Type", "Policies", "Global",
+                                      "CreateTime", "ExpirationTime")} == {
+        "AccessorID": "anonymous", "SecretID": "", "Name": "Anonymous Token", "Type": "client",
+        "Policies": ["anonymous"], "Global": False, "CreateTime": "0001-01-01T00:00:00Z",
+        "ExpirationTime": None}
+    assert call(st, "GET", "/v1/acl/token/self", "no-such-secret") == (403, "Permission denied")
+
+
+def _list(st: StateStore, **query: str) -> tuple[int, Any, dict[str, str]]:
+    req = Request(method="GET", path="/v1/acl/tokens", query={k: [v] for k, v in query.items()},
+                  url="/v1/acl/tokens", environ={"HTTP_X_NOMAD_TOKEN": "root-secret"})
+    try:
+        out = find_route("/v1/acl/tokens")(req, _api(st))
+    except CodedError as e:
+        return e.code, str(e), {}
+    return 200, [t["AccessorID"] for t in out.value], dict(out.headers)
+
+
+def test_the_token_list_is_in_creation_order_filtered_and_paged_as_nomads(st, clock):
+    """Nomad's ACL.ListTokens: creation order without a prefix (CreateIndexAndIDTokenizer), accessor
+    order with one, and the list options every paginated list takes."""
+    for i, accessor in enumerate(("c-second", "a-third", "b-fourth")):
+        st.apply(10 + i, command("acl_token_upsert", tokens=[
+            {**_token(accessor, kind="client"), "Policies": ["node-read"]}]))
+    assert _list(st)[:2] == (200, ["root", "c-second", "a-third", "b-fourth"])
+    assert _list(st, reverse="true")[1] == ["b-fourth", "a-third", "c-second", "root"]
+    assert _list(st, prefix="")[1][0] == "root"
+    code, page, headers = _list(st, per_page="2")
+    assert (code, page, headers.get("X-Nomad-NextToken")) == (200, ["root", "c-second"], "11.a-third")
+    assert _list(st, per_page="2", next_token="11.a-third")[1] == ["a-third", "b-fourth"]
+    assert _list(st, filter='Type == "client" and Name != "a-third"')[1] == ["c-second", "b-fourth"]
+    code, error, _ = _list(st, filter="Type ==")
+    assert code == 400 and error.startswith("failed to read filter expression")
+    st.apply(20, command("acl_token_upsert", tokens=[
+        {**_token("a-fifth", kind="client"), "Policies": ["node-read"]}]))
+    assert _list(st, prefix="a-")[1] == ["a-fifth", "a-third"]  # by accessor, with a prefix
+
+
+def test_a_token_may_name_a_policy_written_later_as_nomads(st, clock):
+    """Nomad's ACL.UpsertTokens checks the roles a token links but never its policies: the token is made,
+    the missing policy grants nothing, and once it is written the token has what it grants."""
+    code, token = call(st, "POST", "/v1/acl/token", "root-secret",
+                       {"Name": "early", "Type": "client", "Policies": ["later"]})
+    assert code == 200, token
+    assert token["Policies"] == ["later"]
+    assert guard(st, "GET", "/v1/nodes", token["SecretID"]) == (403, "Permission denied")
+    st.apply(st.applied_index + 1, command("acl_policy_upsert",
+                                           policies=[{"Name": "later", "Rules": 'node { policy = "read" }'}]))
+    assert guard(st, "GET", "/v1/nodes", token["SecretID"]) == (200, "")
+    # A role still must name policies that exist (Nomad's UpsertRoles), and a token roles that exist.
+    refused = call(st, "POST", "/v1/acl/token", "root-secret",
+                   {"Name": "r", "Type": "client", "Roles": [{"Name": "ghost"}]})
+    assert refused == (400, "cannot find role ghost")
+
+
+def test_a_client_token_with_its_own_uuids_is_uploaded_as_nomads(st, clock):
+    """Nomad's upsertTokens: a token that is not here, with a UUID accessor and secret and of type client,
+    is made with those IDs; any other unknown accessor is 400 ``cannot find token``."""
+    accessor, secret = "aaaaaaaa-0000-4000-8000-000000000001", "bbbbbbbb-0000-4000-8000-000000000001"
+    code, made = call(st, "POST", "/v1/acl/token", "root-secret",
+                      {"AccessorID": accessor, "SecretID": secret, "Name": "moved", "Type": "client",
+                       "Policies": ["node-read"], "ExpirationTTL": "1h"})
+    assert code == 200, made
+    assert (made["AccessorID"], made["SecretID"], made["Name"]) == (accessor, secret, "moved")
+    assert made["ExpirationTime"] == "2027-01-15T09:00:00.000000Z"  # from its creation, as a new token's
+    assert guard(st, "GET", "/v1/nodes", secret) == (200, "")
+    # the same again is an update of it now (its secret kept)
+    code, again = call(st, "POST", f"/v1/acl/token/{accessor}", "root-secret",
+                       {"AccessorID": accessor, "Name": "renamed", "Type": "client",
+                        "Policies": ["node-read"], "ExpirationTTL": "1h"})
+    assert code == 200 and (again["Name"], again["SecretID"]) == ("renamed", secret), again
+    for body in ({"AccessorID": "cccccccc-0000-4000-8000-000000000001", "SecretID": secret.replace("b", "d"),
+                  "Type": "management"},
+                 {"AccessorID": "cccccccc-0000-4000-8000-000000000002", "Type": "client", "Policies": ["x"]},
+                 {"AccessorID": "not-a-uuid", "SecretID": "dddddddd-0000-4000-8000-000000000003",
+                  "Type": "client", "Policies": ["x"]}):
+        assert call(st, "POST", "/v1/acl/token", "root-secret", body) == (
+            400, f"cannot find token {body['AccessorID']}")
+
+
+def test_an_update_names_every_change_nomad_refuses_in_one_multierror(st, clock):
+    """Nomad's ACLToken.Validate against the existing token: ``token 0 invalid:`` with each problem."""
+    _, token = _create(st, ExpirationTTL="1h")
+    code, error = call(st, "POST", f"/v1/acl/token/{token['AccessorID']}", "root-secret",
+                       {**token, "Global": True, "ExpirationTTL": "2h"})
+    assert (code, error) == (400, "token 0 invalid: 2 errors occurred:\n\t* cannot toggle global mode\n\t"
+                                  "* cannot update expiration TTL\n\n")
+    code, error = call(st, "POST", f"/v1/acl/token/{token['AccessorID']}", "root-secret",
+                       {**token, "Global": True})
+    assert (code, error) == (400, "token 0 invalid: 1 error occurred:\n\t* cannot toggle global mode\n\n")
+
+
+def test_a_tokens_policies_keep_the_order_they_were_given_in(st, clock):
+    """Nomad stores a token's Policies as written (`acl token create -policy b -policy a`: [b a])."""
+    st.apply(st.applied_index + 1, command("acl_policy_upsert",
+                                           policies=[{"Name": "b", "Rules": 'agent { policy = "read" }'}]))
+    code, token = call(st, "POST", "/v1/acl/token", "root-secret",
+                       {"Name": "ordered", "Type": "client", "Policies": ["node-read", "b"]})
+    assert code == 200 and token["Policies"] == ["node-read", "b"], token  # not sorted

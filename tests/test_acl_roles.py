@@ -344,3 +344,17 @@ def test_cli_prints_an_empty_description_as_none(monkeypatch):
     assert cli_acl.policy_list("http://x", []).splitlines()[1].split() == ["p", "<none>"]
     assert "Description  = <none>\n" in cli_acl.role_info("http://x", ["r1"])
     assert cli_acl.role_list("http://x", []).splitlines()[1].split() == ["r1", "r", "<none>", "p"]
+
+
+def test_acl_policy_list_takes_json_and_no_arguments(monkeypatch):
+    """Nomad's `acl policy list` has -json (api.ACLPolicyListStub, which -t formats) and no arguments."""
+    import runtime.cli  # noqa: F401  (first: it imports runtime.cli_acl)
+    from runtime import cli_acl
+    from runtime.cli import CliError
+
+    stub = {"Name": "p", "Description": "d", "JobACL": None, "Hash": "h", "CreateIndex": 5, "ModifyIndex": 6}
+    monkeypatch.setattr(cli_acl, "request", lambda addr, method, path, body=None: [stub])
+    assert json.loads(cli_acl.policy_list("http://x", ["-json"])) == [
+        {"Name": "p", "Description": "d", "JobACL": None, "CreateIndex": 5, "ModifyIndex": 6}]
+    with pytest.raises(CliError, match="This command takes no arguments"):
+        cli_acl.policy_list("http://x", ["extra"])

@@ -491,8 +491,8 @@ def test_nomad_alloc_fs_tails_and_follows_a_file(dev):  # noqa: F811
     ("GET", "/v1/client/stats", [("node", "read")]),
     ("GET", "/v1/client/gc", [("node", "write")]),
     ("PUT", "/v1/client/gc", [("node", "write")]),
-    ("GET", "/v1/client/allocation/a1/gc", [("namespace", "submit-job")]),
-    ("PUT", "/v1/client/allocation/a1/gc", [("namespace", "submit-job")]),
+    ("GET", "/v1/client/allocation/a1/gc", [("namespace", "submit-job|gc-allocation")]),
+    ("PUT", "/v1/client/allocation/a1/gc", [("namespace", "submit-job|gc-allocation")]),
     ("GET", "/v1/client/allocation/a1/stats", [("namespace", "read-job")]),
 ])
 def test_client_routes_need_what_nomad_checks(method, path, needs):

@@ -562,6 +562,26 @@ def test_search_finds_variables_by_path_in_the_vars_context():
     assert search_query("app/", ("vars",), "default", reader)(st)[0] == {"vars": ["app/db", "app/web"]}
 
 
+def test_prefix_search_lists_only_the_namespaces_the_token_holds_something_in():
+    """Nomad's PrefixSearch filters the namespaces context by nsCapFilter (AllowNamespace): a namespace
+    the token is denied, or holds nothing in, is not named to it."""
+    from types import SimpleNamespace
+
+    from actors.acl import compile_acl, parse_policy
+    from actors.http_search import search_query
+
+    st = SimpleNamespace(tables={"namespaces": {n: {"Name": n} for n in ("prod", "dev-1", "private")}},
+                         table_index={"namespaces": 3})
+    assert search_query("", ("namespaces",), "default")(st)[0] == {
+        "namespaces": ["default", "dev-1", "private", "prod"]}  # no ACL: every one
+    glob = compile_acl([parse_policy('namespace "*" { policy = "read" }\n'
+                                     'namespace "prod" { policy = "deny" }\n'
+                                     'namespace "priv*" { capabilities = ["deny"] }')])
+    assert search_query("", ("namespaces",), "default", glob)(st)[0] == {"namespaces": ["default", "dev-1"]}
+    only_default = compile_acl([parse_policy('namespace "default" { policy = "read" }')])
+    assert search_query("p", ("namespaces",), "default", only_default)(st)[0] == {"namespaces": []}
+
+
 # ---------------------------------------------------------------- task lifecycle
 
 

@@ -421,11 +421,20 @@ def test_a_snapshot_from_a_later_index_is_restored_above_it(agent, management):
     assert call(agent.http_port, "GET", "/v1/jobs", token=management).status == 200
 
 
-def test_only_a_management_token_may_save_or_restore(agent, management):
-    operator = client_token(agent, management, "op", "operator-write", 'operator { policy = "write" }\n')
+def test_a_save_needs_snapshot_save_and_a_restore_a_management_token(agent, management):
+    """Nomad 2.0: Operator.SnapshotSave checks the snapshot-save operator capability (operator write
+    grants it), SnapshotRestore a management token."""
+    writer = client_token(agent, management, "op", "operator-write", 'operator { policy = "write" }\n')
+    saver = client_token(agent, management, "op-save", "operator-save",
+                         'operator { capabilities = ["snapshot-save"] }\n')
+    reader = client_token(agent, management, "op-read", "operator-read-snap",
+                          'operator { policy = "read" }\n')
     status, data, _ = _raw(agent, "GET", "/v1/operator/snapshot", token=management)
     assert status == 200
-    for token in ("", operator["SecretID"]):
+    for token in (writer["SecretID"], saver["SecretID"]):
+        assert _raw(agent, "GET", "/v1/operator/snapshot", token=token)[0] == 200
+        assert _raw(agent, "PUT", "/v1/operator/snapshot", data, token=token)[0] == 403
+    for token in ("", reader["SecretID"]):
         assert _raw(agent, "GET", "/v1/operator/snapshot", token=token)[0] == 403
         assert _raw(agent, "PUT", "/v1/operator/snapshot", data, token=token)[0] == 403
 

@@ -217,7 +217,8 @@ def _job_policies(port: int, mgmt: str, token: str, tmp_path: Any) -> None:
 def _rotate(port: int, mgmt: str, token: str, kid: str) -> str:
     """Rotate the keyring through the CLI; the workload's token (signed by the old key) still works.
     Answers the old key's ID."""
-    assert call(port, "GET", "/v1/operator/keyring/keys", token=token).status == 403  # management only
+    # the workload's attached operator read policy lists the keys (Nomad 2.0's keyring-read), not rotate
+    assert call(port, "PUT", "/v1/operator/keyring/rotate", token=token).status == 403
     (key,) = call(port, "GET", "/v1/operator/keyring/keys", token=mgmt).json()
     assert (key["KeyID"], key["State"], key["Algorithm"]) == (kid, "active", "eddsa")  # the record's
     env = {**os.environ, "NOMAD_ADDR": f"http://127.0.0.1:{port}", "NOMAD_TOKEN": mgmt}

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from actors.state.store import StateStore
 
 __all__ = ["ACL_TABLES", "OPS", "default_auth_method", "expired_token_candidates", "job_acl_matches",
-           "job_policy_names", "multi_error", "role_by_name", "role_out", "token_by_secret",
+           "job_policy_names", "multi_error", "role_by_name", "role_out", "same_time", "token_by_secret",
            "token_expired", "token_policy_names", "token_view"]
 
 # acl_roles, then the auth method tables, last: a snapshot taken before they existed restores them empty.
@@ -243,6 +243,10 @@ def acl_token_upsert(store: StateStore, index: int, cmd: dict[str, Any]) -> Any:
     ``replicated`` (global tokens copied from the authoritative region, actors.server.replication):
     policies and roles are not required to exist here yet, as Nomad's state store does not check
     them; readers leave out what is missing (token_policy_names, token_view).
+
+    ``allow_missing_policies``: a token may name policies that do not exist (yet), as Nomad's
+    ACL.UpsertTokens lets it (a missing policy grants nothing).  Entries written before the flag
+    existed lack it and keep applying as they did: such a token was refused.
     """
     tokens, policies = store.tables["acl_tokens"], store.tables["acl_policies"]
     replicated = bool(cmd.get("replicated"))
@@ -255,7 +259,7 @@ def acl_token_upsert(store: StateStore, index: int, cmd: dict[str, Any]) -> Any:
             problems = []
             if int(t.get("ExpirationTTL") or 0) != int(old.get("ExpirationTTL") or 0):
                 problems.append("cannot update expiration TTL")
-            if t.get("ExpirationTime") is not None and not _same_time(t["ExpirationTime"],
+            if t.get("ExpirationTime") is not None and not same_time(t["ExpirationTime"],
                                                                      old.get("ExpirationTime")):
                 problems.append("cannot update expiration time")
             if problems:
@@ -265,7 +269,7 @@ def acl_token_upsert(store: StateStore, index: int, cmd: dict[str, Any]) -> Any:
         if old is None and token_by_secret(store, t["SecretID"]) is not None:
             return _refuse("token secret is already in use", 400)
         missing = [p for p in t["Policies"] if p not in policies]
-        if missing and not replicated:
+        if missing and not replicated and not cmd.get("allow_missing_policies"):
             return _refuse(f"cannot find policy {missing[0]}", 400)
         links: list[dict[str, str]] = []
         for link in t["Roles"]:  # by ID, else by name; stored by ID only, deduplicated (Nomad upsertTokens)
@@ -309,7 +313,7 @@ def acl_token_delete(store: StateStore, index: int, cmd: dict[str, Any]) -> Any:
     return {"ok": True, "index": index}
 
 
-def _same_time(a: Any, b: Any) -> bool:
+def same_time(a: Any, b: Any) -> bool:
     """Two epoch-second times equal to the microsecond (what the API's RFC 3339 times carry)."""
     if not isinstance(a, (int, float)) or not isinstance(b, (int, float)):
         return False
