@@ -23,6 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent
+import psutil
 import pytest
 
 from tests.ports import free_port
@@ -88,6 +89,7 @@ class AgentProc:
     def __init__(self, args: list[str], *, code: str | None = None,
                  env: dict[str, str] | None = None) -> None:
         cmd = [sys.executable, "-c", code, *args] if code else [sys.executable, AGENT, *args]
+        self.args = list(args)
         self.started = time.monotonic()
         # A temporary directory of its own (TMPDIR), removed once it has exited: a -dev agent's data
         # dir is made there, and one killed (SIGKILL) cannot remove it itself.
@@ -158,10 +160,27 @@ class AgentProc:
 
     def kill(self) -> None:
         if self.proc.poll() is None:
+            tasks = self._dev_tasks()
             os.kill(self.proc.pid, signal.SIGKILL)
             self.proc.wait()
+            for task in tasks:  # (psutil checks each is still the process it found)
+                try:
+                    task.kill()
+                except psutil.Error:
+                    pass
         gevent.killall(self.readers)
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _dev_tasks(self) -> list[psutil.Process]:
+        """A ``-dev`` agent's descendants: its tasks (and their launchers), which its SIGKILL leaves
+        running and no later agent can take back (its data dir was its own temporary one). An agent
+        with a data dir of its own keeps its tasks: a restart may recover them."""
+        if "-dev" not in self.args:
+            return []
+        try:
+            return psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.Error:
+            return []
 
 
 def nomad_agent_dev(tmp_path: Any, hcl: str = "") -> AgentProc:
