@@ -192,11 +192,15 @@ def count_placed(store: Any, index: int, placed: list[dict[str, Any]], now: floa
 
 
 def _reschedule_eligible(store: Any, d: dict[str, Any], alloc: dict[str, Any], now: float) -> bool:
-    """Nomad's Allocation.RescheduleEligible at *now*, by the group's policy in the deployment's job: its
+    """:func:`reschedule_eligible` by the group's policy in the deployment's job."""
+    return reschedule_eligible(store.tables["jobs"].get(key_of(d)) or alloc.get("Job") or {}, alloc, now)
+
+
+def reschedule_eligible(job: dict[str, Any], alloc: dict[str, Any], now: float) -> bool:
+    """Nomad's Allocation.RescheduleEligible at *now*, by the policy of *alloc*'s group in *job*: its
     policy reschedules (attempts, or unlimited) and the attempts within the interval are not used up."""
     from actors.scheduler.scheduler import reschedule_policy  # (imported here: the scheduler imports state)
 
-    job = store.tables["jobs"].get(key_of(d)) or alloc.get("Job") or {}
     group = next((g for g in job.get("TaskGroups", ()) if g.get("Name") == alloc.get("TaskGroup")), None)
     rp = reschedule_policy(job, group) if group is not None else None
     if rp is None:

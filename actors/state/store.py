@@ -157,20 +157,7 @@ def _reschedule_eligible_on_failure(job: dict[str, Any], alloc: dict[str, Any], 
     """Nomad's Node.UpdateAlloc test for an allocation its client reports failed: it has no follow-up
     evaluation yet and is RescheduleEligible at *now* by its group's policy -- rescheduling is on
     (attempts, or unlimited) and the attempts within the interval are not used up."""
-    from actors.scheduler.scheduler import reschedule_policy  # (imported here: the scheduler imports state)
-
-    if alloc.get("FollowupEvalID"):
-        return False
-    group = next((g for g in job.get("TaskGroups", ()) if g.get("Name") == alloc.get("TaskGroup")), None)
-    rp = reschedule_policy(job, group) if group is not None else None
-    if rp is None:
-        return False
-    if rp.get("Unlimited"):
-        return True
-    attempts, interval = int(rp.get("Attempts") or 0), int(rp.get("Interval") or 0)
-    events = (alloc.get("RescheduleTracker") or {}).get("Events") or ()
-    tried = sum(1 for e in events if now * 1_000_000_000 - int(e.get("RescheduleTime", 0)) < interval)
-    return attempts > 0 and tried < attempts
+    return not alloc.get("FollowupEvalID") and deployments.reschedule_eligible(job, alloc, now)
 
 
 def _go_quote(text: str) -> str:
