@@ -99,6 +99,15 @@ def search_query(prefix: str, contexts: tuple[str, ...], namespace: str,  # type
     def query(st: Any) -> tuple[dict[str, list[str]], dict[str, bool], int]:
         tables = st.tables
         found: dict[str, list[str]] = {}
+
+        def here(ns: str) -> bool:
+            # ``*``: every namespace (Nomad's ...ByIDPrefix of AllNamespacesSentinel), each object's
+            # namespace still checked -- stricter than Nomad, which lists them all once the token may
+            # read-job in ``*`` (a namespace it is denied would show its IDs).
+            if namespace == "*":
+                return acl is None or acl.allows_one(Need("namespace", "read-job", ns))
+            return ns == namespace
+
         for ctx in contexts:
             if ctx in _UUID_CONTEXTS:
                 rounded = _round_uuid(prefix)
@@ -107,11 +116,11 @@ def search_query(prefix: str, contexts: tuple[str, ...], namespace: str,  # type
                 table = _UUID_CONTEXTS[ctx]
                 rows = tables.get(table, {}) if table else {}
                 ids = [k for k, v in rows.items() if k.startswith(rounded)
-                       and (ctx == "nodes" or (v["Target"].get("Namespace") if ctx == "scaling_policy"
-                                               else v.get("Namespace", "default")) == namespace)]
+                       and (ctx == "nodes" or here(v["Target"].get("Namespace") if ctx == "scaling_policy"
+                                                   else v.get("Namespace", "default")))]
             elif ctx == "jobs":
                 ids = [v.get("ID", k) for k, v in tables["jobs"].items()
-                       if v.get("ID", k).startswith(prefix) and v.get("Namespace", "default") == namespace]
+                       if v.get("ID", k).startswith(prefix) and here(v.get("Namespace", "default"))]
             elif ctx == "namespaces":
                 from actors.state import namespaces as ns_state
 

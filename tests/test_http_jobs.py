@@ -526,6 +526,28 @@ def test_prefix_search_finds_jobs_allocs_and_nodes_as_nomads_does(dev):
     call(port, "DELETE", "/v1/job/search-web?purge=true")
 
 
+def test_prefix_search_of_every_namespace_finds_what_the_token_may_read_in_each():
+    """``namespace=*``: every namespace's jobs and allocations (Nomad's ...ByIDPrefix of the wildcard),
+    each kept only where the token may read-job (Nomad lists them all once ``*`` is readable)."""
+    from types import SimpleNamespace
+
+    from actors.acl import compile_acl, parse_policy
+    from actors.http_search import search_query
+
+    jobs = {"default/web": {"ID": "web", "Namespace": "default"},
+            "dev/web": {"ID": "web", "Namespace": "dev"}, "prod/web-x": {"ID": "web-x", "Namespace": "prod"}}
+    allocs = {"ab12cd34-1": {"Namespace": "dev"}, "ab12cd34-2": {"Namespace": "prod"}}
+    st = SimpleNamespace(tables={"jobs": jobs, "allocs": allocs, "evals": {}, "nodes": {}},
+                         table_index={"jobs": 3, "allocs": 4})
+    matches, _, _ = search_query("web", ("jobs",), "*")(st)
+    assert matches == {"jobs": ["web", "web", "web-x"]}  # one per namespace, as Nomad's IDs
+    assert search_query("web", ("jobs",), "dev")(st)[0] == {"jobs": ["web"]}
+    rules = 'namespace "*" { policy = "read" }\nnamespace "prod" { policy = "deny" }'
+    acl = compile_acl([parse_policy(rules)])
+    assert search_query("web", ("jobs",), "*", acl)(st)[0] == {"jobs": ["web", "web"]}
+    assert search_query("ab12cd34", ("allocs",), "*", acl)(st)[0] == {"allocs": ["ab12cd34-1"]}
+
+
 def test_search_truncates_at_twenty_and_rounds_odd_uuid_prefixes_down():
     from types import SimpleNamespace
 
