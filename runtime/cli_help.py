@@ -215,7 +215,8 @@ _c("acl policy apply", "[options] <name> <path>", "Create or update an ACL polic
    ("-task <task>", "Attach the policy to this task (needs -group)."))
 _c("acl policy delete", "[options] <name>", "Delete an ACL policy", "Deletes the named ACL policy.")
 _c("acl policy info", "[options] <name>", "Show an ACL policy", "Shows the named ACL policy and its rules.")
-_c("acl policy list", "[options]", "List the ACL policies", "Lists every ACL policy with its description.")
+_c("acl policy list", "[options]", "List the ACL policies", "Lists every ACL policy with its description.",
+   *_JSON_T)
 _c("acl policy self", "[options]", "List the ACL policies of the token in use",
    "Lists the policies the request's token holds, those of its roles included.", *_JSON_T)
 _c("acl role create", "[options]", "Create an ACL role",
