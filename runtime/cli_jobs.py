@@ -2553,12 +2553,10 @@ def job_history(addr: str, args: list[str]) -> str:
     pairs = [(v, diffs[i] if i < len(diffs) else None) for i, v in enumerate(versions)]
     if "version" in flags:
         pairs = [(v, d) for v, d in pairs if str(v.get("Version")) == str(flags["version"])]
-        if not pairs:
-            raise CliError(f"No job with version {flags['version']} found")
+        if not pairs:  # Nomad's formatJobVersion of no job
+            raise CliError("Error printing job history for non-existing job or job version")
     if flags.get("json"):  # Nomad's Format of the versions (one when -version names it)
         return as_json(pairs[0][0] if "version" in flags else [v for v, _ in pairs])
-    if flags.get("full"):
-        return "\n\n".join(json.dumps(v, indent=4, sort_keys=True) for v, _ in pairs)
 
     def one(v: dict[str, Any], d: dict[str, Any] | None) -> str:
         rows = [("Version", v.get("Version", 0)), ("Stable", str(bool(v.get("Stable"))).lower()),
@@ -2570,6 +2568,8 @@ def job_history(addr: str, args: list[str]) -> str:
                 rows.append(("Tag Description", tag["Description"]))
         if d and d.get("Type") != "None":
             rows.append(("Diff", "\n" + format_job_diff(d, False)))
+        if flags.get("full"):  # Nomad's formatJobVersion: the version's job under its rows, not instead
+            rows.append(("Full", "JSON Job:\n" + json.dumps(v, indent=4, sort_keys=True)))
         return kv(rows).replace(" = \n", " =\n")
     return "\n\n".join(one(v, d) for v, d in pairs)
 
