@@ -800,7 +800,7 @@ def _register(req: Request, api: Api, job_id: str) -> Any:
         warnings = warnings_text([too_big, *(w[2:] for w in warnings.split("\n") if w.startswith("* "))])
     if enforce is not None:
         extra["enforce_absent"] = True  # Nomad's Job.EnforceIndex: index 0 for a new job only
-    index, r = _write(api, "job_register", job=job, enforce_index=enforce,
+    index, r = _write(api, "job_register", job=job, enforce_index=enforce, keep_unchanged_time=True,
                       rejectable=_rejectable(req, api), **extra, **preserve)
     return _job_register_reply(index, r, warnings)
 

@@ -1452,7 +1452,11 @@ class StateStore:
         job["CreateIndex"] = old["CreateIndex"] if old else index
         job["ModifyIndex"] = index
         job["JobModifyIndex"] = index if changed else old["JobModifyIndex"]
-        job["SubmitTime"] = now
+        # Nomad's Job.Register writes no job for an unchanged spec, so its version keeps its submit time.
+        # Only entries written with keep_unchanged_time (every HTTP registration since) decide so; older
+        # ones apply as they did, and a scale (Nomad: always a write) names none.
+        kept = old is not None and not changed and cmd.get("keep_unchanged_time")
+        job["SubmitTime"] = old.get("SubmitTime", now) if kept else now
         scaling.update_for_job(self, index, job, policies)
         if isinstance(cmd.get("submission"), dict):
             self._keep_submission(index, job, cmd["submission"])
