@@ -58,3 +58,19 @@ def test_an_unchanged_registration_keeps_the_versions_submit_time() -> None:
     assert c.apply("job_register", job=canonical_job(service("web", count=2)))["ok"]
     latest = c.state.tables["jobs"]["web"]
     assert latest["Version"] == 1 and latest["SubmitTime"] == c.now
+
+
+def test_revert_refusals_carry_nomads_texts() -> None:
+    c = Cluster()
+    _register(c, None)
+    assert c.apply("job_register", job=canonical_job(service("web", count=2)))["ok"]
+    # Nomad's Job.Revert: the current version first, then an untracked one, then EnforcePriorVersion.
+    assert c.apply("job_revert", job_id="web", version=1, enforce_prior_version=0) == \
+        {"ok": False, "error": "can't revert to current version"}
+    assert c.apply("job_revert", job_id="web", version=42, enforce_prior_version=0) == \
+        {"ok": False, "error": 'job "web" in namespace "default" at version 42 not found'}
+    assert c.apply("job_revert", job_id="web", version=0, enforce_prior_version=0) == \
+        {"ok": False, "error": "Current job has version 1; enforcing version 0"}
+    assert c.state.tables["jobs"]["web"]["Version"] == 1
+    assert c.apply("job_revert", job_id="web", version=0)["ok"]
+    assert c.state.tables["jobs"]["web"]["Version"] == 2

@@ -1859,15 +1859,19 @@ class StateStore:
         if not versions:
             return {"ok": False, "error": "job not found"}
         current = versions[0]
+        # Nomad's Job.Revert checks and texts, in its order (a refusal writes nothing, so older entries
+        # replay the same state).
+        if version == current["Version"]:
+            return {"ok": False, "error": "can't revert to current version"}
+        target = next((v for v in versions if v.get("Version") == version), None)
+        if target is None:
+            ns = current.get("Namespace") or "default"
+            return {"ok": False, "error": f"job {_go_quote(job_id)} in namespace {_go_quote(ns)} at version "
+                                          f"{version} not found"}
         prior = cmd.get("enforce_prior_version")
         if prior is not None and current["Version"] != prior:
             return {"ok": False, "error": f"Current job has version {current['Version']}; "
                                           f"enforcing version {prior}"}
-        if version == current["Version"]:
-            return {"ok": False, "error": f"can't revert to current version {version}"}
-        target = next((v for v in versions if v.get("Version") == version), None)
-        if target is None:
-            return {"ok": False, "error": f"job {job_id!r} at version {version} not found"}
         spec = {k: v for k, v in target.items() if k not in SERVER_OWNED}
         return self._job_register(index, {"job": spec, "now": cmd["now"]})
 
