@@ -2178,11 +2178,12 @@ def job_inspect(addr: str, args: list[str]) -> str:
         return _job_source(addr, stub, int(flags["version"]) if flags.get("version") else None,
                            bool(flags.get("with-vars")))
     if flags.get("version"):
-        text = flags["version"]
+        wanted = int(flags["version"])  # Nomad's ParseUint: "007" is version 7
         versions = request(addr, "GET", f"/v1/job/{quoted}/versions").get("Versions") or []
-        job = next((v for v in versions if str(v.get("Version")) == text), None)
-        if job is None:
-            raise CliError(f"Error inspecting job: job {stub['ID']} at version {text} not found")
+        job = next((v for v in versions if v.get("Version") == wanted), None)
+        if job is None:  # Nomad's getJob
+            raise CliError(f"Error inspecting job: job {json.dumps(stub['ID'])} with version {wanted} "
+                           "couldn't be found")
     else:
         job = request(addr, "GET", f"/v1/job/{quoted}")
     if flags.get("json"):

@@ -826,6 +826,19 @@ def test_job_history_full_prints_each_version_with_its_rows_and_diff(monkeypatch
         cli_jobs.job_history("http://x", ["-version", "7", "w"])
 
 
+def test_job_inspect_version_parses_as_a_number_and_a_missing_one_has_nomads_text(monkeypatch):
+    from runtime import cli, cli_jobs  # cli first (it imports cli_jobs' commands), as bin/nomad does
+
+    versions = [{"ID": "w", "Version": 7, "Priority": 70}, {"ID": "w", "Version": 6, "Priority": 60}]
+    monkeypatch.setattr(cli_jobs, "resolve", lambda addr, kind, ident, **_: {"ID": "w"})
+    monkeypatch.setattr(cli_jobs, "request", lambda addr, method, path, *a, **k: {"Versions": versions})
+    got = json.loads(cli_jobs.job_inspect("http://x", ["-version", "07", "w"]))
+    assert got["Job"]["Priority"] == 70
+    with pytest.raises(cli.CliError) as missing:
+        cli_jobs.job_inspect("http://x", ["-version", "5", "w"])
+    assert str(missing.value) == 'Error inspecting job: job "w" with version 5 couldn\'t be found'
+
+
 def test_job_plan_then_run_with_check_index(dev, tmp_path):  # noqa: F811
     path = tmp_path / "plan.json"
 
