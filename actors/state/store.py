@@ -1440,7 +1440,8 @@ class StateStore:
             job = _preserved(job, old, bool(cmd.get("preserve_counts")), bool(cmd.get("preserve_resources")))
         # Everything the entry decides comes before its first write (an entry applies whole or not at all).
         policies = scaling.wanted_for_job(job)
-        changed = old is None or spec_changed(old, job)
+        # new_version: Nomad's Job.Scale, whose registration is a new version even at the same count.
+        changed = old is None or spec_changed(old, job) or bool(cmd.get("new_version"))
         if old is not None and changed:
             self._keep_version(old, index)
             deployments.cancel_for_job(self, index, key, deployments.DESC_NEWER_JOB, now,
@@ -1478,7 +1479,7 @@ class StateStore:
                 "JobModifyIndex": job["JobModifyIndex"]}
 
     def _job_scale(self, index: int, cmd: dict[str, Any]) -> Any:
-        """Nomad ``Job.Scale``: set one group's count (a new version when it changes), evaluate the
+        """Nomad ``Job.Scale``: set one group's count (a new version, see always_new_version), evaluate the
         job, and record the scaling event; without a count, the event only.
 
         An entry with ``event`` (``{"Message", "Error", "Meta"}``: every one written since scaling
@@ -1547,6 +1548,11 @@ class StateStore:
             if cmd.get("job_modify_index"):
                 register["enforce_index"] = int(cmd["job_modify_index"])
             register["trigger"] = "job-scaling"  # Nomad's EvalTriggerScaling
+            # Nomad's Job.Scale registers the job whatever the count, and its state store makes every
+            # registration that reaches it a new version: entries written with always_new_version (every
+            # one since) do so too; older ones kept the version at the same count and apply as they did.
+            if cmd.get("always_new_version"):
+                register["new_version"] = True
         spec = {k: v for k, v in job.items() if k not in SERVER_OWNED}
         spec["TaskGroups"] = [{**g, "Count": count} if g["Name"] == group else g for g in job["TaskGroups"]]
         result = self._job_register(index, {"job": spec, **register})
