@@ -2531,7 +2531,7 @@ def job_plan(addr: str, args: list[str]) -> tuple[str, int]:
 
 def job_history(addr: str, args: list[str]) -> str:
     """``nomad job history [-p] <job>``: the tracked versions, newest first."""
-    flags, rest = parse_flags(args, {"p": bool, "full": bool, "version": int, "diff-tag": str,
+    flags, rest = parse_flags(args, {"p": bool, "full": bool, "version": str, "diff-tag": str,
                                      "diff-version": str, "json": bool})
     if flags.get("json") and (flags.get("p") or flags.get("full")):
         raise CliError("-json and -t are exclusive with -p and -full")
@@ -2553,7 +2553,11 @@ def job_history(addr: str, args: list[str]) -> str:
     # Nomad: diffs[i] is version i against the one before it (the oldest has none).
     pairs = [(v, diffs[i] if i < len(diffs) else None) for i, v in enumerate(versions)]
     if "version" in flags:
-        pairs = [(v, d) for v, d in pairs if str(v.get("Version")) == str(flags["version"])]
+        text = flags["version"]
+        if not text.isdigit():  # Nomad's parseVersion: strconv.ParseUint
+            raise CliError(f'Error parsing version value "{text}": strconv.ParseUint: parsing "{text}": '
+                           "invalid syntax")
+        pairs = [(v, d) for v, d in pairs if v.get("Version") == int(text)]
         if not pairs:  # Nomad's formatJobVersion of no job
             raise CliError("Error printing job history for non-existing job or job version")
     if flags.get("json"):  # Nomad's Format of the versions (one when -version names it)

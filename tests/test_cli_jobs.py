@@ -824,6 +824,12 @@ def test_job_history_full_prints_each_version_with_its_rows_and_diff(monkeypatch
     assert one.startswith("Version     = 0\n") and "Full        = JSON Job:\n{" in one, one
     with pytest.raises(CliError, match=r"^Error printing job history for non-existing job or job version$"):
         cli_jobs.job_history("http://x", ["-version", "7", "w"])
+    # Nomad's parseVersion: a number ("01" is version 1), else its parse error.
+    assert cli_jobs.job_history("http://x", ["-version", "01", "w"]).startswith("Version     = 1\n")
+    with pytest.raises(CliError) as bad:
+        cli_jobs.job_history("http://x", ["-version", "abc", "w"])
+    assert str(bad.value) == ('Error parsing version value "abc": strconv.ParseUint: parsing "abc": '
+                              "invalid syntax")
 
 
 def test_job_inspect_version_parses_as_a_number_and_a_missing_one_has_nomads_text(monkeypatch):
