@@ -800,7 +800,7 @@ def _register(req: Request, api: Api, job_id: str) -> Any:
         warnings = warnings_text([too_big, *(w[2:] for w in warnings.split("\n") if w.startswith("* "))])
     if enforce is not None:
         extra["enforce_absent"] = True  # Nomad's Job.EnforceIndex: index 0 for a new job only
-    index, r = _write(api, "job_register", job=job, enforce_index=enforce,
+    index, r = _write(api, "job_register", job=job, enforce_index=enforce, keep_unchanged_time=True,
                       rejectable=_rejectable(req, api), **extra, **preserve)
     return _job_register_reply(index, r, warnings)
 
@@ -1124,7 +1124,7 @@ def _job_scale(req: Request, api: Api, job_id: str) -> Any:
     try:
         index, r = _write(api, "job_scale", **_job_cmd(job_id), group=group, count=count, policy_bounds=True,
                           event=event, job_modify_index=modify_index, rejectable=_rejectable(req, api),
-                          max_count=_limits(api).max_count)
+                          max_count=_limits(api).max_count, always_new_version=True)
     except CodedError as e:
         # Nomad's Job.Scale codes its refusals 400, but a JobModifyIndex conflict is a plain error: 500.
         if e.code == 500 and not e.message.startswith("Enforcing job modify index"):

@@ -2178,11 +2178,12 @@ def job_inspect(addr: str, args: list[str]) -> str:
         return _job_source(addr, stub, int(flags["version"]) if flags.get("version") else None,
                            bool(flags.get("with-vars")))
     if flags.get("version"):
-        text = flags["version"]
+        wanted = int(flags["version"])  # Nomad's ParseUint: "007" is version 7
         versions = request(addr, "GET", f"/v1/job/{quoted}/versions").get("Versions") or []
-        job = next((v for v in versions if str(v.get("Version")) == text), None)
-        if job is None:
-            raise CliError(f"Error inspecting job: job {stub['ID']} at version {text} not found")
+        job = next((v for v in versions if v.get("Version") == wanted), None)
+        if job is None:  # Nomad's getJob
+            raise CliError(f"Error inspecting job: job {json.dumps(stub['ID'])} with version {wanted} "
+                           "couldn't be found")
     else:
         job = request(addr, "GET", f"/v1/job/{quoted}")
     if flags.get("json"):
@@ -2530,7 +2531,7 @@ def job_plan(addr: str, args: list[str]) -> tuple[str, int]:
 
 def job_history(addr: str, args: list[str]) -> str:
     """``nomad job history [-p] <job>``: the tracked versions, newest first."""
-    flags, rest = parse_flags(args, {"p": bool, "full": bool, "version": int, "diff-tag": str,
+    flags, rest = parse_flags(args, {"p": bool, "full": bool, "version": str, "diff-tag": str,
                                      "diff-version": str, "json": bool})
     if flags.get("json") and (flags.get("p") or flags.get("full")):
         raise CliError("-json and -t are exclusive with -p and -full")
@@ -2552,13 +2553,15 @@ def job_history(addr: str, args: list[str]) -> str:
     # Nomad: diffs[i] is version i against the one before it (the oldest has none).
     pairs = [(v, diffs[i] if i < len(diffs) else None) for i, v in enumerate(versions)]
     if "version" in flags:
-        pairs = [(v, d) for v, d in pairs if str(v.get("Version")) == str(flags["version"])]
-        if not pairs:
-            raise CliError(f"No job with version {flags['version']} found")
+        text = flags["version"]
+        if not text.isdigit():  # Nomad's parseVersion: strconv.ParseUint
+            raise CliError(f'Error parsing version value "{text}": strconv.ParseUint: parsing "{text}": '
+                           "invalid syntax")
+        pairs = [(v, d) for v, d in pairs if v.get("Version") == int(text)]
+        if not pairs:  # Nomad's formatJobVersion of no job
+            raise CliError("Error printing job history for non-existing job or job version")
     if flags.get("json"):  # Nomad's Format of the versions (one when -version names it)
         return as_json(pairs[0][0] if "version" in flags else [v for v, _ in pairs])
-    if flags.get("full"):
-        return "\n\n".join(json.dumps(v, indent=4, sort_keys=True) for v, _ in pairs)
 
     def one(v: dict[str, Any], d: dict[str, Any] | None) -> str:
         rows = [("Version", v.get("Version", 0)), ("Stable", str(bool(v.get("Stable"))).lower()),
@@ -2570,6 +2573,8 @@ def job_history(addr: str, args: list[str]) -> str:
                 rows.append(("Tag Description", tag["Description"]))
         if d and d.get("Type") != "None":
             rows.append(("Diff", "\n" + format_job_diff(d, False)))
+        if flags.get("full"):  # Nomad's formatJobVersion: the version's job under its rows, not instead
+            rows.append(("Full", "JSON Job:\n" + json.dumps(v, indent=4, sort_keys=True)))
         return kv(rows).replace(" = \n", " =\n")
     return "\n\n".join(one(v, d) for v, d in pairs)
 

@@ -771,7 +771,9 @@ def test_job_history_revert_and_eval(dev, tmp_path):  # noqa: F811
     assert len(versions["Diffs"]) == 1 and versions["Diffs"][0]["Type"] == "Edited"
     assert call(dev.http_port, "GET", "/v1/job/cli-hist/versions").json()["Diffs"] is None
     full = nomad(dev, "job", "history", "-full", "-version", "0", "cli-hist")
-    assert json.loads(full.stdout)["TaskGroups"][0]["Tasks"][0]["Resources"]["CPU"] == 50
+    head, body = full.stdout.split("Full        = JSON Job:\n")
+    assert head.startswith("Version     = 0\n"), full.stdout
+    assert json.loads(body)["TaskGroups"][0]["Tasks"][0]["Resources"]["CPU"] == 50
 
     rev = nomad(dev, "job", "revert", "cli-hist", "0")
     assert rev.returncode == 0 and "complete" in rev.stdout, rev.stdout + rev.stderr
@@ -791,6 +793,56 @@ def test_job_history_revert_and_eval(dev, tmp_path):  # noqa: F811
     eval_id = re.fullmatch(r"Evaluation ID: (\S{36})\n", rev.stdout).group(1)
     assert call(dev.http_port, "GET", f"/v1/evaluation/{eval_id}").json()["JobID"] == "cli-hist"
     assert nomad(dev, "job", "stop", "-purge", "-detach", "cli-hist").returncode == 0
+
+
+def test_job_history_full_prints_each_version_with_its_rows_and_diff(monkeypatch):
+    from runtime import cli, cli_jobs  # cli first (it imports cli_jobs' commands), as bin/nomad does
+
+    CliError = cli.CliError
+    versions = [{"ID": "w", "Version": 1, "Stable": False, "SubmitTime": 2 * 10**18, "Priority": 60},
+                {"ID": "w", "Version": 0, "Stable": True, "SubmitTime": 10**18, "Priority": 50}]
+    diff = {"Type": "Edited", "ID": "w", "Fields": [{"Type": "Edited", "Name": "Priority", "Old": "50",
+                                                      "New": "60", "Annotations": None}],
+            "Objects": None, "TaskGroups": None}
+
+    def request(addr, method, path, *a, **k):
+        if path == "/v1/jobs":
+            return [{"ID": "w"}]
+        return {"Versions": versions, "Diffs": [diff] if "diffs=true" in path else None}
+
+    monkeypatch.setattr(cli_jobs, "request", request)
+    # Nomad's formatJobVersion: -full adds the version's job under its Version/Stable/Submit Date (and,
+    # with -p, Diff) rows as "Full = JSON Job:", it does not print the JSON alone.
+    out = cli_jobs.job_history("http://x", ["-full", "-p", "w"])
+    newest, oldest = out.split("\n\nVersion     = 0\n")
+    assert re.match(r"Version     = 1\nStable      = false\nSubmit Date = \S+\nDiff        =\n"
+                    r'\+/- Job: "w"\n\+/- Priority: "50" => "60"\nFull        = JSON Job:\n\{', newest), out
+    assert json.loads(newest.split("JSON Job:\n")[1])["Priority"] == 60
+    assert oldest.startswith("Stable      = true\n") and "Diff" not in oldest
+    assert json.loads(oldest.split("JSON Job:\n")[1])["Version"] == 0
+    one = cli_jobs.job_history("http://x", ["-full", "-version", "0", "w"])
+    assert one.startswith("Version     = 0\n") and "Full        = JSON Job:\n{" in one, one
+    with pytest.raises(CliError, match=r"^Error printing job history for non-existing job or job version$"):
+        cli_jobs.job_history("http://x", ["-version", "7", "w"])
+    # Nomad's parseVersion: a number ("01" is version 1), else its parse error.
+    assert cli_jobs.job_history("http://x", ["-version", "01", "w"]).startswith("Version     = 1\n")
+    with pytest.raises(CliError) as bad:
+        cli_jobs.job_history("http://x", ["-version", "abc", "w"])
+    assert str(bad.value) == ('Error parsing version value "abc": strconv.ParseUint: parsing "abc": '
+                              "invalid syntax")
+
+
+def test_job_inspect_version_parses_as_a_number_and_a_missing_one_has_nomads_text(monkeypatch):
+    from runtime import cli, cli_jobs  # cli first (it imports cli_jobs' commands), as bin/nomad does
+
+    versions = [{"ID": "w", "Version": 7, "Priority": 70}, {"ID": "w", "Version": 6, "Priority": 60}]
+    monkeypatch.setattr(cli_jobs, "resolve", lambda addr, kind, ident, **_: {"ID": "w"})
+    monkeypatch.setattr(cli_jobs, "request", lambda addr, method, path, *a, **k: {"Versions": versions})
+    got = json.loads(cli_jobs.job_inspect("http://x", ["-version", "07", "w"]))
+    assert got["Job"]["Priority"] == 70
+    with pytest.raises(cli.CliError) as missing:
+        cli_jobs.job_inspect("http://x", ["-version", "5", "w"])
+    assert str(missing.value) == 'Error inspecting job: job "w" with version 5 couldn\'t be found'
 
 
 def test_job_plan_then_run_with_check_index(dev, tmp_path):  # noqa: F811

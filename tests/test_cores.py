@@ -207,7 +207,7 @@ def test_changing_a_tasks_cores_replaces_its_allocation_and_an_unrelated_change_
     c.client("running")
     (a,) = c.running("a")
     assert a["TaskCores"]["t0"] == {"ReservedCores": [0, 1], "CpuShares": 4800}
-    c.register(**_cores_job("a", cores=2, Meta={"v": "2"}))  # in place: the same allocation, its cores kept
+    c.register(**_cores_job("a", cores=2, Priority=60))  # in place: the same allocation, its cores kept
     c.schedule()
     (b,) = c.running("a")
     assert b["ID"] == a["ID"] and b["TaskCores"] == a["TaskCores"] and b["Resources"]["CPU"] == 4800

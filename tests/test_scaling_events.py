@@ -68,6 +68,21 @@ def test_a_scale_with_a_count_records_nomads_event_and_evaluates_by_job_scaling(
     assert s.st.index(scaling.EVENTS_TABLE) == 2
 
 
+def test_a_scale_to_the_same_count_is_a_new_version_as_nomads() -> None:
+    """Nomad's Job.Scale registers the job whatever the count, and its state store gives every
+    registration a new version: `job history` lists the scale, submitted at its time."""
+    s = _registered()
+    assert s.scale(3, always_new_version=True)["ok"]
+    assert s.st.tables["jobs"]["web"]["Version"] == 1
+    r = s.scale(3, always_new_version=True)
+    job = s.st.tables["jobs"]["web"]
+    assert r["ok"] and r["JobModifyIndex"] == job["JobModifyIndex"] == 3
+    assert job["Version"] == 2 and job["TaskGroups"][0]["Count"] == 3
+    assert [v["Version"] for v in s.st.job_versions("web")] == [2, 1, 0]
+    # An entry written before always_new_version applies as it did: the same count keeps the version.
+    assert s.scale(3)["ok"] and s.st.tables["jobs"]["web"]["Version"] == 2
+
+
 def test_an_event_without_a_count_leaves_the_job_and_makes_no_evaluation() -> None:
     s = _registered()
     job, evals = s.st.tables["jobs"]["web"], dict(s.st.tables["evals"])

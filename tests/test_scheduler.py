@@ -7,6 +7,7 @@ evaluation, apply its plan.
 
 from __future__ import annotations
 
+import copy
 import re
 import urllib.parse
 from typing import Any
@@ -2893,7 +2894,7 @@ def test_a_purged_and_registered_again_jobs_status_leaves_the_earlier_jobs_alloc
 
 def test_a_system_job_change_that_restarts_nothing_updates_its_allocations_in_place() -> None:
     """Nomad's system scheduler runs inplaceUpdate on the reconciler's updates: a new version that
-    changes nothing its tasks run (job meta) moves each allocation to it in place -- no stop, no new
+    changes nothing its tasks run (the job's priority) moves each allocation to it in place -- no stop, no new
     allocation -- so a node made ineligible afterwards keeps its allocation (it runs this version)."""
     c = Cluster()
     a, b = c.node(0), c.node(1)
@@ -2903,7 +2904,7 @@ def test_a_system_job_change_that_restarts_nothing_updates_its_allocations_in_pl
     c.schedule()
     c.client("running")
     before = sorted(x["ID"] for x in c.running("sys"))
-    c.register(**{**sysjob, "Meta": {"owner": "ops"}})
+    c.register(**{**sysjob, "Priority": 60})
     c.schedule()
     assert sorted(x["ID"] for x in c.running("sys")) == before
     assert [x["JobVersion"] for x in c.running("sys")] == [1, 1]
@@ -2912,6 +2913,29 @@ def test_a_system_job_change_that_restarts_nothing_updates_its_allocations_in_pl
     c.apply("node_update_eligibility", node_id=b, eligibility="ineligible")
     c.schedule()
     assert sorted(x["ID"] for x in c.running("sys")) == before
+
+
+@pytest.mark.parametrize("where", ["job", "group", "task"])
+def test_a_meta_change_replaces_the_allocations_it_reaches(where: str) -> None:
+    """Nomad's tasksUpdated ("task meta"): a task's job, group and task meta combined is its
+    NOMAD_META_* environment, so changing any of them is a destructive update, not an in-place one."""
+    c = Cluster()
+    c.node(0)
+    job = service("web", count=1)
+    c.register(**job)
+    c.schedule()
+    c.client("running")
+    before = {x["ID"] for x in c.running("web")}
+    changed = copy.deepcopy(job)
+    holder = {"job": changed, "group": changed["TaskGroups"][0],
+              "task": changed["TaskGroups"][0]["Tasks"][0]}[where]
+    holder["Meta"] = {"owner": "ops"}
+    c.register(**changed)
+    c.schedule()
+    c.client("running")
+    after = c.running("web")
+    assert len(after) == 1 and not before & {x["ID"] for x in after}
+    assert after[0]["JobVersion"] == 1
 
 
 def test_a_nodes_change_evaluates_only_the_system_jobs_whose_pool_and_datacenters_take_it() -> None:

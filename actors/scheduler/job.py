@@ -1762,7 +1762,7 @@ def spec_digest(job: dict[str, Any], group: str) -> tuple[Any, ...]:
 def update_digest(job: dict[str, Any], group: str) -> tuple[Any, ...]:
     """What the scheduler compares to replace an allocation of *group* (Nomad's ``tasksUpdated``):
     :func:`spec_digest`, each task's ``memory_max`` ("task memory max"), its ``Identity`` and
-    ``Identities`` and the group's
+    ``Identities``, its combined job, group and task meta ("task meta") and the group's
     ports.  Kept apart from spec_digest, which the store's job writes apply with (:func:`schedule_changed`),
     so that log entries written before memory_max was honoured still apply exactly as they did."""
     for g in job.get("TaskGroups", ()):
@@ -1779,6 +1779,11 @@ def update_digest(job: dict[str, Any], group: str) -> tuple[Any, ...]:
                     _renders_templates(g.get("RestartPolicy")),
                     tuple(sorted((t["Name"], _renders_templates(t.get("RestartPolicy")
                                                                 or g.get("RestartPolicy")))
+                                 for t in g["Tasks"])),
+                    # Nomad's tasksUpdated ("task meta"): each task's job, group and task meta combined
+                    # (its NOMAD_META_* environment), so a meta change anywhere restarts what it reaches.
+                    tuple(sorted((t["Name"], repr(sorted({**(job.get("Meta") or {}), **(g.get("Meta") or {}),
+                                                          **(t.get("Meta") or {})}.items())))
                                  for t in g["Tasks"])),
                     # Nomad's networkUpdated ("network port map"): each port's label, static value (a
                     # dynamic one's is not compared), to and host network; a changed one needs a new

@@ -1427,7 +1427,8 @@ class StateStore:
             job = _preserved(job, old, bool(cmd.get("preserve_counts")), bool(cmd.get("preserve_resources")))
         # Everything the entry decides comes before its first write (an entry applies whole or not at all).
         policies = scaling.wanted_for_job(job)
-        changed = old is None or spec_changed(old, job)
+        # new_version: Nomad's Job.Scale, whose registration is a new version even at the same count.
+        changed = old is None or spec_changed(old, job) or bool(cmd.get("new_version"))
         if old is not None and changed:
             self._keep_version(old, index)
             deployments.cancel_for_job(self, index, key, deployments.DESC_NEWER_JOB, now,
@@ -1439,7 +1440,11 @@ class StateStore:
         job["CreateIndex"] = old["CreateIndex"] if old else index
         job["ModifyIndex"] = index
         job["JobModifyIndex"] = index if changed else old["JobModifyIndex"]
-        job["SubmitTime"] = now
+        # Nomad's Job.Register writes no job for an unchanged spec, so its version keeps its submit time.
+        # Only entries written with keep_unchanged_time (every HTTP registration since) decide so; older
+        # ones apply as they did, and a scale (Nomad: always a write) names none.
+        kept = old is not None and not changed and cmd.get("keep_unchanged_time")
+        job["SubmitTime"] = old.get("SubmitTime", now) if kept else now
         scaling.update_for_job(self, index, job, policies)
         if isinstance(cmd.get("submission"), dict):
             self._keep_submission(index, job, cmd["submission"])
@@ -1461,7 +1466,7 @@ class StateStore:
                 "JobModifyIndex": job["JobModifyIndex"]}
 
     def _job_scale(self, index: int, cmd: dict[str, Any]) -> Any:
-        """Nomad ``Job.Scale``: set one group's count (a new version when it changes), evaluate the
+        """Nomad ``Job.Scale``: set one group's count (a new version, see always_new_version), evaluate the
         job, and record the scaling event; without a count, the event only.
 
         An entry with ``event`` (``{"Message", "Error", "Meta"}``: every one written since scaling
@@ -1530,6 +1535,11 @@ class StateStore:
             if cmd.get("job_modify_index"):
                 register["enforce_index"] = int(cmd["job_modify_index"])
             register["trigger"] = "job-scaling"  # Nomad's EvalTriggerScaling
+            # Nomad's Job.Scale registers the job whatever the count, and its state store makes every
+            # registration that reaches it a new version: entries written with always_new_version (every
+            # one since) do so too; older ones kept the version at the same count and apply as they did.
+            if cmd.get("always_new_version"):
+                register["new_version"] = True
         spec = {k: v for k, v in job.items() if k not in SERVER_OWNED}
         spec["TaskGroups"] = [{**g, "Count": count} if g["Name"] == group else g for g in job["TaskGroups"]]
         result = self._job_register(index, {"job": spec, **register})
@@ -1842,15 +1852,19 @@ class StateStore:
         if not versions:
             return {"ok": False, "error": "job not found"}
         current = versions[0]
+        # Nomad's Job.Revert checks and texts, in its order (a refusal writes nothing, so older entries
+        # replay the same state).
+        if version == current["Version"]:
+            return {"ok": False, "error": "can't revert to current version"}
+        target = next((v for v in versions if v.get("Version") == version), None)
+        if target is None:
+            ns = current.get("Namespace") or "default"
+            return {"ok": False, "error": f"job {_go_quote(job_id)} in namespace {_go_quote(ns)} at version "
+                                          f"{version} not found"}
         prior = cmd.get("enforce_prior_version")
         if prior is not None and current["Version"] != prior:
             return {"ok": False, "error": f"Current job has version {current['Version']}; "
                                           f"enforcing version {prior}"}
-        if version == current["Version"]:
-            return {"ok": False, "error": f"can't revert to current version {version}"}
-        target = next((v for v in versions if v.get("Version") == version), None)
-        if target is None:
-            return {"ok": False, "error": f"job {job_id!r} at version {version} not found"}
         spec = {k: v for k, v in target.items() if k not in SERVER_OWNED}
         return self._job_register(index, {"job": spec, "now": cmd["now"]})
 
