@@ -337,28 +337,39 @@ def _block(key: str, value: Any) -> tuple[tuple[str, ...], dict[str, Any]]:
 
 
 def _namespace_block(value: Any) -> tuple[str, set[str], dict[str, set[str]]]:
-    labels, body = _block("namespace", value)
+    name, body, caps = _named_block("namespace", "namespace", "default", value, _VALID_NAMESPACE,
+                                    ("policy", "capabilities", "variables"), NAMESPACE_POLICIES,
+                                    NAMESPACE_CAPABILITIES, _EXPAND)
+    paths = _variables_block(name, body["variables"]) if "variables" in body else {}
+    return name, caps, paths
+
+
+def _named_block(key: str, words: str, example: str, value: Any, valid_name: re.Pattern[str],
+                 known: tuple[str, ...], policies: tuple[str, ...], capabilities: Any,
+                 expand: dict[str, tuple[str, ...]]) -> tuple[str, dict[str, Any], set[str]]:
+    """A ``key "name" { policy = ..., capabilities = [...] }`` block (a namespace's, a host volume's):
+    its name, its body and the capabilities it grants (its own and its policy's expansion), each part
+    checked with Nomad's wording (*words* names the block in it)."""
+    labels, body = _block(key, value)
     if len(labels) != 1:
-        raise PolicyError('namespace: expected one name, like namespace "default" { ... }')
+        raise PolicyError(f'{key}: expected one name, like {key} "{example}" {{ ... }}')
     name = labels[0]
-    if not _VALID_NAMESPACE.fullmatch(name):
-        raise PolicyError(f"Invalid namespace name: {name!r}")
-    unknown = sorted(set(body) - {"policy", "capabilities", "variables"})
+    if not valid_name.fullmatch(name):
+        raise PolicyError(f"Invalid {words} name: {name!r}")
+    unknown = sorted(set(body) - set(known))
     if unknown:
-        raise PolicyError(f"namespace {name!r}: unexpected key {unknown[0]!r} "
-                          "(known: policy, capabilities, variables)")
+        raise PolicyError(f"{key} {name!r}: unexpected key {unknown[0]!r} (known: {', '.join(known)})")
     policy = body.get("policy", "")
-    if policy and policy not in NAMESPACE_POLICIES:
-        raise PolicyError(f"Invalid namespace policy {policy!r} in namespace {name!r}: "
+    if policy and policy not in policies:
+        raise PolicyError(f"Invalid {words} policy {policy!r} in {words} {name!r}: "
                           f"want one of {', '.join(NAMESPACE_POLICIES)}")
     caps = body.get("capabilities", [])
     if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
-        raise PolicyError(f"namespace {name!r}: capabilities must be a list of strings")
+        raise PolicyError(f"{key} {name!r}: capabilities must be a list of strings")
     for cap in caps:
-        if cap not in NAMESPACE_CAPABILITIES:
-            raise PolicyError(f"Invalid namespace capability {cap!r} in namespace {name!r}")
-    paths = _variables_block(name, body["variables"]) if "variables" in body else {}
-    return name, set(caps) | set(_EXPAND.get(policy, ())), paths
+        if cap not in capabilities:
+            raise PolicyError(f"Invalid {words} capability {cap!r} in {words} {name!r}")
+    return name, body, set(caps) | set(expand.get(policy, ()))
 
 
 def _variables_block(namespace: str, value: Any) -> dict[str, set[str]]:
@@ -410,27 +421,10 @@ def _node_pool_block(value: Any) -> tuple[str, set[str]]:
 
 def _host_volume_block(value: Any) -> tuple[str, set[str]]:
     """``host_volume "glob" { policy = ..., capabilities = [...] }`` (Nomad 1.10's HostVolumePolicy)."""
-    labels, body = _block("host_volume", value)
-    if len(labels) != 1:
-        raise PolicyError('host_volume: expected one name, like host_volume "data" { ... }')
-    name = labels[0]
-    if not _VALID_VOLUME.fullmatch(name):
-        raise PolicyError(f"Invalid host volume name: {name!r}")
-    unknown = sorted(set(body) - {"policy", "capabilities"})
-    if unknown:
-        raise PolicyError(f"host_volume {name!r}: unexpected key {unknown[0]!r} "
-                          "(known: policy, capabilities)")
-    policy = body.get("policy", "")
-    if policy and policy not in _HOST_VOLUME_EXPAND:
-        raise PolicyError(f"Invalid host volume policy {policy!r} in host volume {name!r}: "
-                          f"want one of {', '.join(NAMESPACE_POLICIES)}")
-    caps = body.get("capabilities", [])
-    if not isinstance(caps, list) or not all(isinstance(c, str) for c in caps):
-        raise PolicyError(f"host_volume {name!r}: capabilities must be a list of strings")
-    for cap in caps:
-        if cap not in HOST_VOLUME_CAPABILITIES:
-            raise PolicyError(f"Invalid host volume capability {cap!r} in host volume {name!r}")
-    return name, set(caps) | set(_HOST_VOLUME_EXPAND.get(policy, ()))
+    name, _, caps = _named_block("host_volume", "host volume", "data", value, _VALID_VOLUME,
+                                 ("policy", "capabilities"), tuple(_HOST_VOLUME_EXPAND),
+                                 HOST_VOLUME_CAPABILITIES, _HOST_VOLUME_EXPAND)
+    return name, caps
 
 
 def _coarse_block(key: str, value: Any) -> str:
